@@ -1,0 +1,17 @@
+"""The `clude` command group."""
+
+from __future__ import annotations
+
+import click
+
+from clude import __version__
+from clude.cli.test_cmd import test_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="clude")
+def main() -> None:
+    """Run AI coding agents unattended, and give them a test verdict they can trust."""
+
+
+main.add_command(test_command)

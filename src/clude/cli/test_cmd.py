@@ -1,0 +1,96 @@
+"""`clude test`: run the project's tests and print the concise report (or the Verdict as JSON)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+
+from clude.config import ConfigError, load_settings
+from clude.harness import EXIT_CODES, Status, Verdict, compare, concise, run_tests
+from clude.harness.compare import Comparison
+
+# With --compare the exit code answers "did anything regress?" (docs/harness.md).
+EXIT_REGRESSIONS = 7
+EXIT_USAGE = 2
+_STYLE = {Status.PASSED: "bold green", Status.FAILED: "bold red"}
+
+
+@click.command("test", context_settings={"ignore_unknown_options": True})
+@click.option("--json", "as_json", is_flag=True, help="Print the Verdict as JSON instead of the report.")
+@click.option("--fast", "rate", type=click.FloatRange(0, 1, min_open=True), default=None,
+              metavar="RATE", help="Run a deterministic sample of the tests (0 < RATE <= 1).")
+@click.option("--seed", default=None, help="Sample seed [default: $CLUDE_AGENT_ID, else the host name].")
+@click.option("--no-cache", is_flag=True, help="Run even if the tree is unchanged since a cached run.")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=None, metavar="SECONDS",
+              help="Kill the test run after this long [default: [test] timeout, 900].")
+@click.option("--compare", "base", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="BASE.json", help="Report regressions and fixes against a saved Verdict.")
+@click.option("-C", "--project", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default=Path("."), help="The project directory [default: .].")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def test_command(as_json, rate, seed, no_cache, timeout, base, project, command) -> None:
+    """Run the tests and give a verdict: `clude test [OPTIONS] [-- COMMAND ...]`.
+
+    \b
+    Exit codes: 0 passed, 1 failed, 3 error, 4 no_tests, 5 timeout, 6 crashed,
+    130 interrupted, 2 bad usage or configuration; with --compare, 0 when nothing
+    regressed and 7 when something did.
+    """
+    try:
+        settings, _ = load_settings(project)
+    except ConfigError as exc:
+        click.echo(f"clude: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    baseline = _load_base(base) if base else None
+    verdict = run_tests(project, settings.test, command=list(command) or None, rate=rate, seed=seed,
+                        use_cache=not no_cache, timeout_s=timeout)
+    comparison = compare(baseline, verdict) if baseline else None
+    if as_json:
+        data = verdict.public()
+        if comparison:
+            data["comparison"] = comparison.model_dump()
+        click.echo(json.dumps(data, ensure_ascii=False))
+    else:
+        _print(verdict, comparison)
+    sys.exit(_exit_code(verdict, comparison))
+
+
+def _exit_code(verdict: Verdict, comparison: Comparison | None) -> int:
+    if comparison is not None and verdict.status in (Status.PASSED, Status.FAILED):
+        return EXIT_REGRESSIONS if comparison.regressions else 0
+    return EXIT_CODES[verdict.status]
+
+
+def _load_base(path: Path) -> Verdict:
+    try:
+        base = Verdict.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="--compare")
+    except (ValueError, ValidationError) as exc:
+        raise click.BadParameter(f"{path} is not a clude Verdict ({str(exc).splitlines()[0]})",
+                                 param_hint="--compare")
+    if base.outcomes is None:
+        raise click.BadParameter(
+            f"{path} has no per-test outcomes: use the verdict.json saved beside a report "
+            f"(.clude/reports/<run>/verdict.json), not the output of --json", param_hint="--compare")
+    return base
+
+
+def _print(verdict: Verdict, comparison: Comparison | None) -> None:
+    console = Console(highlight=False, soft_wrap=True)
+    lines = concise(verdict).splitlines()
+    console.print(lines[0], style=_STYLE.get(verdict.status, "bold yellow"), markup=False)
+    for line in lines[1:]:
+        console.print(line, markup=False)
+    if comparison is not None:
+        shown = list(comparison.regressions.items())[:10]
+        console.print(f"{len(comparison.regressions)} regressions, {len(comparison.fixes)} fixes "
+                      f"against the base ({comparison.base_total} tests)", markup=False,
+                      style="bold red" if comparison.regressions else "bold green")
+        for test_id, outcome in shown:
+            console.print(f"REGRESSION {test_id} — passed before, {outcome} now", markup=False)

@@ -1,0 +1,65 @@
+"""Reads the event stream that clude's pytest plugin and unittest runner write (see inject/clude_events.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from clude.harness.verdict import Failure, RunFacts, Sample
+
+_OUTCOMES = {"passed", "failed", "error", "skipped", "xfailed", "xpassed"}
+
+
+def read_events(path: Path) -> RunFacts:
+    """The facts an event file holds. A missing file, a torn last line or junk lines are tolerated."""
+    facts = RunFacts()
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return facts
+    running: dict[str, None] = {}
+    for line in raw.decode("utf-8", "replace").splitlines():
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(ev, dict):
+            continue
+        kind = ev.get("ev")
+        if kind == "start":
+            facts.started = True
+        elif kind == "begin":
+            running[str(ev.get("id"))] = None
+        elif kind == "result":
+            _add_result(facts, ev)
+            running.pop(str(ev.get("id")), None)
+        elif kind == "collect_error":
+            facts.collection_errors.append(_failure(ev, "error"))
+        elif kind == "sample":
+            facts.sample = Sample(rate=float(ev.get("rate", 1.0)), seed=str(ev.get("seed", "")),
+                                  selected=int(ev.get("selected", 0)), of=int(ev.get("of", 0)))
+        elif kind == "interrupted":
+            facts.interrupted = True
+        elif kind == "finish":
+            facts.finished = True
+            if ev.get("stopped"):
+                facts.stopped_early = str(ev["stopped"])
+    if running:
+        facts.running = next(reversed(running))
+    return facts
+
+
+def _failure(ev: dict, kind: str) -> Failure:
+    line = ev.get("line")
+    return Failure(id=str(ev.get("id", "?")), file=ev.get("file") or None,
+                   line=line if isinstance(line, int) and line > 0 else None,
+                   kind=ev.get("kind") if ev.get("kind") in ("failure", "error") else kind,
+                   reason=str(ev.get("reason") or ""))
+
+
+def _add_result(facts: RunFacts, ev: dict) -> None:
+    test_id = str(ev.get("id"))
+    outcome = ev.get("outcome") if ev.get("outcome") in _OUTCOMES else "error"
+    facts.outcomes[test_id] = outcome
+    if outcome in ("failed", "error"):
+        facts.failures.append(_failure(ev, "failure" if outcome == "failed" else "error"))

@@ -1,0 +1,124 @@
+"""What a test framework adapter knows: its command, how to get machine-readable results, how to read them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clude.harness.verdict import RunFacts, Sample
+
+
+@dataclass
+class RunContext:
+    """Everything an adapter may use to prepare one run."""
+
+    root: Path  # the project directory the command runs in
+    run_dir: Path  # a fresh directory for this run's result files
+    env: dict[str, str]  # the environment the command will get
+    rate: float | None = None  # --fast RATE, or None for the whole suite
+    seed: str = ""
+    junit: Path | None = None  # a JUnit file the configured command writes, if any
+    timeout_s: float | None = None
+
+
+@dataclass
+class Plan:
+    """How one run is carried out: the argv, what to add to its environment, and where results go."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    results: Path | None = None
+    sample: Sample | None = None  # set when the adapter sampled before the run (by file or id list)
+    selected_none: bool = False  # sampling left nothing to run
+
+
+class Framework:
+    """Base adapter. Subclasses set `name` and override what differs."""
+
+    name = "generic"
+    # how files of this framework's tests are named, for detection and sampling by file
+    test_globs: tuple[str, ...] = ()
+
+    def recognizes(self, argv: list[str], root: Path) -> bool:
+        """True when a user-given command runs this framework."""
+        return False
+
+    def detect(self, root: Path, env: dict[str, str]) -> list[str] | None:
+        """The command to run this project's tests with this framework, if the project uses it."""
+        return None
+
+    def plan(self, argv: list[str], ctx: RunContext) -> Plan:
+        return Plan(argv=list(argv), results=ctx.junit)
+
+    def read(self, plan: Plan, ctx: RunContext, exit_code: int | None, tail: str) -> RunFacts:
+        """The facts the results hold. Called after the process ended, whatever its exit code."""
+        if plan.results is None:
+            return RunFacts(framework_reason=(
+                "the command's results are not machine-readable: set [test] framework (pytest, "
+                "unittest, node, go, cargo, jest, vitest) or [test] junit = PATH in clude.toml"))
+        from clude.harness.junit import UnreadableResults, read_junit
+        try:
+            return read_junit(plan.results, ctx.root)
+        except UnreadableResults as exc:
+            return RunFacts(framework_reason=str(exc))
+
+
+def program_name(argv: list[str]) -> str:
+    return os.path.basename(argv[0]) if argv else ""
+
+
+def runs_module(argv: list[str], module: str) -> bool:
+    """True for `python -m MODULE ...` and `MODULE ...` (a console script of that name)."""
+    if not argv:
+        return False
+    if program_name(argv) == module:
+        return True
+    return program_name(argv).startswith("python") and "-m" in argv and \
+        argv.index("-m") + 1 < len(argv) and argv[argv.index("-m") + 1] == module
+
+
+def project_python(root: Path, env: dict[str, str], needs_module: str | None = None) -> str:
+    """The interpreter of the project: its virtualenv if it has one, else one on PATH.
+
+    Without a project virtualenv, the first of python3 on PATH, then clude's own interpreter, that
+    can import `needs_module` is taken.
+    """
+    for venv in (".venv", "venv"):
+        candidate = root / venv / "bin" / "python"
+        if os.path.lexists(candidate):
+            return f"{venv}/bin/python"
+    if env.get("VIRTUAL_ENV"):
+        return str(Path(env["VIRTUAL_ENV"]) / "bin" / "python")
+    import sys
+    candidates = [c for c in (shutil.which("python3", path=env.get("PATH")), sys.executable) if c]
+    if needs_module:
+        for candidate in candidates:
+            if _can_import(candidate, needs_module):
+                return candidate
+    return candidates[0] if candidates else "python3"
+
+
+def _can_import(python: str, module: str) -> bool:
+    import subprocess
+    try:
+        return subprocess.run([python, "-c", f"import importlib.util as u, sys; "
+                               f"sys.exit(u.find_spec({module!r}) is None)"],
+                              capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def find_files(root: Path, globs: tuple[str, ...]) -> list[str]:
+    """Project files matching any glob, relative to root, sorted; skipping vendored and hidden dirs."""
+    skip = {"node_modules", ".git", ".venv", "venv", "target", ".clude", "__pycache__", "dist", "build"}
+    found: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in skip and not d.startswith(".")]
+        rel_dir = Path(dirpath).relative_to(root)
+        for name in filenames:
+            rel = (rel_dir / name).as_posix()
+            if any(Path(rel).match(g) for g in globs):
+                found.add(rel)
+    return sorted(found)

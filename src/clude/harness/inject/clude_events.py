@@ -1,0 +1,124 @@
+"""Writes clude's test event stream (one JSON object a line) from inside the user's test process.
+
+Standard library only, like everything in this folder: it runs in the user's interpreter. The stream is
+read by clude.harness.events. Events:
+  {"ev": "start"}                                   the framework started running (collection began)
+  {"ev": "collect_error", "id", "file", "line", "reason"}
+  {"ev": "sample", "rate", "seed", "selected", "of"}
+  {"ev": "begin", "id"}                             a test started
+  {"ev": "result", "id", "outcome", "kind", "file", "line", "reason"}
+  {"ev": "interrupted"}
+  {"ev": "finish", "exit", "stopped"}               results are complete
+Every line is flushed as it is written, so a process that dies mid-run leaves what it had done and the
+test it was running.
+"""
+
+import json
+import os
+import re
+import sys
+
+REASON_MAX = 300
+EVENTS_ENV = "CLUDE_EVENTS_FILE"
+RATE_ENV = "CLUDE_SAMPLE_RATE"
+SEED_ENV = "CLUDE_SAMPLE_SEED"
+
+
+class EventWriter:
+    def __init__(self, path):
+        self._f = open(path, "a", encoding="utf-8")
+
+    def emit(self, ev, **fields):
+        fields["ev"] = ev
+        self._f.write(json.dumps(fields, ensure_ascii=True) + "\n")
+        self._f.flush()
+
+    def close(self):
+        self._f.close()
+
+
+def from_env():
+    path = os.environ.get(EVENTS_ENV)
+    return EventWriter(path) if path else None
+
+
+def sample_settings():
+    """(rate, seed) when sampling was asked for, else None."""
+    rate = os.environ.get(RATE_ENV)
+    if not rate:
+        return None
+    return float(rate), os.environ.get(SEED_ENV, "")
+
+
+def one_line(text):
+    """Text collapsed to one line of at most REASON_MAX characters."""
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    joined = " ".join(lines)
+    joined = re.sub(r"\s+", " ", joined)
+    if joined.startswith("AssertionError: assert "):
+        joined = joined[len("AssertionError: "):]
+    if len(joined) > REASON_MAX:
+        joined = joined[: REASON_MAX - 3] + "..."
+    return joined
+
+
+def is_project_file(path, root):
+    """True for a file of the project under test, not of the interpreter or an installed package."""
+    path = os.path.abspath(path)
+    if not path.startswith(os.path.abspath(root) + os.sep):
+        return False
+    parts = path.split(os.sep)
+    return not ({"site-packages", "dist-packages", ".venv", "venv", "node_modules"} & set(parts))
+
+
+def relative(path, root):
+    path = os.path.abspath(path)
+    try:
+        rel = os.path.relpath(path, root)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def last_project_frame(frames, root, prefer=None):
+    """(file, line) of the innermost frame in the project, preferring the file `prefer`.
+
+    `frames` is a list of (path, 1-based line), outermost first.
+    """
+    in_project = [(p, n) for p, n in frames if is_project_file(p, root)]
+    if not in_project:
+        return None, None
+    path, line = in_project[-1]
+    return relative(path, root), line
+
+
+def location_in_text(text, root):
+    """(file, line) of the last project location named in a traceback printed as text."""
+    found = []
+    for m in re.finditer(r'File "([^"]+)", line (\d+)|^(\S+\.\w+):(\d+):', str(text), re.M):
+        path = m.group(1) or m.group(3)
+        line = int(m.group(2) or m.group(4))
+        if not os.path.isabs(path):
+            path = os.path.join(root, path)
+        found.append((path, line))
+    return last_project_frame(found, root)
+
+
+def error_line(text):
+    """The line of a printed traceback that says what went wrong ("E   ValueError: ..." in pytest)."""
+    lines = [ln.rstrip() for ln in str(text).splitlines() if ln.strip()]
+    marked = [ln[1:].strip() for ln in lines if ln.startswith("E ")]
+    if marked:
+        # pytest prints the exception last; a SyntaxError's caret lines come before its message
+        for ln in reversed(marked):
+            if re.match(r"^[\w.]+(Error|Exception|Exit|Interrupt)\b", ln) or ":" in ln:
+                return one_line(ln)
+        return one_line(marked[-1])
+    for ln in reversed(lines):
+        if re.match(r"^[\w.]+(Error|Exception|Exit|Interrupt)\b", ln.strip()):
+            return one_line(ln)
+    return one_line(lines[-1]) if lines else ""
+
+
+if __name__ == "__main__":  # pragma: no cover - not a script
+    sys.exit("clude_events is a library for clude's test plugins")

@@ -1,0 +1,138 @@
+"""Runs a command in its own process group, output to a file, with a timeout that kills the whole group."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# Seconds between SIGTERM to the group and SIGKILL, so test runners can write what they have.
+KILL_GRACE_S = 2.0
+# How much of the end of the output is kept in memory to explain a failure.
+TAIL_BYTES = 64 * 1024
+
+
+@dataclass
+class Finished:
+    exit_code: int | None  # None when killed by a signal
+    signal: int | None
+    timed_out: bool
+    interrupted: bool
+    duration_s: float
+
+
+class MissingProgram(Exception):
+    """The program a command starts does not exist; the message says which path and how to fix it."""
+
+
+def resolve_program(argv: list[str], cwd: Path, env: dict[str, str]) -> str:
+    """The absolute path of the program argv[0] starts, checking a script's interpreter too.
+
+    Raises MissingProgram naming the missing path, so a broken environment is never taken for a
+    failing test.
+    """
+    if not argv:
+        raise MissingProgram("the test command is empty: set [test] command in clude.toml")
+    prog = argv[0]
+    if os.sep in prog:
+        path = Path(prog) if os.path.isabs(prog) else cwd / prog
+        if not os.path.lexists(path):
+            raise MissingProgram(f"{prog} does not exist (looked for {path}){_venv_hint(prog)}")
+        if not path.exists():
+            target = os.readlink(path)
+            raise MissingProgram(f"{prog} is a symlink to {target}, which does not exist"
+                                 f"{_venv_hint(prog)}")
+        if not os.access(path, os.X_OK):
+            raise MissingProgram(f"{prog} is not executable (chmod +x {path})")
+        found = str(path)
+    else:
+        found = shutil.which(prog, path=env.get("PATH", os.defpath))
+        if found is None:
+            raise MissingProgram(f"{prog} is not on PATH ({env.get('PATH', '')!s:.200}); install it "
+                                 f"or give its full path in [test] command")
+    _check_shebang(found, prog)
+    return found
+
+
+def _venv_hint(prog: str) -> str:
+    parts = Path(prog).parts
+    for venv in (".venv", "venv", "env"):
+        if venv in parts:
+            root = Path(*parts[: parts.index(venv) + 1])
+            return (f"; the virtualenv {root} is missing or broken: recreate it "
+                    f"(python3 -m venv {root} && {root}/bin/pip install -e .) or fix [test] command")
+    return ""
+
+
+def _check_shebang(path: str, prog: str) -> None:
+    """A script whose #! interpreter is gone fails with 'No such file' as if the script were missing."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return
+    if not head.startswith(b"#!"):
+        return
+    words = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").split()
+    if words and os.path.isabs(words[0]) and not os.path.exists(words[0]):
+        raise MissingProgram(f"{prog} starts with #!{words[0]}, which does not exist"
+                             f"{_venv_hint(words[0])}")
+
+
+def run_group(argv: list[str], cwd: Path, env: dict[str, str], output: Path,
+              timeout_s: float | None) -> Finished:
+    """Run argv with stdout and stderr into `output`; kill its process group on timeout or Ctrl-C."""
+    start = time.monotonic()
+    timed_out = interrupted = False
+    with open(output, "wb") as out:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            kill_group(proc)
+        except KeyboardInterrupt:
+            interrupted = True
+            kill_group(proc, first=signal.SIGINT)
+        finally:
+            if proc.poll() is None:
+                kill_group(proc)
+    code = proc.returncode
+    sig = -code if code is not None and code < 0 else None
+    return Finished(exit_code=None if sig else code, signal=sig, timed_out=timed_out,
+                    interrupted=interrupted, duration_s=time.monotonic() - start)
+
+
+def kill_group(proc: subprocess.Popen, first: int = signal.SIGTERM) -> None:
+    """Signal the whole group, then SIGKILL it after KILL_GRACE_S. Safe if it has already gone."""
+    for sig, wait in ((first, KILL_GRACE_S), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=wait)
+            # the leader is gone; make sure nothing it started lives on in the group
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def tail(path: Path, size: int = TAIL_BYTES) -> str:
+    """The last `size` bytes of a file as text, whatever its encoding."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""

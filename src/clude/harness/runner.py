@@ -1,0 +1,143 @@
+"""`clude test` as a function: pick the command, run it, read its results, return the Verdict."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+from clude import __version__
+from clude.config import TestConfig
+from clude.harness import frameworks
+from clude.harness.cache import VerdictCache, cache_key, tree_digest
+from clude.harness.frameworks import Framework, RunContext
+from clude.harness.process import MissingProgram, resolve_program, run_group, tail
+from clude.harness.verdict import Counts, Status, Verdict, decide
+from clude.store import atomic_write_text
+
+KEEP_REPORTS = 50  # run folders kept under .clude/reports; older ones are removed
+
+
+def clude_dir(root: Path) -> Path:
+    """The project's local state folder, ignored by git from the moment it exists."""
+    path = root / ".clude"
+    path.mkdir(exist_ok=True)
+    ignore = path / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# clude's local state: never committed\n*\n", encoding="utf-8")
+    return path
+
+
+def default_seed(env: dict[str, str]) -> str:
+    return env.get("CLUDE_AGENT_ID") or socket.gethostname()
+
+
+def choose(root: Path, config: TestConfig, command: list[str] | None,
+           env: dict[str, str]) -> tuple[Framework, list[str]] | str:
+    """The adapter and argv to run, or the reason there is nothing to run."""
+    argv = command or config.argv()
+    if argv:
+        adapter = (frameworks.by_name(config.framework) if config.framework
+                   else frameworks.for_command(argv, root, env))
+        return adapter, argv
+    found = frameworks.detect(root, env)
+    if found is None:
+        names = ", ".join(a.name for a in frameworks.ADAPTERS)
+        return (f"found no tests to run in {root} (looked for {names}): give the command "
+                f"(clude test -- COMMAND ...) or set [test] command in clude.toml")
+    adapter, argv = found
+    if config.framework:
+        adapter = frameworks.by_name(config.framework)
+    return adapter, argv
+
+
+def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str] | None = None,
+              rate: float | None = None, seed: str | None = None, use_cache: bool = True,
+              timeout_s: float | None = None, env: dict[str, str] | None = None) -> Verdict:
+    root = root.resolve()
+    config = config or TestConfig()
+    env = {**(env if env is not None else os.environ), **config.env}
+    timeout_s = timeout_s or config.timeout
+    seed = seed if seed is not None else default_seed(env)
+    state = clude_dir(root)
+
+    chosen = choose(root, config, command, env)
+    if isinstance(chosen, str):
+        return _save(Verdict(status=Status.ERROR, reason=chosen), _new_run_dir(state, "none"))
+    adapter, argv = chosen
+    try:
+        resolve_program(argv, root, env)
+    except MissingProgram as exc:
+        return _save(Verdict(status=Status.ERROR, reason=f"cannot start the tests: {exc}",
+                             framework=adapter.name, command=argv),
+                     _new_run_dir(state, adapter.name))
+
+    cache = VerdictCache(state / "cache" / "verdicts")
+    key = None
+    if use_cache:
+        key = cache_key(tree_digest(root), argv=argv, framework=adapter.name, rate=rate,
+                        seed=seed if rate is not None else None, junit=config.junit,
+                        env=config.env, clude=__version__)
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+
+    run_dir = _new_run_dir(state, adapter.name)
+    ctx = RunContext(root=root, run_dir=run_dir, env=env, rate=rate, seed=seed,
+                     junit=(root / config.junit) if config.junit else None, timeout_s=timeout_s)
+    plan = adapter.plan(argv, ctx)
+    output = run_dir / "output.log"
+    done = run_group(plan.argv, root, {**env, **plan.env}, output, timeout_s)
+    facts = adapter.read(plan, ctx, done.exit_code, tail(output))
+    facts = facts.model_copy(update={
+        "exit_code": done.exit_code, "signal": done.signal, "timed_out": done.timed_out,
+        "interrupted": done.interrupted or facts.interrupted, "timeout_s": timeout_s,
+        "sample": facts.sample or plan.sample})
+    status, reason = decide(facts)
+    verdict = Verdict(status=status, reason=reason, counts=Counts.of(facts.outcomes, len(facts.collection_errors)), framework=adapter.name,
+                      duration_s=round(done.duration_s, 3), command=argv, exit_code=done.exit_code,
+                      failures=facts.collection_errors + facts.failures,
+                      report_path=_display(output, root), sample=facts.sample,
+                      outcomes=dict(facts.outcomes))
+    _save(verdict, run_dir)
+    if key is not None:
+        cache.put(key, verdict)
+    _prune(state / "reports")
+    return verdict
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _new_run_dir(state: Path, framework: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 1_000_000_000:09d}"
+    path = state / "reports" / f"{stamp}-{framework}"
+    path.mkdir(parents=True)
+    return path
+
+
+def _save(verdict: Verdict, run_dir: Path) -> Verdict:
+    """Write the Verdict (with every test's outcome) beside the report."""
+    if verdict.report_path is None:
+        output = run_dir / "output.log"
+        output.write_text(f"{verdict.reason}\n", encoding="utf-8")
+        verdict.report_path = _display(output, run_dir.parent.parent.parent)
+    atomic_write_text(run_dir / "verdict.json", verdict.model_dump_json(indent=1))
+    return verdict
+
+
+def verdict_path(report_path: str, root: Path) -> Path:
+    """Where the full Verdict of a report lives."""
+    return (root / report_path).parent / "verdict.json"
+
+
+def _prune(reports: Path) -> None:
+    runs = sorted((p for p in reports.iterdir() if p.is_dir()), key=lambda p: p.name)
+    for old in runs[:-KEEP_REPORTS]:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,196 @@
+"""The Verdict contract (DESIGN.md) and the pure rule that turns a finished test run into one."""
+
+from __future__ import annotations
+
+import signal
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Status(str, Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    NO_TESTS = "no_tests"
+    TIMEOUT = "timeout"
+    CRASHED = "crashed"
+    INTERRUPTED = "interrupted"
+
+
+# `clude test` exit codes, one per status (docs/harness.md). 2 is left to click for usage errors.
+EXIT_CODES: dict[Status, int] = {
+    Status.PASSED: 0,
+    Status.FAILED: 1,
+    Status.ERROR: 3,
+    Status.NO_TESTS: 4,
+    Status.TIMEOUT: 5,
+    Status.CRASHED: 6,
+    Status.INTERRUPTED: 130,
+}
+
+Outcome = Literal["passed", "failed", "error", "skipped", "xfailed", "xpassed"]
+OUTCOMES: tuple[str, ...] = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+
+
+
+
+class Counts(BaseModel):
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    xfailed: int = 0
+    xpassed: int = 0
+    total: int = 0
+
+    @classmethod
+    def of(cls, outcomes: dict[str, str], collection_errors: int = 0) -> "Counts":
+        c = cls()
+        for outcome in outcomes.values():
+            field = "errors" if outcome == "error" else outcome
+            setattr(c, field, getattr(c, field) + 1)
+        c.errors += collection_errors
+        c.total = len(outcomes) + collection_errors
+        return c
+
+    @property
+    def ran(self) -> int:
+        return self.passed + self.failed + self.errors + self.xfailed + self.xpassed
+
+    def summary(self) -> str:
+        return (f"{self.passed} passed, {self.failed} failed, {self.errors} errors, "
+                f"{self.skipped} skipped")
+
+
+class Failure(BaseModel):
+    id: str
+    file: str | None = None
+    line: int | None = None
+    kind: Literal["failure", "error"] = "failure"
+    reason: str = ""
+
+
+class Sample(BaseModel):
+    rate: float
+    seed: str
+    selected: int
+    of: int
+
+
+class Verdict(BaseModel):
+    status: Status
+    reason: str | None = None
+    counts: Counts = Field(default_factory=Counts)
+    duration_s: float = 0.0
+    framework: str = "unknown"
+    command: list[str] = Field(default_factory=list)
+    exit_code: int | None = None
+    failures: list[Failure] = Field(default_factory=list)
+    report_path: str | None = None
+    sample: Sample | None = None
+    cached: bool = False
+    # Every test's outcome (id -> outcome). Saved beside the report; left out of `--json` output.
+    outcomes: dict[str, Outcome] | None = None
+
+    def public(self) -> dict:
+        """The Verdict as `clude test --json` prints it: everything but the per-test outcomes."""
+        return self.model_dump(mode="json", exclude={"outcomes"})
+
+
+class RunFacts(BaseModel):
+    """What the runner observed about one run of a test command, before any judgement."""
+
+    exit_code: int | None = None  # None when the process never started or was killed by a signal
+    signal: int | None = None  # the signal that killed the process, if one did
+    timed_out: bool = False
+    interrupted: bool = False  # the user (or a supervisor) interrupted clude itself
+    timeout_s: float | None = None
+    started: bool = False  # the framework began reporting results (its session started)
+    finished: bool = False  # the framework finished reporting (results are complete)
+    outcomes: dict[str, str] = Field(default_factory=dict)
+    failures: list[Failure] = Field(default_factory=list)
+    collection_errors: list[Failure] = Field(default_factory=list)
+    running: str | None = None  # the test that had started and not finished, if any
+    no_tests_exit: bool = False  # the framework's own "no tests collected" exit code
+    framework_reason: str | None = None  # what the framework said went wrong (usage error, ...)
+    stopped_early: str | None = None  # e.g. "stopped after the first failure (-x)"
+    last_error_line: str | None = None  # from the output, to explain a start that never happened
+    sample: Sample | None = None
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+_SIGNAL_MEANING = {
+    signal.SIGSEGV: "segmentation fault",
+    signal.SIGABRT: "aborted",
+    signal.SIGKILL: "killed (out of memory, or killed from outside)",
+    signal.SIGBUS: "bus error",
+    signal.SIGFPE: "floating point exception",
+    signal.SIGILL: "illegal instruction",
+}
+_INTERRUPT_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+def _while_running(facts: RunFacts) -> str:
+    return f" while running {facts.running}" if facts.running else ""
+
+
+def decide(facts: RunFacts) -> tuple[Status, str | None]:
+    """The status of a run and the reason for it. Pure: the whole rule of DESIGN.md lives here.
+
+    `passed` needs a success exit code, zero failed, zero errors and at least one test run. When the
+    exit code and the counts disagree the status is `error`, with a reason saying so.
+    """
+    counts = Counts.of(facts.outcomes, len(facts.collection_errors))
+    if facts.interrupted:
+        return Status.INTERRUPTED, f"interrupted{_while_running(facts)}"
+    if facts.timed_out:
+        return Status.TIMEOUT, (f"no result after {facts.timeout_s:g} s; the process group was "
+                                f"killed{_while_running(facts)}")
+    if facts.signal is not None:
+        name = _signal_name(facts.signal)
+        if facts.signal in _INTERRUPT_SIGNALS:
+            return Status.INTERRUPTED, f"the test process received {name}{_while_running(facts)}"
+        meaning = _SIGNAL_MEANING.get(facts.signal)
+        what = f"{name} ({meaning})" if meaning else name
+        return Status.CRASHED, f"the test process was killed by {what}{_while_running(facts)}"
+    if not facts.started:
+        why = facts.framework_reason or facts.last_error_line or "no output"
+        return Status.ERROR, (f"the test command exited with code {facts.exit_code} before running "
+                              f"any test: {why}")
+    if not facts.finished:
+        return Status.CRASHED, (f"the test process exited with code {facts.exit_code} before it "
+                                f"finished reporting{_while_running(facts)}")
+    if facts.collection_errors:
+        first = facts.collection_errors[0]
+        where = f"{first.file}" if first.file else first.id
+        more = len(facts.collection_errors) - 1
+        extra = f" (and {more} more)" if more else ""
+        return Status.ERROR, f"collection error in {where}: {first.reason}{extra}"
+    if facts.framework_reason and counts.total == 0:
+        return Status.ERROR, facts.framework_reason
+    if counts.total == 0 or facts.no_tests_exit:
+        if facts.no_tests_exit and counts.ran:
+            return Status.ERROR, (f"exit code {facts.exit_code} means no tests were collected, but "
+                                  f"{counts.ran} ran: exit code and counts disagree")
+        return Status.NO_TESTS, "no tests were collected"
+    bad = counts.failed + counts.errors
+    if bad:
+        if facts.exit_code == 0:
+            return Status.ERROR, (f"exit code 0 but {counts.failed} failed and {counts.errors} "
+                                  f"errors: exit code and counts disagree")
+        return Status.FAILED, facts.stopped_early
+    if facts.exit_code != 0:
+        why = f" ({facts.framework_reason})" if facts.framework_reason else ""
+        return Status.ERROR, (f"exit code {facts.exit_code} but 0 failed and 0 errors: exit code "
+                              f"and counts disagree{why}")
+    if counts.ran == 0:
+        return Status.NO_TESTS, f"all {counts.skipped} tests were skipped; none ran"
+    return Status.PASSED, None
