@@ -1,0 +1,1 @@
+"""The single agent: planner, state machine, step loop, tools, sessions (issue 4)."""

@@ -1,0 +1,1 @@
+"""Chat models: interface, providers, message normalization (issue 3)."""

@@ -1,0 +1,35 @@
+"""Shared test helpers: the corpus of small real projects and how to run clude on a copy of one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+CORPUS = Path(__file__).parent / "corpus"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def project_env(**extra: str) -> dict[str, str]:
+    """The environment a corpus project runs in: this interpreter's virtualenv looks activated, so
+    detection picks the interpreter that has pytest, and no agent id leaks in from outside."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLUDE_", "PYTEST_"))}
+    env["VIRTUAL_ENV"] = sys.prefix
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def copy_project(tmp_path):
+    """Copy a corpus project (by its path under tests/corpus) into a temp dir and return the copy."""
+
+    def _copy(name: str) -> Path:
+        dest = tmp_path / Path(name).name
+        shutil.copytree(CORPUS / name, dest, ignore=shutil.ignore_patterns("expected.json",
+                                                                           "__pycache__"))
+        return dest
+
+    return _copy
