@@ -28,8 +28,12 @@ def read_junit(path: Path, root: Path) -> RunFacts:
     except DefusedXmlException as exc:
         raise UnreadableResults(f"the JUnit XML {path} was refused as hostile ({exc!r})") from None
     facts = RunFacts(started=True, finished=True)
-    for case in tree.getroot().iter("testcase"):
-        _add_case(facts, case, root)
+    top = tree.getroot()
+    # pytest writes 0-based line numbers; unittest XML runners and others write 1-based ones
+    suites = [top] if top.tag == "testsuite" else top.findall("testsuite")
+    zero_based = any(s.get("name") == "pytest" for s in suites)
+    for case in top.iter("testcase"):
+        _add_case(facts, case, root, zero_based)
     return facts
 
 
@@ -45,21 +49,21 @@ def _test_id(case: Element) -> str:
     return f"{classname}::{name}" if classname else name
 
 
-def _add_case(facts: RunFacts, case: Element, root: Path) -> None:
+def _add_case(facts: RunFacts, case: Element, root: Path, zero_based: bool) -> None:
     test_id = _test_id(case)
     failure = case.find("failure")
     error = case.find("error")
     skipped = case.find("skipped")
     if error is not None and (error.get("message") == "collection failure"
                               or not case.get("classname") and not case.get("file")):
-        facts.collection_errors.append(_failure(test_id, case, error, "error", root))
+        facts.collection_errors.append(_failure(test_id, case, error, "error", root, zero_based))
         return
     if failure is not None:
         outcome = "failed"
-        facts.failures.append(_failure(test_id, case, failure, "failure", root))
+        facts.failures.append(_failure(test_id, case, failure, "failure", root, zero_based))
     elif error is not None:
         outcome = "error"
-        facts.failures.append(_failure(test_id, case, error, "error", root))
+        facts.failures.append(_failure(test_id, case, error, "error", root, zero_based))
     elif skipped is not None:
         outcome = "xfailed" if skipped.get("type") == "pytest.xfail" else "skipped"
     else:
@@ -67,12 +71,13 @@ def _add_case(facts: RunFacts, case: Element, root: Path) -> None:
     facts.outcomes[test_id] = outcome
 
 
-def _failure(test_id: str, case: Element, problem: Element, kind: str, root: Path) -> Failure:
+def _failure(test_id: str, case: Element, problem: Element, kind: str, root: Path,
+             zero_based: bool) -> Failure:
     text = problem.text or ""
     file, line = location_in_text(text, str(root))
     if file is None and case.get("file"):
         file = relative(str(root / case.get("file")), str(root))
-        line = int(case.get("line")) + 1 if (case.get("line") or "").isdigit() else None
+        line = int(case.get("line")) + zero_based if (case.get("line") or "").isdigit() else None
     message = problem.get("message") or ""
     if not message.strip() or message == "collection failure":
         lines = [ln for ln in text.splitlines() if ln.strip()]

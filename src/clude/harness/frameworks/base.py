@@ -50,6 +50,8 @@ class Framework:
         return None
 
     def plan(self, argv: list[str], ctx: RunContext) -> Plan:
+        if ctx.junit is not None:
+            ctx.junit.unlink(missing_ok=True)  # a stale file from an earlier run must not be read
         return Plan(argv=list(argv), results=ctx.junit)
 
     def read(self, plan: Plan, ctx: RunContext, exit_code: int | None, tail: str) -> RunFacts:

@@ -1,0 +1,5 @@
+"""`python -m clude` is the `clude` command."""
+
+from clude.cli.main import main
+
+main()

@@ -1,0 +1,125 @@
+"""The verification cache: an unchanged tree answers without running; any change runs again."""
+
+import subprocess
+import sys
+
+import pytest
+
+from clude.config import TestConfig
+from clude.harness import Status, run_tests
+from conftest import project_env
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A git project whose test appends a line to a log outside the tree each time it really runs."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    runs = tmp_path / "runs.log"
+    (root / "test_it.py").write_text(
+        "import os\n\ndef test_it():\n"
+        f"    open({str(runs)!r}, 'a').write('ran\\n')\n"
+        "    assert open('value.txt').read().strip() == 'ok'\n")
+    (root / "value.txt").write_text("ok\n")
+    (root / ".gitignore").write_text("build/\n")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    return root, runs
+
+
+def run(root, **kw):
+    config = TestConfig(command=[sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"])
+    return run_tests(root, config, env=project_env(), **kw)
+
+
+def times_run(runs) -> int:
+    return len(runs.read_text().splitlines()) if runs.exists() else 0
+
+
+def test_unchanged_tree_is_answered_from_the_cache(project):
+    root, runs = project
+    first = run(root)
+    second = run(root)
+    assert first.status is Status.PASSED and not first.cached
+    assert second.cached and second.status is Status.PASSED
+    assert second.counts == first.counts and second.report_path == first.report_path
+    assert times_run(runs) == 1
+
+
+@pytest.mark.parametrize("change", [
+    lambda r: (r / "value.txt").write_text("ok \n"),  # a tracked file, one byte
+    lambda r: (r / "new_untracked.txt").write_text("x"),  # an untracked file git does not ignore
+    lambda r: (r / "value.txt").unlink(),  # a deleted file
+])
+def test_any_change_runs_again(project, change):
+    root, runs = project
+    run(root)
+    change(root)
+    again = run(root)
+    assert not again.cached
+    assert times_run(runs) == 2
+
+
+def test_ignored_and_generated_files_do_not_invalidate(project):
+    root, runs = project
+    run(root)
+    (root / "build").mkdir()
+    (root / "build" / "artifact.bin").write_bytes(b"\0" * 10)
+    (root / "__pycache__").mkdir(exist_ok=True)
+    (root / "__pycache__" / "junk.pyc").write_bytes(b"x")
+    assert run(root).cached
+    assert times_run(runs) == 1
+
+
+def test_no_cache_always_runs(project):
+    root, runs = project
+    run(root)
+    assert not run(root, use_cache=False).cached
+    assert times_run(runs) == 2
+
+
+def test_a_different_sample_or_command_is_a_different_entry(project):
+    root, runs = project
+    run(root)
+    assert not run(root, rate=0.5, seed="a").cached
+    assert run(root, rate=0.5, seed="a").cached
+    assert not run(root, rate=0.5, seed="b").cached
+    assert times_run(runs) == 3
+
+
+def test_a_corrupt_entry_is_ignored_and_replaced(project):
+    root, runs = project
+    run(root)
+    for entry in (root / ".clude" / "cache" / "verdicts").glob("*.json"):
+        entry.write_text('{"status": "passed", "counts": ')  # torn write
+    again = run(root)
+    assert again.status is Status.PASSED and not again.cached
+    assert run(root).cached
+    assert times_run(runs) == 2
+
+
+def test_a_failing_verdict_is_cached_too(project):
+    root, runs = project
+    (root / "value.txt").write_text("bad\n")
+    assert run(root).status is Status.FAILED
+    again = run(root)
+    assert again.cached and again.status is Status.FAILED and again.failures
+    assert times_run(runs) == 1
+
+
+def test_timeouts_are_never_cached(tmp_path):
+    (tmp_path / "test_hang.py").write_text("import time\n\ndef test_hang():\n    time.sleep(60)\n")
+    config = TestConfig(command=[sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                        timeout=1)
+    first = run_tests(tmp_path, config, env=project_env())
+    second = run_tests(tmp_path, config, env=project_env())
+    assert first.status is Status.TIMEOUT and second.status is Status.TIMEOUT
+    assert not second.cached
+
+
+def test_works_outside_git(tmp_path):
+    (tmp_path / "test_a.py").write_text("def test_a():\n    pass\n")
+    assert not run(tmp_path).cached
+    assert run(tmp_path).cached
+    (tmp_path / "test_a.py").write_text("def test_a():\n    pass\n\n")
+    assert not run(tmp_path).cached

@@ -1,0 +1,96 @@
+"""Process groups, timeouts and the check that the program a command starts exists."""
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from clude.config import TestConfig
+from clude.harness import Status, run_tests
+from clude.harness.process import MissingProgram, resolve_program, run_group
+from conftest import project_env
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state
+
+
+def test_timeout_kills_the_whole_group_including_grandchildren(tmp_path):
+    script = tmp_path / "hang.sh"
+    script.write_text("sleep 300 & echo $! > grandchild.pid\necho started\nwait\n")
+    done = run_group(["sh", str(script)], tmp_path, dict(os.environ), tmp_path / "out.log",
+                     timeout_s=1)
+    assert done.timed_out and done.exit_code is None and done.signal == signal.SIGTERM
+    pid = int((tmp_path / "grandchild.pid").read_text())
+    assert not _alive(pid)
+    assert (tmp_path / "out.log").read_text() == "started\n"
+
+
+def test_exit_code_and_output_file(tmp_path):
+    done = run_group([sys.executable, "-c", "import sys; print('x' * 10); sys.exit(7)"], tmp_path,
+                     dict(os.environ), tmp_path / "o.log", timeout_s=30)
+    assert (done.exit_code, done.signal, done.timed_out) == (7, None, False)
+    assert (tmp_path / "o.log").read_text() == "x" * 10 + "\n"
+
+
+def test_death_by_signal_is_reported_as_the_signal(tmp_path):
+    done = run_group([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"],
+                     tmp_path, dict(os.environ), tmp_path / "o.log", timeout_s=30)
+    assert done.exit_code is None and done.signal == signal.SIGSEGV
+
+
+def test_missing_relative_interpreter_names_the_path_and_the_fix(tmp_path):
+    with pytest.raises(MissingProgram) as err:
+        resolve_program([".venv/bin/python", "-m", "pytest"], tmp_path, dict(os.environ))
+    message = str(err.value)
+    assert ".venv/bin/python does not exist" in message
+    assert "python3 -m venv .venv" in message
+
+
+def test_broken_virtualenv_symlink(tmp_path):
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").symlink_to("/nonexistent/python3.99")
+    with pytest.raises(MissingProgram, match="symlink to /nonexistent/python3.99, which does not exist"):
+        resolve_program([".venv/bin/python"], tmp_path, dict(os.environ))
+
+
+def test_script_whose_shebang_interpreter_is_gone(tmp_path):
+    script = tmp_path / "venv" / "bin" / "pytest"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/gone/venv/bin/python\nprint('hi')\n")
+    script.chmod(0o755)
+    with pytest.raises(MissingProgram, match="#!/gone/venv/bin/python, which does not exist"):
+        resolve_program(["venv/bin/pytest"], tmp_path, dict(os.environ))
+
+
+def test_program_not_on_path(tmp_path):
+    with pytest.raises(MissingProgram, match="no-such-runner is not on PATH"):
+        resolve_program(["no-such-runner"], tmp_path, {"PATH": str(tmp_path)})
+
+
+def test_not_executable(tmp_path):
+    (tmp_path / "run").write_text("echo hi\n")
+    with pytest.raises(MissingProgram, match="is not executable"):
+        resolve_program(["./run"], tmp_path, dict(os.environ))
+
+
+def test_missing_interpreter_is_an_error_verdict_never_failed(tmp_path):
+    (tmp_path / "test_x.py").write_text("def test_x():\n    assert False\n")
+    config = TestConfig(command=["venv/bin/python", "-m", "pytest"])
+    verdict = run_tests(tmp_path, config, use_cache=False, env=project_env())
+    assert verdict.status is Status.ERROR
+    assert "venv/bin/python does not exist" in verdict.reason
+    assert verdict.report_path and (tmp_path / verdict.report_path).read_text().strip()
+
+
+def test_a_project_with_nothing_to_run_says_so(tmp_path):
+    (tmp_path / "README").write_text("no code\n")
+    verdict = run_tests(tmp_path, TestConfig(), use_cache=False, env=project_env())
+    assert verdict.status is Status.ERROR
+    assert "found no tests to run" in verdict.reason and "[test] command" in verdict.reason
