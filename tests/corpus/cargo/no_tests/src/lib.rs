@@ -1,0 +1,4 @@
+//! No tests at all.
+
+/// Nothing to test.
+pub fn nothing() {}

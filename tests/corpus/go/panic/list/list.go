@@ -1,0 +1,6 @@
+package list
+
+// Third returns the third element of xs.
+func Third(xs []int) int {
+	return xs[2]
+}
