@@ -5,9 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from clude.harness.frameworks.base import Framework, Plan, RunContext
+from clude.harness.frameworks.cargo import CargoTest
+from clude.harness.frameworks.go import GoTest
+from clude.harness.frameworks.js import Jest, Vitest
+from clude.harness.frameworks.node import NodeTest
 from clude.harness.frameworks.python import Pytest, Unittest
 
-ADAPTERS: list[Framework] = [Pytest(), Unittest()]
+ADAPTERS: list[Framework] = [Pytest(), Unittest(), GoTest(), CargoTest(), NodeTest(), Jest(),
+                            Vitest()]
 GENERIC = Framework()
 
 

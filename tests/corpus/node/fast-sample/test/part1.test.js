@@ -1,0 +1,3 @@
+const test = require('node:test');
+test('part 1 a', () => {});
+test('part 1 b', () => {});

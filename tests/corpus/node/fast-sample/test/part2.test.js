@@ -1,0 +1,3 @@
+const test = require('node:test');
+test('part 2 a', () => {});
+test('part 2 b', () => {});

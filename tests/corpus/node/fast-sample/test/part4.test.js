@@ -1,0 +1,3 @@
+const test = require('node:test');
+test('part 4 a', () => {});
+test('part 4 b', () => {});

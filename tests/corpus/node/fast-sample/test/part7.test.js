@@ -1,0 +1,3 @@
+const test = require('node:test');
+test('part 7 a', () => {});
+test('part 7 b', () => {});

@@ -1,0 +1,3 @@
+const test = require('node:test');
+test('part 8 a', () => {});
+test('part 8 b', () => {});

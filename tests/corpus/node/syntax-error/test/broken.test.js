@@ -1,0 +1,5 @@
+const test = require('node:test');
+
+test('never defined', () => {
+  const x = {;
+});

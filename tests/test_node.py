@@ -1,0 +1,133 @@
+"""The `node --test` adapter: sampling by file, detection, command handling and huge output, on real node."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from clude.config import TestConfig
+from clude.harness import run_tests
+from clude.harness.frameworks import by_name, detect, for_command
+from clude.harness.frameworks.node import is_node_test_file, node_test_files, split_argv
+from clude.harness.inject.clude_sample import sample
+from conftest import project_env
+
+needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+
+
+def _write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+def _test_file(name: str) -> str:
+    return (f"const test = require('node:test');\ntest('{name} a', () => {{}});\n"
+            f"test('{name} b', () => {{}});\n")
+
+
+@needs_node
+def test_sampling_picks_the_same_files_on_every_run(copy_project):
+    project = copy_project("node/fast-sample")
+    runs = [run_tests(project, TestConfig(timeout=60), command=["node", "--test"], rate=0.5,
+                      seed="s", use_cache=False, env=project_env()) for _ in range(2)]
+    first, second = runs
+    assert first.status.value == "passed" and first.sample is not None
+    assert first.outcomes == second.outcomes and first.sample == second.sample
+    files = node_test_files(project, [])
+    chosen = sample(files, "s", 0.5)
+    assert first.sample.of == len(files) == 8 and first.sample.selected == len(chosen)
+    assert 0 < len(chosen) < len(files)
+    ran = {test_id.split("::")[0] for test_id in first.outcomes}
+    assert ran == set(chosen)
+    assert first.counts.passed == 2 * len(chosen)
+    other = run_tests(project, TestConfig(timeout=60), command=["node", "--test"], rate=0.5,
+                      seed="another seed", use_cache=False, env=project_env())
+    assert {t.split("::")[0] for t in other.outcomes} == set(sample(files, "another seed", 0.5))
+
+
+@needs_node
+def test_sampling_a_package_script_with_a_directory(tmp_path):
+    files = {f"spec/unit/part{i}.test.js": _test_file(f"part {i}") for i in range(6)}
+    files["spec/unit/helper.js"] = "module.exports = 1;\n"
+    files["package.json"] = json.dumps({"scripts": {"test": "node --test spec/"}})
+    project = _write(tmp_path / "p", files)
+    verdict = run_tests(project, TestConfig(timeout=60), rate=0.5, seed="x", use_cache=False,
+                        env=project_env())
+    assert verdict.framework == "node" and verdict.command == ["npm", "test"]
+    assert verdict.sample is not None and verdict.sample.of == 6
+    assert verdict.counts.passed == 2 * verdict.sample.selected
+    assert verdict.status.value == "passed"
+
+
+@needs_node
+def test_huge_output_and_a_huge_error_message(tmp_path):
+    project = _write(tmp_path / "p", {"test/big.test.js": (
+        "const test = require('node:test');\n"
+        "test('chatty', () => { for (let i = 0; i < 5000; i++) console.log('line ' + i); });\n"
+        "test('huge message', () => {\n"
+        "  throw new Error('start of a very long message ' + 'y'.repeat(1000000));\n"
+        "});\n")})
+    verdict = run_tests(project, TestConfig(timeout=60), command=["node", "--test"],
+                        use_cache=False, env=project_env())
+    assert verdict.status.value == "failed" and verdict.counts.passed == 1
+    [failure] = verdict.failures
+    assert failure.file == "test/big.test.js" and failure.line == 4
+    assert failure.reason.startswith("Error: start of a very long message") or \
+        failure.reason.startswith("start of a very long message")
+    assert len(failure.reason) <= 300
+
+
+@needs_node
+def test_a_missing_esm_import_is_a_collection_error(tmp_path):
+    project = _write(tmp_path / "p", {
+        "test/esm.test.mjs": "import test from 'node:test';\nimport { x } from './gone.mjs';\n"
+                             "test('x', () => {});\n",
+        "test/ok.test.mjs": "import test from 'node:test';\ntest('fine', () => {});\n"})
+    verdict = run_tests(project, TestConfig(timeout=60), command=["node", "--test"],
+                        use_cache=False, env=project_env())
+    assert verdict.status.value == "error", verdict.public()
+    assert "collection error in test/esm.test.mjs" in verdict.reason
+    assert "Cannot find module" in verdict.reason and str(project) not in verdict.reason
+    assert verdict.counts.passed == 1
+
+
+def test_default_test_file_patterns():
+    yes = ["a.test.js", "src/b.test.mjs", "c-test.cjs", "d_test.js", "test-e.js", "test.js",
+           "test/helper.js", "pkg/test/deep/f.mjs"]
+    no = ["a.js", "src/index.mjs", "testing/a.js", "a.test.ts", "README.md", "latest.js"]
+    assert all(is_node_test_file(f) for f in yes)
+    assert not any(is_node_test_file(f) for f in no)
+
+
+def test_split_argv_drops_reporters_and_keeps_option_values():
+    options, files = split_argv(["node", "--test", "--test-reporter", "dot", "--require", "./setup.js",
+                                 "--test-reporter-destination=stdout", "--test-name-pattern=x",
+                                 "test/a.test.js", "test/b.test.js"])
+    assert options == ["node", "--test", "--require", "./setup.js", "--test-name-pattern=x"]
+    assert files == ["test/a.test.js", "test/b.test.js"]
+
+
+def test_detection_and_recognition(tmp_path):
+    env = project_env()
+    script = _write(tmp_path / "script", {"package.json": json.dumps(
+        {"scripts": {"test": "node --test --test-concurrency=1"}})})
+    assert detect(script, env)[0].name == "node"
+    assert for_command(["npm", "test"], script, env).name == "node"
+    assert for_command(["npm", "run", "test", "--", "x"], script, env).name == "node"
+    bare = _write(tmp_path / "bare", {"test/a.test.js": _test_file("a")})
+    assert detect(bare, env) == (by_name("node"), ["node", "--test"])
+    placeholder = _write(tmp_path / "placeholder", {
+        "package.json": json.dumps({"scripts": {"test": "echo \"Error: no test specified\" && exit 1"}}),
+        "x.test.mjs": "import { test } from 'node:test';\n"})
+    assert detect(placeholder, env)[0].name == "node"
+    other = _write(tmp_path / "other", {"package.json": json.dumps({"scripts": {"test": "mocha"}}),
+                                        "a.test.js": "require('node:test')\n"})
+    assert detect(other, env) is None
+    assert for_command(["node", "--test", "x.js"], other, env).name == "node"
+    assert for_command(["node", "x.js"], other, env).name == "generic"
