@@ -6,7 +6,7 @@ expected.json:
   timeout    seconds; fast {"rate", "seed"} to sample
   expect     status; reason_contains [substrings]; counts {key: exact}; failures_count;
              failures [{id, file, line, kind: exact; reason_contains: substring}] each matching
-             one failure; outcomes {id: outcome}
+             one failure; outcomes {id: outcome}; sample {rate, seed, selected, of: exact}
 """
 
 from __future__ import annotations
@@ -52,6 +52,10 @@ def test_scenario(name, copy_project):
     for wanted in expect.get("failures", []):
         assert any(_matches(f.model_dump(), wanted) for f in verdict.failures), \
             f"no failure matches {wanted}: {shown}"
+    if "sample" in expect:
+        assert verdict.sample is not None, shown
+        for key, value in expect["sample"].items():
+            assert getattr(verdict.sample, key) == value, f"sample {key}: {shown}"
     for test_id, outcome in expect.get("outcomes", {}).items():
         assert (verdict.outcomes or {}).get(test_id) == outcome, f"{test_id}: {verdict.outcomes}"
     # every failure an agent reads names a file, a line and a reason that is not the test name

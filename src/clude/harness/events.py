@@ -25,6 +25,7 @@ def read_events(path: Path) -> RunFacts:
             continue
         if not isinstance(ev, dict):
             continue
+        ev = {key: _text(value) if isinstance(value, str) else value for key, value in ev.items()}
         kind = ev.get("ev")
         if kind == "start":
             facts.started = True
@@ -47,6 +48,22 @@ def read_events(path: Path) -> RunFacts:
     if running:
         facts.running = next(reversed(running))
     return facts
+
+
+def _text(value: str) -> str:
+    """The string as valid Unicode. A test's output, ids and messages may hold lone surrogates (bytes
+    that were not UTF-8, decoded with surrogateescape), which no UTF-8 file or JSON output can hold;
+    they become escapes such as \\xe9."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = value.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def _failure(ev: dict, kind: str) -> Failure:

@@ -11,6 +11,7 @@ from clude.harness.diagnostics import explain
 from clude.harness.events import read_events
 from clude.harness.frameworks.base import (Framework, Plan, RunContext, find_files, project_python,
                                            runs_module)
+from clude.harness.inject.clude_events import location_in_text
 from clude.harness.verdict import RunFacts
 
 INJECT_DIR = Path(__file__).resolve().parent.parent / "inject"
@@ -21,8 +22,12 @@ PYTEST_EXIT_USAGE = 4
 
 def _inject_env(ctx: RunContext, events: Path) -> dict[str, str]:
     path = ctx.env.get("PYTHONPATH")
+    # Set every variable the inject files read, so nothing leaks in from a clude run that started
+    # this one (clude run inside a test that clude runs): the events owner is left for the test
+    # process to claim, and sampling is off unless asked for.
     env = {"PYTHONPATH": f"{INJECT_DIR}{os.pathsep}{path}" if path else str(INJECT_DIR),
-           "CLUDE_EVENTS_FILE": str(events)}
+           "CLUDE_EVENTS_FILE": str(events), "CLUDE_EVENTS_OWNER": "",
+           "CLUDE_SAMPLE_RATE": "", "CLUDE_SAMPLE_SEED": ""}
     if ctx.rate is not None:
         env.update(CLUDE_SAMPLE_RATE=repr(ctx.rate), CLUDE_SAMPLE_SEED=ctx.seed)
     return env
@@ -87,9 +92,14 @@ class Pytest(Framework):
         if not facts.started:
             facts.framework_reason = explain(tail, plan.argv[0], str(ctx.root))
         elif exit_code == PYTEST_EXIT_INTERNAL:
-            facts.framework_reason = f"pytest internal error: {explain(tail, plan.argv[0], str(ctx.root))}"
+            file, line = location_in_text(tail, str(ctx.root))
+            where = f" in {file}:{line}" if file else ""
+            facts.framework_reason = (f"pytest internal error{where}: "
+                                      f"{explain(tail, plan.argv[0], str(ctx.root))}")
         elif exit_code == PYTEST_EXIT_USAGE:
             facts.framework_reason = f"pytest usage error: {explain(tail, plan.argv[0], str(ctx.root))}"
+        elif facts.stopped_early and not facts.interrupted and exit_code not in (0, 1):
+            facts.framework_reason = facts.stopped_early  # e.g. pytest.exit() ended the session
         return facts
 
 

@@ -22,13 +22,17 @@ REASON_MAX = 300
 EVENTS_ENV = "CLUDE_EVENTS_FILE"
 RATE_ENV = "CLUDE_SAMPLE_RATE"
 SEED_ENV = "CLUDE_SAMPLE_SEED"
+OWNER_ENV = "CLUDE_EVENTS_OWNER"  # the pid of the process that writes the events (see from_env)
 
 
 class EventWriter:
     def __init__(self, path):
         self._f = open(path, "a", encoding="utf-8")
+        self._pid = os.getpid()
 
     def emit(self, ev, **fields):
+        if os.getpid() != self._pid:
+            return  # a child forked by a test (without exec) must not speak for the run
         fields["ev"] = ev
         self._f.write(json.dumps(fields, ensure_ascii=True) + "\n")
         self._f.flush()
@@ -38,8 +42,20 @@ class EventWriter:
 
 
 def from_env():
+    """The writer of this process's events, or None when no clude run asked this process for them.
+
+    The first process that opens the events file claims it (OWNER_ENV = its pid, inherited by its
+    children). A test run that a test starts inherits the whole environment; finding the file claimed
+    by another process, it stays silent instead of mixing its results into the run clude started.
+    """
     path = os.environ.get(EVENTS_ENV)
-    return EventWriter(path) if path else None
+    if not path:
+        return None
+    owner = os.environ.get(OWNER_ENV)
+    if owner and owner != str(os.getpid()):
+        return None
+    os.environ[OWNER_ENV] = str(os.getpid())
+    return EventWriter(path)
 
 
 def sample_settings():
@@ -107,6 +123,9 @@ def location_in_text(text, root):
 def error_line(text):
     """The line of a printed traceback that says what went wrong ("E   ValueError: ..." in pytest)."""
     lines = [ln.rstrip() for ln in str(text).splitlines() if ln.strip()]
+    internal = [ln[len("INTERNALERROR>"):] for ln in lines if ln.startswith("INTERNALERROR>")]
+    if internal:  # pytest's own crash: its traceback is the part that explains it
+        lines = [ln for ln in internal if ln.strip()]
     marked = [ln[1:].strip() for ln in lines if ln.startswith("E ")]
     if marked:
         # pytest prints the exception last; a SyntaxError's caret lines come before its message

@@ -4,6 +4,8 @@ Usage (by clude, in the user's interpreter): python -m clude_unittest [unittest 
 Standard library only.
 """
 
+import inspect
+import linecache
 import os
 import sys
 import traceback
@@ -22,17 +24,65 @@ def _test_id(test):
     return test_id
 
 
+def _definition(test):
+    """(file, line) of the `def` of a test's method, relative to the project; (None, None) if unknown."""
+    case = getattr(test, "test_case", test)  # a subTest's parent test
+    method = getattr(type(case), getattr(case, "_testMethodName", ""), None)
+    try:
+        code = inspect.unwrap(method).__code__
+    except (AttributeError, TypeError, ValueError):
+        return None, None
+    if not E.is_project_file(code.co_filename, _ROOT):
+        return None, None
+    line = code.co_firstlineno
+    # a decorated function's code starts at its first decorator; point at the `def` itself
+    for offset in range(50):
+        text = linecache.getline(code.co_filename, line + offset).lstrip()
+        if not text:
+            break
+        if text.startswith(("def ", "async def ")):
+            line += offset
+            break
+    return E.relative(code.co_filename, _ROOT), line
+
+
+def _module_file(test):
+    module = sys.modules.get(type(getattr(test, "test_case", test)).__module__)
+    path = getattr(module, "__file__", None)
+    return E.relative(path, _ROOT) if path else None
+
+
 def _where_and_why(test, err):
     exc_type, exc, tb = err
     frames = [(fs.filename, fs.lineno) for fs in traceback.extract_tb(tb)]
     file, line = E.last_project_frame(frames, _ROOT)
     reason = E.one_line("".join(traceback.format_exception_only(exc_type, exc)))
     if file is None:
-        module = sys.modules.get(type(test).__module__)
-        path = getattr(module, "__file__", None)
-        if path:
-            file = E.relative(path, _ROOT)
+        file, line = _definition(test)
+    if file is None:
+        file = _module_file(test)
     return file, line, reason
+
+
+def _load_failure(test, err):
+    """(id, file, line, reason) of a module or package unittest could not load.
+
+    unittest reports it as a test whose exception message holds the import's whole traceback as
+    text; the place and the reason are read from that text.
+    """
+    exc_type, exc, tb = err
+    text = str(exc)
+    name = test.id().rsplit(".", 1)[-1]
+    file, line = E.location_in_text(text, _ROOT)
+    if file is None:
+        # no project file in the traceback: the module itself was not found. Name its file only
+        # if it exists (a name that is not a module, or a module that is not there, has none).
+        guess = name.replace(".", os.sep) + ".py"
+        file = guess if os.path.isfile(os.path.join(_ROOT, guess)) else None
+    reason = E.error_line(text) if "Traceback" in text else ""
+    if not reason:
+        reason = E.one_line("".join(traceback.format_exception_only(exc_type, exc)))
+    return name, file, line, reason
 
 
 def _is_load_failure(test):
@@ -54,7 +104,8 @@ class EventResult(unittest.TextTestResult):
             file, line, why = _where_and_why(test, err)
             fields.update(file=file, line=line, reason=reason or why, kind=kind)
         elif reason:
-            fields.update(reason=reason, kind=kind)
+            file, line = _definition(test)
+            fields.update(file=file or _module_file(test), line=line, reason=reason, kind=kind)
         self.writer.emit("result", **{k: v for k, v in fields.items() if v is not None})
 
     def addSuccess(self, test):
@@ -68,10 +119,7 @@ class EventResult(unittest.TextTestResult):
     def addError(self, test, err):
         super().addError(test, err)
         if _is_load_failure(test):
-            file, line, reason = _where_and_why(test, err)
-            name = test.id().rsplit(".", 1)[-1]
-            if file is None:
-                file = name.replace(".", os.sep) + ".py"
+            name, file, line, reason = _load_failure(test, err)
             self.writer.emit("collect_error", id=name, file=file, line=line, reason=reason)
             return
         self._emit(test, "error", err, kind="error")
@@ -80,8 +128,13 @@ class EventResult(unittest.TextTestResult):
         super().addSubTest(test, subtest, err)
         if err is not None:
             failed = issubclass(err[0], test.failureException)
+            # each failing subTest is one failure of its parent test; its parameters tell them apart
+            describe = getattr(subtest, "_subDescription", None)
+            params = describe() if callable(describe) else ""
+            why = _where_and_why(subtest, err)[2]
             self._emit(subtest, "failed" if failed else "error", err,
-                       kind="failure" if failed else "error")
+                       kind="failure" if failed else "error",
+                       reason=f"{params} {why}".strip())
 
     def addSkip(self, test, reason):
         super().addSkip(test, reason)
@@ -121,12 +174,19 @@ class EventRunner(unittest.TextTestRunner):
             chosen = [t for t in tests if _is_load_failure(t) or t.id() in keep]
             writer.emit("sample", rate=rate, seed=seed, selected=len(keep), of=len(loadable))
             test = unittest.TestSuite(chosen)
+        total = test.countTestCases()
         try:
             result = super().run(test)
         except KeyboardInterrupt:
             writer.emit("interrupted")
             raise
-        writer.emit("finish", exit=0 if result.wasSuccessful() else 1, stopped=None)
+        stopped = None
+        if result.shouldStop:  # --failfast, or a test called result.stop()
+            not_run = total - result.testsRun
+            why = ("stopped after the first failure (-f/--failfast)" if self.failfast
+                   else "stopped early: the test run was stopped")
+            stopped = why + (f"; {not_run} of {total} tests did not run" if not_run > 0 else "")
+        writer.emit("finish", exit=0 if result.wasSuccessful() else 1, stopped=stopped)
         return result
 
 

@@ -1,0 +1,3 @@
+import pytest
+
+raise RuntimeError("unit conftest refuses to load")

@@ -1,0 +1,3 @@
+import pytest
+
+LIMIT = int("not a number")

@@ -1,0 +1,6 @@
+def test_ok():
+    assert True
+
+
+def test_broken():
+    assert [1, 2] == [1, 3]

@@ -1,0 +1,6 @@
+import pytest
+
+
+@pytest.mark.parametrize("n", range(40))
+def test_number(n):
+    assert n >= 0

@@ -1,0 +1,6 @@
+import pytest
+
+
+@pytest.fixture
+def database():
+    raise ConnectionError("database is down")

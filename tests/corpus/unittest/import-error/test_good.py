@@ -1,0 +1,6 @@
+import unittest
+
+
+class TestGood(unittest.TestCase):
+    def test_good(self):
+        self.assertTrue(True)

@@ -1,0 +1,13 @@
+import unittest
+
+
+class TestSubTests(unittest.TestCase):
+    def test_even(self):
+        for n in (2, 4, 5, 6, 7):
+            with self.subTest(n=n):
+                self.assertEqual(n % 2, 0)
+
+    def test_all_good(self):
+        for n in (1, 2):
+            with self.subTest(n=n):
+                self.assertGreater(n, 0)

@@ -1,0 +1,6 @@
+import unittest
+
+
+class TestA(unittest.TestCase):
+    def test_a(self):
+        self.assertTrue(True)
