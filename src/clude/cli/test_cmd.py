@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import click
 from pydantic import ValidationError
-from rich.console import Console
 
 from clude.config import ConfigError, load_settings
 from clude.harness import EXIT_CODES, Status, Verdict, compare, concise, run_tests
@@ -82,15 +82,19 @@ def _load_base(path: Path) -> Verdict:
 
 
 def _print(verdict: Verdict, comparison: Comparison | None) -> None:
-    console = Console(highlight=False, soft_wrap=True)
     lines = concise(verdict).splitlines()
-    console.print(lines[0], style=_STYLE.get(verdict.status, "bold yellow"), markup=False)
-    for line in lines[1:]:
-        console.print(line, markup=False)
+    out = [(lines[0], _STYLE.get(verdict.status, "bold yellow"))] + [(line, None) for line in lines[1:]]
     if comparison is not None:
-        shown = list(comparison.regressions.items())[:10]
-        console.print(f"{len(comparison.regressions)} regressions, {len(comparison.fixes)} fixes "
-                      f"against the base ({comparison.base_total} tests)", markup=False,
-                      style="bold red" if comparison.regressions else "bold green")
-        for test_id, outcome in shown:
-            console.print(f"REGRESSION {test_id} — passed before, {outcome} now", markup=False)
+        out.append((f"{len(comparison.regressions)} regressions, {len(comparison.fixes)} fixes "
+                    f"against the base ({comparison.base_total} tests)",
+                    "bold red" if comparison.regressions else "bold green"))
+        out += [(f"REGRESSION {test_id} — passed before, {outcome} now", None)
+                for test_id, outcome in list(comparison.regressions.items())[:10]]
+    if not (sys.stdout.isatty() or os.environ.get("FORCE_COLOR")):
+        # Not a terminal (an agent, a pipe): plain lines, without importing rich (~40 ms of start-up).
+        click.echo("\n".join(text for text, _ in out))
+        return
+    from rich.console import Console
+    console = Console(highlight=False, soft_wrap=True)
+    for text, style in out:
+        console.print(text, style=style, markup=False, emoji=False)

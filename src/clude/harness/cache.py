@@ -27,42 +27,87 @@ def _ignored() -> tuple[frozenset[str], tuple[str, ...]]:
     return frozenset(data["dirs"]), tuple(data["suffixes"])
 
 
-def _listed_files(root: Path) -> list[str]:
-    """Tracked and untracked-not-ignored files (git), or every file when root is not a git work tree."""
+def _git_files(root: Path) -> dict[str, str | None] | None:
+    """Tracked and untracked-not-ignored files (git), each with its blob id when git's index vouches that
+    the work tree still holds exactly that content, else None; None when root is not a git work tree.
+
+    One `git ls-files` gives both: tag H (cached, not assume-unchanged) with stage 0 and no C (changed)
+    entry is a file the index knows unchanged. git checks that by stat data, and compares contents when
+    the stat is not conclusive (racily clean entries), the same check `git status` relies on.
+    """
     try:
-        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        out = subprocess.run(["git", "ls-files", "-z", "-t", "-v", "-s", "--cached", "--others",
+                              "--modified", "--exclude-standard"],
                              cwd=root, capture_output=True, timeout=60)
-        if out.returncode == 0:
-            return sorted(set(p for p in out.stdout.decode("utf-8", "surrogateescape").split("\0") if p))
     except (OSError, subprocess.TimeoutExpired):
-        pass
+        return None
+    if out.returncode != 0:
+        return None
+    files: dict[str, str | None] = {}
+    changed: set[str] = set()
+    for entry in out.stdout.decode("utf-8", "surrogateescape").split("\0"):
+        if not entry:
+            continue
+        if entry.startswith("? "):
+            files[entry[2:]] = None
+            continue
+        info, _, rel = entry.partition("\t")
+        tag, _mode, blob, stage = (info.split(" ") + ["", "", "", ""])[:4]
+        if tag == "C":
+            changed.add(rel)
+        # a second entry for a path is a C (changed) one or another stage of a merge conflict
+        files[rel] = None if rel in files else (blob if tag == "H" and stage == "0" else None)
+    for rel in changed:
+        files[rel] = None
+    return files
+
+
+def _walked_files(root: Path) -> dict[str, str | None]:
+    """Every file under root outside the ignored folders (root is not a git work tree)."""
     dirs, _ = _ignored()
-    found = []
+    found: dict[str, str | None] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if d not in dirs]
         rel = os.path.relpath(dirpath, root)
-        found += [name if rel == "." else f"{rel}/{name}" for name in filenames]
-    return sorted(found)
+        found.update((name if rel == "." else f"{rel}/{name}", None) for name in filenames)
+    return found
+
+
+def _blob_id(path: str) -> str:
+    """git's id of a file's content (a symlink: of its target), computed from the work tree."""
+    if os.path.islink(path):
+        data = os.readlink(path).encode("utf-8", "surrogateescape")
+    else:
+        with open(path, "rb") as f:
+            data = f.read()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 def tree_digest(root: Path) -> str:
-    """A hash of the path and contents of every file that can change a test result."""
+    """A hash of the path and contents of every file that can change a test result.
+
+    A file's content enters as its git blob id: taken from git's index for files git knows unchanged
+    (no read), computed from the file otherwise. Both give the same id for the same content, so the
+    digest depends on the files alone, not on how fresh git's stat data is.
+    """
     dirs, suffixes = _ignored()
+    files = _git_files(root)
+    if files is None:
+        files = _walked_files(root)
     h = hashlib.blake2b(digest_size=20)
-    for rel in _listed_files(root):
+    base = str(root)
+    for rel in sorted(files):
         parts = rel.split("/")
         if dirs.intersection(parts[:-1]) or rel.endswith(suffixes):
             continue
-        path = root / rel
         h.update(rel.encode("utf-8", "surrogateescape") + b"\0")
-        try:
-            if path.is_symlink():
-                h.update(b"link:" + os.readlink(path).encode("utf-8", "surrogateescape"))
-            else:
-                h.update(hashlib.blake2b(path.read_bytes(), digest_size=20).digest())
-        except OSError:
-            h.update(b"<missing>")
-        h.update(b"\0")
+        blob = files[rel]
+        if blob is None:
+            try:
+                blob = _blob_id(os.path.join(base, rel))
+            except OSError:
+                blob = "<missing>"
+        h.update(blob.encode() + b"\0")
     return h.hexdigest()
 
 
