@@ -6,13 +6,18 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from pydantic import ValidationError
 
-from clude.config import ConfigError, load_settings
-from clude.harness import EXIT_CODES, Status, Verdict, compare, concise, run_tests
-from clude.harness.compare import Comparison
+from clude.config.files import ConfigError, raw_test_table
+from clude.harness.cache import lookup
+from clude.harness.inject.clude_sample import default_seed
+from clude.harness.status import EXIT_CODES, Status
+
+if TYPE_CHECKING:
+    from clude.harness.compare import Comparison
+    from clude.harness.verdict import Verdict
 
 # With --compare the exit code answers "did anything regress?" (docs/harness.md).
 EXIT_REGRESSIONS = 7
@@ -41,13 +46,19 @@ def test_command(as_json, rate, seed, no_cache, timeout, base, project, command)
     130 interrupted, 2 bad usage or configuration; with --compare, 0 when nothing
     regressed and 7 when something did.
     """
+    command = list(command) or None
     try:
+        if not no_cache and base is None:
+            _answer_from_cache(project, command, rate, seed, raw_test_table(project), as_json)
+        from clude.config.loader import load_settings
         settings, _ = load_settings(project)
     except ConfigError as exc:
         click.echo(f"clude: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+    from clude.harness.compare import compare
+    from clude.harness.runner import run_tests
     baseline = _load_base(base) if base else None
-    verdict = run_tests(project, settings.test, command=list(command) or None, rate=rate, seed=seed,
+    verdict = run_tests(project, settings.test, command=command, rate=rate, seed=seed,
                         use_cache=not no_cache, timeout_s=timeout)
     comparison = compare(baseline, verdict) if baseline else None
     if as_json:
@@ -56,8 +67,26 @@ def test_command(as_json, rate, seed, no_cache, timeout, base, project, command)
             data["comparison"] = comparison.model_dump()
         click.echo(json.dumps(data, ensure_ascii=False))
     else:
-        _print(verdict, comparison)
+        from clude.harness.report import concise
+        _print(concise(verdict), verdict.status, comparison)
     sys.exit(_exit_code(verdict, comparison))
+
+
+def _answer_from_cache(project: Path, command, rate, seed, test_table: dict, as_json: bool) -> None:
+    """On a cache hit, print the stored answer and exit, before pydantic is even imported."""
+    env = dict(os.environ)
+    _, entry = lookup(project.resolve(), command=command, rate=rate,
+                      seed=seed if seed is not None else default_seed(env), config=test_table, env=env)
+    if entry is None:
+        return
+    verdict = entry["verdict"]
+    status = Status(verdict["status"])
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in verdict.items() if k != "outcomes"},
+                              ensure_ascii=False))
+    else:
+        _print(entry["report"], status, None)
+    sys.exit(EXIT_CODES[status])
 
 
 def _exit_code(verdict: Verdict, comparison: Comparison | None) -> int:
@@ -67,6 +96,9 @@ def _exit_code(verdict: Verdict, comparison: Comparison | None) -> int:
 
 
 def _load_base(path: Path) -> Verdict:
+    from pydantic import ValidationError
+
+    from clude.harness.verdict import Verdict
     try:
         base = Verdict.model_validate_json(path.read_bytes())
     except OSError as exc:
@@ -81,9 +113,9 @@ def _load_base(path: Path) -> Verdict:
     return base
 
 
-def _print(verdict: Verdict, comparison: Comparison | None) -> None:
-    lines = concise(verdict).splitlines()
-    out = [(lines[0], _STYLE.get(verdict.status, "bold yellow"))] + [(line, None) for line in lines[1:]]
+def _print(report: str, status: Status, comparison: Comparison | None) -> None:
+    lines = report.splitlines()
+    out = [(lines[0], _STYLE.get(status, "bold yellow"))] + [(line, None) for line in lines[1:]]
     if comparison is not None:
         out.append((f"{len(comparison.regressions)} regressions, {len(comparison.fixes)} fixes "
                     f"against the base ({comparison.base_total} tests)",

@@ -1,6 +1,8 @@
 """clude.toml or [tool.clude] in pyproject.toml -> typed settings; bad keys and types are named errors."""
 
-from clude.config.loader import ConfigError, find_config, load_settings
-from clude.config.settings import Settings, TestConfig
+from clude.lazy import lazy_attributes
 
-__all__ = ["ConfigError", "Settings", "TestConfig", "find_config", "load_settings"]
+_WHERE = {"ConfigError": "files", "find_config": "files", "raw_test_table": "files",
+          "load_settings": "loader", "Settings": "settings", "TestConfig": "settings"}
+__all__ = list(_WHERE)
+__getattr__ = lazy_attributes(__name__, _WHERE)

@@ -8,33 +8,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from clude.config.files import ConfigError, find_config
 from clude.config.settings import Settings
 
-CONFIG_FILE = "clude.toml"
-
-
-class ConfigError(Exception):
-    """Bad configuration; the message names the file, the key and what was expected."""
-
-
-def find_config(start: Path) -> tuple[Path, str | None] | None:
-    """(file, table) of the nearest configuration at or above `start`: clude.toml, else a
-    pyproject.toml with [tool.clude]. The search stops at the root of a git work tree."""
-    for directory in [start, *start.parents]:
-        if (directory / CONFIG_FILE).is_file():
-            return directory / CONFIG_FILE, None
-        pyproject = directory / "pyproject.toml"
-        if pyproject.is_file():
-            try:
-                data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"{pyproject}: not valid TOML: {exc}") from None
-            if "clude" in data.get("tool", {}):
-                return pyproject, "tool.clude"
-        if (directory / ".git").exists():
-            break
-    return None
-
+__all__ = ["ConfigError", "find_config", "load_settings"]
 
 def load_settings(start: Path, overrides: dict | None = None) -> tuple[Settings, Path | None]:
     """The settings for a project at `start` and the file they came from (None: defaults only).

@@ -11,7 +11,7 @@ FrameworkName = Literal["pytest", "unittest", "node", "go", "cargo", "jest", "vi
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class TestConfig(Section):

@@ -1,9 +1,9 @@
 """The test harness: runs a project's tests and returns a Verdict every agent can trust (DESIGN.md)."""
 
-from clude.harness.compare import Comparison, compare
-from clude.harness.report import concise
-from clude.harness.runner import run_tests
-from clude.harness.verdict import EXIT_CODES, Counts, Failure, Status, Verdict
+from clude.lazy import lazy_attributes
 
-__all__ = ["EXIT_CODES", "Comparison", "Counts", "Failure", "Status", "Verdict", "compare",
-           "concise", "run_tests"]
+_WHERE = {"run_tests": "runner", "concise": "report", "compare": "compare",
+          "Comparison": "compare", "Counts": "verdict", "Failure": "verdict", "Verdict": "verdict",
+          "Status": "status", "EXIT_CODES": "status"}
+__all__ = list(_WHERE)
+__getattr__ = lazy_attributes(__name__, _WHERE)

@@ -1,4 +1,7 @@
-"""Verification cache: an unchanged tree, command and sample give back the previous Verdict."""
+"""Verification cache: an unchanged tree, command and sample give back the previous Verdict.
+
+Standard library only: `clude test` answers a hit before it imports pydantic (harness/quick.py).
+"""
 
 from __future__ import annotations
 
@@ -10,14 +13,16 @@ import tomllib
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from clude.harness.verdict import Status, Verdict
+from clude import __version__
+from clude.harness.process import MissingProgram, resolve_program
 from clude.store import atomic_write_text
 
 # Statuses worth remembering: the same tree gives the same answer. A timeout, a crash or an
-# interruption may not happen again, so they are always run anew.
-CACHEABLE = frozenset({Status.PASSED, Status.FAILED, Status.NO_TESTS, Status.ERROR})
+# interruption may not happen again, so they are always run anew; so is an error before any test
+# ran (a missing module, a usage error), which a change outside the tree (pip install) can mend.
+CACHEABLE = frozenset({"passed", "failed", "no_tests", "error"})
+# The environment variables that decide which interpreter and programs a command finds.
+KEY_ENV = ("PATH", "VIRTUAL_ENV", "PYTHONPATH", "NODE_OPTIONS", "GOFLAGS", "RUSTFLAGS")
 _IGNORE = Path(__file__).parent / "data" / "cache_ignore.toml"
 
 
@@ -111,24 +116,63 @@ def tree_digest(root: Path) -> str:
     return h.hexdigest()
 
 
-def cache_key(tree: str, **parts: object) -> str:
-    blob = json.dumps({"tree": tree, **parts}, sort_keys=True, default=str)
+def config_identity(test_table: dict) -> dict:
+    """What of a [test] configuration can change a verdict worth caching, the same whether it comes
+    as written in the file or as validated settings (`TestConfig.model_dump()`). The timeout is left
+    out: a run that hits it is never cached."""
+    return {key: test_table[key] for key in ("command", "framework", "junit", "env")
+            if test_table.get(key)}
+
+
+def request_key(root: Path, *, command: list[str] | None, rate: float | None, seed: str,
+                config: dict, env: dict[str, str]) -> str:
+    """The cache key of a `clude test` request: the tree, the request, and what picks its programs.
+
+    Made from the request itself, not from the detected command, so a hit needs no detection.
+    """
+    parts = {"tree": tree_digest(root), "command": command, "rate": rate,
+             "seed": seed if rate is not None else None, "config": config_identity(config),
+             "env": {name: env.get(name) for name in KEY_ENV}, "clude": __version__}
+    blob = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.blake2b(blob.encode(), digest_size=20).hexdigest()
 
 
+def lookup(root: Path, *, command: list[str] | None, rate: float | None, seed: str, config: dict,
+           env: dict[str, str]) -> tuple[str, dict | None]:
+    """(key, entry) for a request; the entry is None on a miss, and when the program its command
+    starts is gone (a deleted virtualenv is reported by running, never answered from the cache)."""
+    key = request_key(root, command=command, rate=rate, seed=seed, config=config, env=env)
+    entry = VerdictCache(root / ".clude" / "cache" / "verdicts").get(key)
+    if entry is not None:
+        try:
+            resolve_program(entry["verdict"].get("command") or [], root, env)
+        except MissingProgram:
+            return key, None
+        entry["verdict"]["cached"] = True
+    return key, entry
+
+
 class VerdictCache:
+    """Entries {"verdict": the Verdict as JSON data, "report": its concise report} by key."""
+
     def __init__(self, directory: Path):
         self.directory = directory
 
-    def get(self, key: str) -> Verdict | None:
-        """The cached Verdict, or None when absent or unreadable (a corrupt entry is not fatal)."""
-        path = self.directory / f"{key}.json"
+    def get(self, key: str) -> dict | None:
+        """The entry, or None when absent or unreadable (a corrupt entry is not fatal)."""
         try:
-            verdict = Verdict.model_validate_json(path.read_bytes())
-        except (OSError, ValueError, ValidationError):
+            entry = json.loads((self.directory / f"{key}.json").read_bytes())
+        except (OSError, ValueError):
             return None
-        return verdict.model_copy(update={"cached": True})
+        ok = isinstance(entry, dict) and isinstance(entry.get("verdict"), dict) \
+            and isinstance(entry.get("report"), str)
+        return entry if ok else None
 
-    def put(self, key: str, verdict: Verdict) -> None:
-        if verdict.status in CACHEABLE:
-            atomic_write_text(self.directory / f"{key}.json", verdict.model_dump_json())
+    def put(self, key: str, verdict: dict, report: str) -> bool:
+        """Store a Verdict worth remembering; True when stored."""
+        total = (verdict.get("counts") or {}).get("total", 0)
+        if verdict.get("status") not in CACHEABLE or (verdict["status"] == "error" and not total):
+            return False
+        atomic_write_text(self.directory / f"{key}.json",
+                          json.dumps({"verdict": verdict, "report": report}, ensure_ascii=False))
+        return True

@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,26 +86,34 @@ def _check_shebang(path: str, prog: str) -> None:
 
 def run_group(argv: list[str], cwd: Path, env: dict[str, str], output: Path,
               timeout_s: float | None) -> Finished:
-    """Run argv with stdout and stderr into `output`; kill its process group on timeout or Ctrl-C."""
+    """Run argv with stdout and stderr into `output`; kill its process group on timeout or Ctrl-C.
+
+    Whatever the command leaves running in its group when it exits is killed too. The wait blocks
+    (no polling), and a timer thread does the killing at the deadline.
+    """
     start = time.monotonic()
-    timed_out = interrupted = False
+    interrupted = False
+    expired = threading.Event()
     with open(output, "wb") as out:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
+        timer = None
+        if timeout_s:
+            timer = threading.Timer(timeout_s, lambda: (expired.set(), kill_group(proc)))
+            timer.daemon = True
+            timer.start()
         try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            kill_group(proc)
+            proc.wait()
         except KeyboardInterrupt:
             interrupted = True
             kill_group(proc, first=signal.SIGINT)
         finally:
-            if proc.poll() is None:
-                kill_group(proc)
+            if timer is not None:
+                timer.cancel()
+            kill_group(proc, first=signal.SIGKILL)
     code = proc.returncode
     sig = -code if code is not None and code < 0 else None
-    return Finished(exit_code=None if sig else code, signal=sig, timed_out=timed_out,
+    return Finished(exit_code=None if sig else code, signal=sig, timed_out=expired.is_set(),
                     interrupted=interrupted, duration_s=time.monotonic() - start)
 
 

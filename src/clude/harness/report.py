@@ -1,30 +1,46 @@
-"""The concise report an agent reads: at most ~25 lines, one `ERROR file:line id — reason` per failure."""
+"""The concise report an agent reads: at most ~25 lines and ~2 KB, one `ERROR file:line id — reason` per failure."""
 
 from __future__ import annotations
 
 from clude.harness.verdict import Status, Verdict
 
 MAX_FAILURES = 20
-MAX_LINE = 400
+MAX_LINE = 300  # characters; a longer line is cut
+MAX_BYTES = 2000  # the whole report; failure lines stop before it is passed
 
 
-def concise(verdict: Verdict, max_failures: int = MAX_FAILURES) -> str:
-    lines = [_header(verdict)]
+def concise(verdict: Verdict, max_failures: int = MAX_FAILURES, max_bytes: int = MAX_BYTES) -> str:
+    head = [_header(verdict)]
     if verdict.reason and verdict.status is not Status.PASSED:
-        lines.append(f"reason: {verdict.reason}")
+        head.append(f"reason: {verdict.reason}")
+    tail = [verdict.counts.summary()]
+    if verdict.report_path:
+        tail.append(f"report: {verdict.report_path}")
+    head, tail = [_cut(line) for line in head], [_cut(line) for line in tail]
+    more = "... and {} more failures (all of them in the report)"
+    budget = max_bytes - _size(head + tail) - len(more) - 8
+    shown: list[str] = []
     for failure in verdict.failures[:max_failures]:
         where = failure.file or "?"
         if failure.line:
             where += f":{failure.line}"
-        lines.append(f"ERROR {where} {failure.id} — {failure.reason or failure.kind}")
-    hidden = len(verdict.failures) - max_failures
+        line = _cut(f"ERROR {where} {failure.id} — {failure.reason or failure.kind}")
+        budget -= _size([line])
+        if budget < 0:
+            break
+        shown.append(line)
+    hidden = len(verdict.failures) - len(shown)
     if hidden > 0:
-        lines.append(f"... and {hidden} more failures (all of them in the report)")
-    lines.append(verdict.counts.summary())
-    if verdict.report_path:
-        lines.append(f"report: {verdict.report_path}")
-    return "\n".join(line if len(line) <= MAX_LINE else line[: MAX_LINE - 3] + "..."
-                     for line in lines)
+        shown.append(more.format(hidden))
+    return "\n".join(head + shown + tail)
+
+
+def _cut(line: str) -> str:
+    return line if len(line) <= MAX_LINE else line[: MAX_LINE - 3] + "..."
+
+
+def _size(lines: list[str]) -> int:
+    return sum(len(line.encode("utf-8")) + 1 for line in lines)
 
 
 def _header(v: Verdict) -> str:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import time
 from pathlib import Path
 
-from clude import __version__
+from pydantic import ValidationError
+
 from clude.config import TestConfig
 from clude.harness import frameworks
-from clude.harness.cache import VerdictCache, cache_key, tree_digest
+from clude.harness.cache import VerdictCache, lookup
 from clude.harness.frameworks import Framework, RunContext
+from clude.harness.inject.clude_sample import default_seed
 from clude.harness.process import MissingProgram, resolve_program, run_group, tail
+from clude.harness.report import concise
 from clude.harness.verdict import Counts, Status, Verdict, decide
 from clude.store import atomic_write_text
 
@@ -30,10 +32,6 @@ def clude_dir(root: Path) -> Path:
     return path
 
 
-def default_seed(env: dict[str, str]) -> str:
-    return env.get("CLUDE_AGENT_ID") or socket.gethostname()
-
-
 def choose(root: Path, config: TestConfig, command: list[str] | None,
            env: dict[str, str]) -> tuple[Framework, list[str]] | str:
     """The adapter and argv to run, or the reason there is nothing to run."""
@@ -44,7 +42,7 @@ def choose(root: Path, config: TestConfig, command: list[str] | None,
         return adapter, argv
     found = frameworks.detect(root, env)
     if found is None:
-        names = ", ".join(a.name for a in frameworks.ADAPTERS)
+        names = ", ".join(a.name for a in frameworks.adapters())
         return (f"found no tests to run in {root} (looked for {names}): give the command "
                 f"(clude test -- COMMAND ...) or set [test] command in clude.toml")
     adapter, argv = found
@@ -56,12 +54,24 @@ def choose(root: Path, config: TestConfig, command: list[str] | None,
 def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str] | None = None,
               rate: float | None = None, seed: str | None = None, use_cache: bool = True,
               timeout_s: float | None = None, env: dict[str, str] | None = None) -> Verdict:
+    """Run the tests of the project at `root` (or answer from the cache) and return the Verdict."""
     root = root.resolve()
     config = config or TestConfig()
-    env = {**(env if env is not None else os.environ), **config.env}
+    base_env = dict(env if env is not None else os.environ)
+    env = {**base_env, **config.env}
     timeout_s = timeout_s or config.timeout
-    seed = seed if seed is not None else default_seed(env)
+    seed = seed if seed is not None else default_seed(base_env)
     state = clude_dir(root)
+
+    key = None
+    if use_cache:
+        key, entry = lookup(root, command=command, rate=rate, seed=seed,
+                            config=config.model_dump(), env=base_env)
+        if entry is not None:
+            try:
+                return Verdict.model_validate(entry["verdict"])
+            except ValidationError:
+                pass  # an entry from another version of the Verdict: run again
 
     chosen = choose(root, config, command, env)
     if isinstance(chosen, str):
@@ -73,16 +83,6 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
         return _save(Verdict(status=Status.ERROR, reason=f"cannot start the tests: {exc}",
                              framework=adapter.name, command=argv),
                      _new_run_dir(state, adapter.name))
-
-    cache = VerdictCache(state / "cache" / "verdicts")
-    key = None
-    if use_cache:
-        key = cache_key(tree_digest(root), argv=argv, framework=adapter.name, rate=rate,
-                        seed=seed if rate is not None else None, junit=config.junit,
-                        env=config.env, clude=__version__)
-        hit = cache.get(key)
-        if hit is not None:
-            return hit
 
     run_dir = _new_run_dir(state, adapter.name)
     ctx = RunContext(root=root, run_dir=run_dir, env=env, rate=rate, seed=seed,
@@ -103,7 +103,8 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
                       outcomes=dict(facts.outcomes))
     _save(verdict, run_dir)
     if key is not None:
-        cache.put(key, verdict)
+        VerdictCache(state / "cache" / "verdicts").put(
+            key, verdict.model_dump(mode="json"), concise(verdict.model_copy(update={"cached": True})))
     _prune(state / "reports")
     return verdict
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import yaml
 
 INDENT = 4  # spaces per subtest level (TAP 14 and node)
 YAML_MAX_CHARS = 256 * 1024  # larger diagnostic blocks are read key by key, not by a YAML parser
@@ -68,6 +67,8 @@ def _split_directive(rest: str) -> tuple[str, str | None, str]:
 
 
 def _load_yaml(lines: list[str]) -> dict:
+    import yaml  # here, not at the top: only a failing node test pays its import time
+
     text = "\n".join(lines)
     if len(text) <= YAML_MAX_CHARS:
         try:

@@ -3,40 +3,24 @@
 from __future__ import annotations
 
 import signal
-from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from clude.harness.status import EXIT_CODES, Status
 
-class Status(str, Enum):
-    PASSED = "passed"
-    FAILED = "failed"
-    ERROR = "error"
-    NO_TESTS = "no_tests"
-    TIMEOUT = "timeout"
-    CRASHED = "crashed"
-    INTERRUPTED = "interrupted"
-
-
-# `clude test` exit codes, one per status (docs/harness.md). 2 is left to click for usage errors.
-EXIT_CODES: dict[Status, int] = {
-    Status.PASSED: 0,
-    Status.FAILED: 1,
-    Status.ERROR: 3,
-    Status.NO_TESTS: 4,
-    Status.TIMEOUT: 5,
-    Status.CRASHED: 6,
-    Status.INTERRUPTED: 130,
-}
+__all__ = ["EXIT_CODES", "Counts", "Failure", "Outcome", "RunFacts", "Sample", "Status", "Verdict",
+           "decide"]
 
 Outcome = Literal["passed", "failed", "error", "skipped", "xfailed", "xpassed"]
-OUTCOMES: tuple[str, ...] = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 
 
+class Model(BaseModel):
+    # Validators are built on first use, not at import: start-up time is part of every `clude test`.
+    model_config = ConfigDict(defer_build=True)
 
 
-class Counts(BaseModel):
+class Counts(Model):
     passed: int = 0
     failed: int = 0
     errors: int = 0
@@ -64,7 +48,7 @@ class Counts(BaseModel):
                 f"{self.skipped} skipped")
 
 
-class Failure(BaseModel):
+class Failure(Model):
     id: str
     file: str | None = None
     line: int | None = None
@@ -72,14 +56,14 @@ class Failure(BaseModel):
     reason: str = ""
 
 
-class Sample(BaseModel):
+class Sample(Model):
     rate: float
     seed: str
     selected: int
     of: int
 
 
-class Verdict(BaseModel):
+class Verdict(Model):
     status: Status
     reason: str | None = None
     counts: Counts = Field(default_factory=Counts)
@@ -99,7 +83,7 @@ class Verdict(BaseModel):
         return self.model_dump(mode="json", exclude={"outcomes"})
 
 
-class RunFacts(BaseModel):
+class RunFacts(Model):
     """What the runner observed about one run of a test command, before any judgement."""
 
     exit_code: int | None = None  # None when the process never started or was killed by a signal

@@ -2,34 +2,40 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from clude.harness.frameworks.base import Framework, Plan, RunContext
-from clude.harness.frameworks.cargo import CargoTest
-from clude.harness.frameworks.go import GoTest
-from clude.harness.frameworks.js import Jest, Vitest
-from clude.harness.frameworks.node import NodeTest
-from clude.harness.frameworks.python import Pytest, Unittest
 
-ADAPTERS: list[Framework] = [Pytest(), Unittest(), GoTest(), CargoTest(), NodeTest(), Jest(),
-                            Vitest()]
+# (module, class) in detection order. A module is imported only when a search reaches it, so a
+# pytest project never pays for the node, go or cargo adapters.
+_ORDER = [("python", "Pytest"), ("python", "Unittest"), ("go", "GoTest"), ("cargo", "CargoTest"),
+          ("node", "NodeTest"), ("js", "Jest"), ("js", "Vitest")]
+_loaded: list[Framework] = []
 GENERIC = Framework()
 
 
+def adapters() -> Iterator[Framework]:
+    """Every adapter, in detection order."""
+    for index, (module, cls) in enumerate(_ORDER):
+        if index == len(_loaded):
+            _loaded.append(getattr(importlib.import_module(f"{__name__}.{module}"), cls)())
+        yield _loaded[index]
+
+
 def by_name(name: str) -> Framework:
-    for adapter in ADAPTERS:
+    for adapter in [*adapters(), GENERIC]:
         if adapter.name == name:
             return adapter
-    if name == GENERIC.name:
-        return GENERIC
-    known = ", ".join([a.name for a in ADAPTERS] + [GENERIC.name])
+    known = ", ".join(a.name for a in [*adapters(), GENERIC])
     raise KeyError(f"unknown test framework {name!r} (known: {known})")
 
 
 def for_command(argv: list[str], root: Path, env: dict[str, str]) -> Framework:
     """The adapter for a user-given command: the one that recognizes it, else the project's own
     framework (a `make test` in a pytest project is still pytest underneath), else generic."""
-    for adapter in ADAPTERS:
+    for adapter in adapters():
         if adapter.recognizes(argv, root):
             return adapter
     detected = detect(root, env)
@@ -37,12 +43,12 @@ def for_command(argv: list[str], root: Path, env: dict[str, str]) -> Framework:
 
 
 def detect(root: Path, env: dict[str, str]) -> tuple[Framework, list[str]] | None:
-    for adapter in ADAPTERS:
+    for adapter in adapters():
         argv = adapter.detect(root, env)
         if argv:
             return adapter, argv
     return None
 
 
-__all__ = ["ADAPTERS", "GENERIC", "Framework", "Plan", "RunContext", "by_name", "detect",
+__all__ = ["GENERIC", "Framework", "Plan", "RunContext", "adapters", "by_name", "detect",
            "for_command"]

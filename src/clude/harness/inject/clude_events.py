@@ -66,9 +66,15 @@ def sample_settings():
     return float(rate), os.environ.get(SEED_ENV, "")
 
 
+# Lines of an assertion message that repeat what its first line says: pytest's diff of two values
+# ("- y", "+ x", "? ^") and its hints. "+  where x = f()" lines say where a value came from: kept.
+_NOISE = re.compile(r"^(?:[-?] |\+ (?!\s*where )|Full diff:|Use -v to get|Omitting \d+ identical)")
+
+
 def one_line(text):
-    """Text collapsed to one line of at most REASON_MAX characters."""
+    """Text collapsed to one line of at most REASON_MAX characters, without diff noise."""
     lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    lines = lines[:1] + [ln for ln in lines[1:] if not _NOISE.match(ln)]
     joined = " ".join(lines)
     joined = re.sub(r"\s+", " ", joined)
     if joined.startswith("AssertionError: assert "):

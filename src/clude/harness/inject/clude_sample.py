@@ -9,6 +9,7 @@ probability `rate`, the order of tests does not matter, and different seeds sele
 """
 
 import hashlib
+import os
 
 _SCALE = float(1 << 64)
 
@@ -32,3 +33,9 @@ def sample(test_ids, seed: str, rate: float) -> list:
     if not chosen and ids and rate > 0:
         chosen = [min(ids, key=lambda t: score(seed, t))]
     return chosen
+
+
+def default_seed(env) -> str:
+    """The seed when none is given: the agent's id, else the host name, so each agent of a team
+    samples its own tests and keeps to them run after run."""
+    return env.get("CLUDE_AGENT_ID") or os.uname().nodename
