@@ -124,3 +124,11 @@ def test_counts_are_per_test_and_add_up():
     assert c.model_dump() == dict(passed=1, failed=1, errors=3, skipped=1, xfailed=1, xpassed=1,
                                   total=8)
     assert c.summary() == "1 passed, 1 failed, 3 errors, 1 skipped"
+
+
+def test_a_test_binary_killed_inside_the_command_is_named():
+    status, reason = decide(facts(finished=False, exit_code=101, crash_signal=int(signal.SIGABRT),
+                                  running="src/lib.rs::tests::gives_up"))
+    assert status is Status.CRASHED
+    assert reason == ("the test process was killed by SIGABRT (aborted) before it finished "
+                      "reporting while running src/lib.rs::tests::gives_up")

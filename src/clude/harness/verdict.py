@@ -102,6 +102,7 @@ class RunFacts(Model):
     stopped_early: str | None = None  # e.g. "stopped after the first failure (-x)"
     last_error_line: str | None = None  # from the output, to explain a start that never happened
     sample: Sample | None = None
+    crash_signal: int | None = None  # a signal that killed a test process the command started
 
 
 def _signal_name(signum: int) -> str:
@@ -122,6 +123,11 @@ _SIGNAL_MEANING = {
 _INTERRUPT_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
+def _describe_signal(signum: int) -> str:
+    meaning = _SIGNAL_MEANING.get(signum)
+    return f"{_signal_name(signum)} ({meaning})" if meaning else _signal_name(signum)
+
+
 def _while_running(facts: RunFacts) -> str:
     return f" while running {facts.running}" if facts.running else ""
 
@@ -139,19 +145,20 @@ def decide(facts: RunFacts) -> tuple[Status, str | None]:
         return Status.TIMEOUT, (f"no result after {facts.timeout_s:g} s; the process group was "
                                 f"killed{_while_running(facts)}")
     if facts.signal is not None:
-        name = _signal_name(facts.signal)
         if facts.signal in _INTERRUPT_SIGNALS:
-            return Status.INTERRUPTED, f"the test process received {name}{_while_running(facts)}"
-        meaning = _SIGNAL_MEANING.get(facts.signal)
-        what = f"{name} ({meaning})" if meaning else name
-        return Status.CRASHED, f"the test process was killed by {what}{_while_running(facts)}"
+            return Status.INTERRUPTED, (f"the test process received {_signal_name(facts.signal)}"
+                                        f"{_while_running(facts)}")
+        return Status.CRASHED, (f"the test process was killed by {_describe_signal(facts.signal)}"
+                                f"{_while_running(facts)}")
     if not facts.started:
         why = facts.framework_reason or facts.last_error_line or "no output"
         return Status.ERROR, (f"the test command exited with code {facts.exit_code} before running "
                               f"any test: {why}")
     if not facts.finished:
-        return Status.CRASHED, (f"the test process exited with code {facts.exit_code} before it "
-                                f"finished reporting{_while_running(facts)}")
+        how = (f"was killed by {_describe_signal(facts.crash_signal)}" if facts.crash_signal
+               else f"exited with code {facts.exit_code}")
+        return Status.CRASHED, (f"the test process {how} before it finished reporting"
+                                f"{_while_running(facts)}")
     if facts.collection_errors:
         first = facts.collection_errors[0]
         where = f"{first.file}" if first.file else first.id

@@ -147,6 +147,9 @@ def _test_id(prefix: str, name: str) -> str:
     return f"{prefix}::{name}"
 
 
+_KILLED = re.compile(r"process didn't exit successfully: .*\(signal: (\d+)")
+
+
 def read_cargo_output(text: str, root: Path, exit_code: int | None) -> RunFacts:
     """The facts of one `cargo test` run with JSON test events, from its whole output."""
     facts = RunFacts()
@@ -186,6 +189,8 @@ def read_cargo_output(text: str, root: Path, exit_code: int | None) -> RunFacts:
             facts.failures.append(_failure(test_id, prefix, ev, root))
     if facts.collection_errors:
         facts.started = True
+    if m := _KILLED.search(text):  # cargo: "process didn't exit successfully: `...` (signal: 6, ...)"
+        facts.crash_signal = int(m.group(1))
     running = list(started)
     facts.finished = facts.started and suites_open <= 0 and not running and exit_code is not None
     if running:
