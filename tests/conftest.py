@@ -22,6 +22,15 @@ def project_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def write_files(root: Path, files: dict[str, str]) -> Path:
+    """Write {relative path: text} under root (folders made as needed) and return root."""
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
 @pytest.fixture
 def copy_project(tmp_path):
     """Copy a corpus project (by its path under tests/corpus) into a temp dir and return the copy."""

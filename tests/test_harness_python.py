@@ -14,20 +14,12 @@ import pytest
 from clude.config import TestConfig
 from clude.harness import Status, concise, run_tests
 from clude.harness.events import read_events
-from conftest import project_env
+from conftest import project_env, write_files
 
 
 def _run(project: Path, command: list[str] | None = None, **kwargs):
     kwargs.setdefault("env", project_env())
     return run_tests(project, TestConfig(timeout=60), command=command, use_cache=False, **kwargs)
-
-
-def _write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return root
 
 
 @pytest.mark.parametrize("scenario, command", [
@@ -54,7 +46,7 @@ def test_ctrl_c_to_clude_stops_the_run_and_names_the_running_test(tmp_path):
     # The test sends SIGINT to its parent, the process running clude (here: this test), as a
     # terminal's Ctrl-C would; clude passes it on to the test process group and reports
     # `interrupted`. The test then waits until that SIGINT reaches it.
-    project = _write(tmp_path / "proj", {
+    project = write_files(tmp_path / "proj", {
         "conftest.py": "",
         "test_wait.py": (
             "import os, signal, threading\n\n"
@@ -85,7 +77,7 @@ def test_the_report_holds_all_5_mb_of_output_while_the_concise_report_stays_shor
 
 
 def test_a_virtualenv_whose_python_is_a_broken_symlink_is_an_error_naming_it(tmp_path):
-    project = _write(tmp_path / "proj", {"conftest.py": "", "test_a.py": "def test_a():\n    pass\n"})
+    project = write_files(tmp_path / "proj", {"conftest.py": "", "test_a.py": "def test_a():\n    pass\n"})
     (project / ".venv" / "bin").mkdir(parents=True)
     (project / ".venv" / "bin" / "python").symlink_to("/nonexistent/clude/python3.99")
     env = {k: v for k, v in project_env().items() if k != "VIRTUAL_ENV"}
@@ -98,7 +90,7 @@ def test_a_virtualenv_whose_python_is_a_broken_symlink_is_an_error_naming_it(tmp
 
 
 def test_a_script_whose_interpreter_is_gone_is_an_error_naming_the_interpreter(tmp_path):
-    project = _write(tmp_path / "proj", {"conftest.py": "", "test_a.py": "def test_a():\n    pass\n",
+    project = write_files(tmp_path / "proj", {"conftest.py": "", "test_a.py": "def test_a():\n    pass\n",
                                          ".venv/bin/pytest": "#!/nonexistent/clude/bin/python\n"})
     os.chmod(project / ".venv" / "bin" / "pytest", 0o755)
     verdict = _run(project, [".venv/bin/pytest"])
@@ -110,7 +102,7 @@ def test_an_interpreter_without_pytest_is_an_error_saying_so(tmp_path):
     venv = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
                    capture_output=True, timeout=60)
-    project = _write(tmp_path / "proj", {"conftest.py": "", "test_a.py": "def test_a():\n    pass\n"})
+    project = write_files(tmp_path / "proj", {"conftest.py": "", "test_a.py": "def test_a():\n    pass\n"})
     verdict = _run(project, [str(venv / "bin" / "python"), "-m", "pytest"])
     assert verdict.status is Status.ERROR, verdict.public()
     assert "pytest is not installed" in verdict.reason

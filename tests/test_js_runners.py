@@ -13,7 +13,7 @@ import pytest
 from clude.config import TestConfig
 from clude.harness import run_tests
 from clude.harness.inject.clude_sample import sample
-from conftest import project_env
+from conftest import project_env, write_files
 
 VERSIONS = {"jest": "29.7.0", "vitest": "2.1.9"}
 CACHE = Path(__file__).parent / ".cache" / ("js-runners-" + "-".join(
@@ -50,20 +50,14 @@ def node_modules() -> Path:
 def _project(root: Path, node_modules: Path, files: dict[str, str]) -> Path:
     root.mkdir(parents=True)
     (root / "node_modules").symlink_to(node_modules, target_is_directory=True)
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return root
+    return write_files(root, files)
 
 
 def _run(project: Path, **kw):
     return run_tests(project, TestConfig(timeout=120), use_cache=False, env=project_env(), **kw)
 
 
-JEST_MATH = """\
-const { add } = require('../src/add');
-
+MATH_TESTS = """\
 describe('add', () => {
   test('small numbers', () => {
     expect(add(1, 2)).toBe(3);
@@ -79,6 +73,7 @@ test('throws from the code under test', () => {
   add(null, 1);
 });
 """
+JEST_MATH = "const { add } = require('../src/add');\n\n" + MATH_TESTS
 ADD_CJS = "exports.add = (a, b) => {\n  if (a === null) throw new TypeError('a is null');\n  return a + b;\n};\n"
 
 
@@ -122,25 +117,8 @@ def test_jest_all_pass_and_sampling_by_file(tmp_path, node_modules):
     assert {t.split("::")[0] for t in sampled.outcomes} == set(chosen), sampled.public()
 
 
-VITEST_MATH = """\
-import { describe, test, expect } from 'vitest';
-import { add } from '../src/add.js';
-
-describe('add', () => {
-  test('small numbers', () => {
-    expect(add(1, 2)).toBe(3);
-  });
-  test('is wrong on purpose', () => {
-    expect(add(2, 2)).toBe(5);
-  });
-  test.skip('skipped', () => {});
-  test.todo('negative numbers');
-});
-
-test('throws from the code under test', () => {
-  add(null, 1);
-});
-"""
+VITEST_MATH = ("import { describe, test, expect } from 'vitest';\n"
+               "import { add } from '../src/add.js';\n\n" + MATH_TESTS)
 ADD_ESM = "export function add(a, b) {\n  if (a === null) throw new TypeError('a is null');\n  return a + b;\n}\n"
 
 

@@ -13,17 +13,9 @@ from clude.harness import run_tests
 from clude.harness.frameworks import by_name, detect, for_command
 from clude.harness.frameworks.node import is_node_test_file, node_test_files, split_argv
 from clude.harness.inject.clude_sample import sample
-from conftest import project_env
+from conftest import project_env, write_files
 
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-
-
-def _write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return root
 
 
 def _test_file(name: str) -> str:
@@ -56,7 +48,7 @@ def test_sampling_a_package_script_with_a_directory(tmp_path):
     files = {f"spec/unit/part{i}.test.js": _test_file(f"part {i}") for i in range(6)}
     files["spec/unit/helper.js"] = "module.exports = 1;\n"
     files["package.json"] = json.dumps({"scripts": {"test": "node --test spec/"}})
-    project = _write(tmp_path / "p", files)
+    project = write_files(tmp_path / "p", files)
     verdict = run_tests(project, TestConfig(timeout=60), rate=0.5, seed="x", use_cache=False,
                         env=project_env())
     assert verdict.framework == "node" and verdict.command == ["npm", "test"]
@@ -67,7 +59,7 @@ def test_sampling_a_package_script_with_a_directory(tmp_path):
 
 @needs_node
 def test_huge_output_and_a_huge_error_message(tmp_path):
-    project = _write(tmp_path / "p", {"test/big.test.js": (
+    project = write_files(tmp_path / "p", {"test/big.test.js": (
         "const test = require('node:test');\n"
         "test('chatty', () => { for (let i = 0; i < 5000; i++) console.log('line ' + i); });\n"
         "test('huge message', () => {\n"
@@ -85,7 +77,7 @@ def test_huge_output_and_a_huge_error_message(tmp_path):
 
 @needs_node
 def test_a_missing_esm_import_is_a_collection_error(tmp_path):
-    project = _write(tmp_path / "p", {
+    project = write_files(tmp_path / "p", {
         "test/esm.test.mjs": "import test from 'node:test';\nimport { x } from './gone.mjs';\n"
                              "test('x', () => {});\n",
         "test/ok.test.mjs": "import test from 'node:test';\ntest('fine', () => {});\n"})
@@ -115,18 +107,18 @@ def test_split_argv_drops_reporters_and_keeps_option_values():
 
 def test_detection_and_recognition(tmp_path):
     env = project_env()
-    script = _write(tmp_path / "script", {"package.json": json.dumps(
+    script = write_files(tmp_path / "script", {"package.json": json.dumps(
         {"scripts": {"test": "node --test --test-concurrency=1"}})})
     assert detect(script, env)[0].name == "node"
     assert for_command(["npm", "test"], script, env).name == "node"
     assert for_command(["npm", "run", "test", "--", "x"], script, env).name == "node"
-    bare = _write(tmp_path / "bare", {"test/a.test.js": _test_file("a")})
+    bare = write_files(tmp_path / "bare", {"test/a.test.js": _test_file("a")})
     assert detect(bare, env) == (by_name("node"), ["node", "--test"])
-    placeholder = _write(tmp_path / "placeholder", {
+    placeholder = write_files(tmp_path / "placeholder", {
         "package.json": json.dumps({"scripts": {"test": "echo \"Error: no test specified\" && exit 1"}}),
         "x.test.mjs": "import { test } from 'node:test';\n"})
     assert detect(placeholder, env)[0].name == "node"
-    other = _write(tmp_path / "other", {"package.json": json.dumps({"scripts": {"test": "mocha"}}),
+    other = write_files(tmp_path / "other", {"package.json": json.dumps({"scripts": {"test": "mocha"}}),
                                         "a.test.js": "require('node:test')\n"})
     assert detect(other, env) is None
     assert for_command(["node", "--test", "x.js"], other, env).name == "node"

@@ -67,6 +67,21 @@ class Framework:
             return RunFacts(framework_reason=str(exc))
 
 
+def facts_from_output(reader, plan: Plan, ctx: RunContext, exit_code: int | None,
+                      tail: str) -> RunFacts:
+    """Facts read from the run's whole output (frameworks whose events go to stdout: go, cargo), with
+    the reason a run that never started gives (diagnostics.toml)."""
+    try:
+        text = (ctx.run_dir / "output.log").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    facts = reader(text, ctx.root, exit_code)
+    if not facts.started:
+        from clude.harness.diagnostics import explain
+        facts.framework_reason = explain(tail, plan.argv[0], str(ctx.root))
+    return facts
+
+
 def program_name(argv: list[str]) -> str:
     return os.path.basename(argv[0]) if argv else ""
 

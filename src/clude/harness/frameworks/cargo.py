@@ -7,8 +7,8 @@ import os
 import re
 from pathlib import Path
 
-from clude.harness.diagnostics import explain
-from clude.harness.frameworks.base import Framework, Plan, RunContext, program_name
+from clude.harness.frameworks.base import (Framework, Plan, RunContext, facts_from_output,
+                                           program_name)
 from clude.harness.inject.clude_events import one_line, relative
 from clude.harness.inject.clude_sample import sample
 from clude.harness.process import run_group
@@ -122,14 +122,7 @@ class CargoTest(Framework):
     def read(self, plan: Plan, ctx: RunContext, exit_code: int | None, tail: str) -> RunFacts:
         if plan.results is None or plan.results.name != _RESULTS:
             return super().read(plan, ctx, exit_code, tail)
-        try:
-            text = (ctx.run_dir / "output.log").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            text = ""
-        facts = read_cargo_output(text, ctx.root, exit_code)
-        if not facts.started:
-            facts.framework_reason = explain(tail, plan.argv[0], str(ctx.root))
-        return facts
+        return facts_from_output(read_cargo_output, plan, ctx, exit_code, tail)
 
 
 def _target(line: str) -> str | None:

@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clude.harness.diagnostics import explain
-from clude.harness.frameworks.base import Framework, Plan, RunContext, program_name
+from clude.harness.frameworks.base import (Framework, Plan, RunContext, facts_from_output,
+                                           program_name)
 from clude.harness.inject.clude_events import one_line, relative
 from clude.harness.inject.clude_sample import sample
 from clude.harness.process import run_group
@@ -134,15 +134,7 @@ class GoTest(Framework):
         if plan.results.name != "go-test.json":  # the JUnit XML of gotestsum (or alike)
             from clude.harness.frameworks.go_junit import read_gotestsum_junit
             return read_gotestsum_junit(plan.results, ctx.root)
-        output = ctx.run_dir / "output.log"
-        try:
-            text = output.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            text = ""
-        facts = read_go_output(text, ctx.root, exit_code)
-        if not facts.started:
-            facts.framework_reason = explain(tail, plan.argv[0], str(ctx.root))
-        return facts
+        return facts_from_output(read_go_output, plan, ctx, exit_code, tail)
 
 
 class Reader:
