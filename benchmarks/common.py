@@ -20,9 +20,12 @@ SEED = "bench"
 def bench_env() -> dict[str, str]:
     """The environment both sides run in: the venv active, so clude picks the same interpreter, and
     bytecode caching on as in a normal install (no PYTHONDONTWRITEBYTECODE: clude's own modules and the
-    suite's rewritten test modules are compiled once, not at every start)."""
+    suite's rewritten test modules are compiled once, not at every start). The generated suites are
+    projects with pytest alone: the pytest plugins of clude's own dev venv (hypothesis's, which
+    imports hypothesis at every session's end) are not loaded, on either side."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTEST_ADDOPTS", "CLUDE_AGENT_ID", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE")}
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     env["VIRTUAL_ENV"] = str(VENV)
     env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', os.defpath)}"
     return env

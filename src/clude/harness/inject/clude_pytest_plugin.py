@@ -16,7 +16,7 @@ import traceback
 import pytest
 
 import clude_events as E
-from clude_sample import sample
+from clude_pytest_sample import Sampler
 
 _claimed = False  # a session of this process reports already; a pytest run inside it stays silent
 
@@ -46,6 +46,9 @@ def pytest_configure(config):
     if writer is not None:
         _claimed = True
         config.pluginmanager.register(Reporter(config, writer), "clude_reporter")
+        sampling = E.sample_settings()
+        if sampling is not None:
+            config.pluginmanager.register(Sampler(*sampling, writer), "clude_sampler")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -118,33 +121,18 @@ def _subtest_description(report):
 
 
 class Reporter:
-    """Writes the events of one pytest session, and samples its tests when asked to."""
+    """Writes the events of one pytest session."""
 
     def __init__(self, config, writer):
         self.writer = writer
         self.config = config
         self.root = _project_dir(config)
-        self.sampling = E.sample_settings()
         self.tests = {}  # nodeid -> the final outcome being built across setup, call and teardown
         self.reported = 0  # how many test results were written
         self.exit_called = None  # why pytest.exit() ended the session, if it did
 
     def pytest_sessionstart(self, session):
         self.writer.emit("start")
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, session, config, items):
-        if self.sampling is None:
-            return
-        rate, seed = self.sampling
-        keep = set(sample([it.nodeid for it in items], seed, rate))
-        selected = [it for it in items if it.nodeid in keep]
-        deselected = [it for it in items if it.nodeid not in keep]
-        if deselected:
-            config.hook.pytest_deselected(items=deselected)
-        of = len(items)
-        items[:] = selected
-        self.writer.emit("sample", rate=rate, seed=seed, selected=len(selected), of=of)
 
     def pytest_collectreport(self, report):
         if report.skipped and report.nodeid:
