@@ -27,9 +27,9 @@ def main() -> list[Figure]:
                      "collect": [PYTHON, "-m", "pytest", "--collect-only", "-q"]}, root, REPS)
         header = run(fast, root)[1].stdout.decode().splitlines()[0]
     fixed = t["startup"].wall + t["collect"].wall
-    print(f"  ({header})\n  (paid whatever the rate: clude start-up {t['startup'].wall:.2f} s + pytest start-up "
-          f"and collection of {total} tests {t['collect'].wall:.2f} s = {fixed:.2f} s, "
-          f"{fixed / t['full'].wall:.2f}x of the full run)")
+    print(f"  ({header})\n  (for scale: clude start-up {t['startup'].wall:.2f} s + pytest start-up "
+          f"and a full collection of {total} tests {t['collect'].wall:.2f} s = {fixed:.2f} s, "
+          f"{fixed / t['full'].wall:.2f}x of the full run; a sampled run builds only the sampled tests)")
     fast_t, full_t = t["fast"], t["full"]
     ratio = fast_t.wall / full_t.wall
     return [Figure("fast", f"clude test --fast 0.1 vs full run, {total} tests of ~{WORK_MS} ms (wall)",
