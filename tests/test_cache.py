@@ -1,5 +1,6 @@
 """The verification cache: an unchanged tree answers without running; any change runs again."""
 
+import os
 import subprocess
 import sys
 
@@ -123,3 +124,29 @@ def test_works_outside_git(tmp_path):
     assert run(tmp_path).cached
     (tmp_path / "test_a.py").write_text("def test_a():\n    pass\n\n")
     assert not run(tmp_path).cached
+
+
+def test_an_error_is_never_cached(tmp_path):
+    (tmp_path / "test_imp.py").write_text("import not_installed_yet\n\ndef test_x():\n    pass\n")
+    first = run(tmp_path)
+    again = run(tmp_path)
+    assert first.status is Status.ERROR and again.status is Status.ERROR
+    assert not again.cached
+
+
+def test_installing_a_package_into_the_project_virtualenv_is_a_miss(project):
+    root, runs = project
+    site = root / ".venv" / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    run(root)
+    assert run(root).cached
+    (site / "newpkg-1.0.dist-info").mkdir()  # what pip install leaves behind
+    assert not run(root).cached
+    assert times_run(runs) == 2
+
+
+def test_a_fifo_in_the_tree_is_not_read(tmp_path):
+    (tmp_path / "test_a.py").write_text("def test_a():\n    pass\n")
+    os.mkfifo(tmp_path / "pipe")  # opening it for reading would block forever
+    assert run(tmp_path).status is Status.PASSED
+    assert run(tmp_path).cached

@@ -88,7 +88,7 @@ def test_bad_framework_and_negative_timeout_are_both_reported(tmp_path):
 
 def test_env_values_must_be_strings(tmp_path):
     write(tmp_path / "clude.toml", '[test.env]\nDEBUG = 1\n')
-    with pytest.raises(ConfigError, match=r"test\.env\.DEBUG: got 1"):
+    with pytest.raises(ConfigError, match=r"test\.env\.DEBUG: got int; "):
         load_settings(tmp_path)
 
 
@@ -101,4 +101,23 @@ def test_invalid_toml_names_the_file_and_position(tmp_path):
 def test_pyproject_errors_say_tool_clude(tmp_path):
     write(tmp_path / "pyproject.toml", '[tool.clude]\ntest = 3\n')
     with pytest.raises(ConfigError, match=r"pyproject.toml \[tool.clude\]: test: got 3"):
+        load_settings(tmp_path)
+
+
+def test_a_value_under_test_env_is_never_echoed(tmp_path):
+    write(tmp_path / "clude.toml", '[test]\nenv = "OPENAI_API_KEY=sk-not-to-be-shown"\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(tmp_path)
+    assert "sk-not-to-be-shown" not in str(err.value)
+    assert "test.env: got str" in str(err.value)
+
+
+def test_a_broken_pyproject_above_the_project_is_not_its_concern(tmp_path):
+    write(tmp_path / "pyproject.toml", "this is [ not toml\n")
+    (tmp_path / "child").mkdir()
+    write(tmp_path / "child" / "clude.toml", "[test]\ntimeout = 7\n")
+    (tmp_path / "other").mkdir()
+    assert load_settings(tmp_path / "child")[0].test.timeout == 7
+    assert load_settings(tmp_path / "other")[0].test.timeout == 900
+    with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(tmp_path)

@@ -95,9 +95,13 @@ def test_killed_by_a_signal_is_crashed_and_names_it(sig, words):
     assert words in reason and "while running t::x" in reason
 
 
-def test_sigint_and_sigterm_from_outside_are_interruptions():
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        assert decide(facts(exit_code=None, signal=int(sig)))[0] is Status.INTERRUPTED
+def test_a_signal_clude_did_not_send_is_a_crash_not_an_interruption():
+    # an interrupted run uses no attempt, so a test that kills its own process must not pass for one
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        status, reason = decide(facts(exit_code=None, signal=int(sig)))
+        assert status is Status.CRASHED and signal.Signals(sig).name in reason
+    status, reason = decide(facts(exit_code=2, stray_interrupt=True, running="t::x"))
+    assert status is Status.CRASHED and "did not send" in reason and "t::x" in reason
 
 
 def test_timeout_wins_over_the_signal_that_ended_it():

@@ -14,7 +14,8 @@ class ConfigError(Exception):
 
 def find_config(start: Path) -> tuple[Path, str | None] | None:
     """(file, table) of the nearest configuration at or above `start`: clude.toml, else a
-    pyproject.toml with [tool.clude]. The search stops at the root of a git work tree."""
+    pyproject.toml with [tool.clude]. The search stops at the root of a git work tree. A broken
+    pyproject.toml is an error in the project itself; above it, it is someone else's and skipped."""
     for directory in [start, *start.parents]:
         if (directory / CONFIG_FILE).is_file():
             return directory / CONFIG_FILE, None
@@ -22,7 +23,9 @@ def find_config(start: Path) -> tuple[Path, str | None] | None:
         if pyproject.is_file():
             try:
                 data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+                if directory != start:
+                    continue
                 raise ConfigError(f"{pyproject}: not valid TOML: {exc}") from None
             if "clude" in data.get("tool", {}):
                 return pyproject, "tool.clude"
@@ -39,8 +42,8 @@ def raw_test_table(start: Path) -> dict:
     path, table = found
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise ConfigError(f"{path}: cannot be read as TOML: {exc}") from None
     for key in (table.split(".") if table else []):
         data = data.get(key, {}) if isinstance(data, dict) else {}
     test = data.get("test", {}) if isinstance(data, dict) else {}

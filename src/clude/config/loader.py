@@ -29,6 +29,8 @@ def load_settings(start: Path, overrides: dict | None = None) -> tuple[Settings,
             raise ConfigError(f"{source}: not valid TOML: {exc}") from None
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot be read ({exc.strerror})") from None
         data = raw["tool"]["clude"] if table else raw
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: [{table}] must be a table")
@@ -63,7 +65,10 @@ def _describe(exc: ValidationError, where: str) -> str:
         elif key in lines:  # a value that fits none of a union's types: one line, all expectations
             lines[key] += f" or {err['msg'].lower()}"
         else:
-            lines[key] = f"{where}: {key}: got {err.get('input')!r}; {err['msg'].lower()}"
+            # values under [test.env] may be secrets: say what kind of value, never the value
+            got = type(err.get("input")).__name__ if loc[:2] == ["test", "env"] else \
+                repr(err.get("input"))
+            lines[key] = f"{where}: {key}: got {got}; {err['msg'].lower()}"
     return "\n".join(lines.values())
 
 

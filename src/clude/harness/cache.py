@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import tomllib
 from functools import lru_cache
@@ -18,9 +19,9 @@ from clude.harness.process import MissingProgram, resolve_program
 from clude.store import atomic_write_text
 
 # Statuses worth remembering: the same tree gives the same answer. A timeout, a crash or an
-# interruption may not happen again, so they are always run anew; so is an error before any test
-# ran (a missing module, a usage error), which a change outside the tree (pip install) can mend.
-CACHEABLE = frozenset({"passed", "failed", "no_tests", "error"})
+# interruption may not happen again, and an error (a module missing at collection, a usage error)
+# is often mended outside the tree, so they are always run anew.
+CACHEABLE = frozenset({"passed", "failed", "no_tests"})
 # The environment variables that decide which interpreter and programs a command finds.
 KEY_ENV = ("PATH", "VIRTUAL_ENV", "PYTHONPATH", "NODE_OPTIONS", "GOFLAGS", "RUSTFLAGS")
 _IGNORE = Path(__file__).parent / "data" / "cache_ignore.toml"
@@ -79,13 +80,20 @@ def _walked_files(root: Path) -> dict[str, str | None]:
 
 
 def _blob_id(path: str) -> str:
-    """git's id of a file's content (a symlink: of its target), computed from the work tree."""
-    if os.path.islink(path):
+    """git's id of a file's content (a symlink: of its target), computed from the work tree in
+    chunks. A FIFO, socket or device is never opened (reading a FIFO would block)."""
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
         data = os.readlink(path).encode("utf-8", "surrogateescape")
-    else:
-        with open(path, "rb") as f:
-            data = f.read()
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+        return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+    if not stat.S_ISREG(info.st_mode):
+        return f"<special {stat.S_IFMT(info.st_mode):o}>"
+    h = hashlib.sha1(usedforsecurity=False)
+    with open(path, "rb") as f:
+        h.update(b"blob %d\0" % os.fstat(f.fileno()).st_size)
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def tree_digest(root: Path) -> str:
@@ -124,13 +132,32 @@ def config_identity(test_table: dict) -> dict:
             if test_table.get(key)}
 
 
+def _installed_state(root: Path, env: dict[str, str]) -> dict[str, float]:
+    """When the packages the tests import last changed: the modification times of the project's
+    site-packages and node_modules folders (installing or removing a package changes them),
+    which git ignores and the tree hash never sees."""
+    places = [root / ".venv", root / "venv", root / "node_modules"]
+    if env.get("VIRTUAL_ENV"):
+        places.append(Path(env["VIRTUAL_ENV"]))
+    found = {}
+    for place in places:
+        folders = [place] if place.name == "node_modules" else place.glob("lib/python*/site-packages")
+        for folder in folders:
+            try:
+                found[str(folder)] = folder.stat().st_mtime
+            except OSError:
+                continue
+    return found
+
+
 def request_key(root: Path, *, command: list[str] | None, rate: float | None, seed: str,
                 config: dict, env: dict[str, str]) -> str:
     """The cache key of a `clude test` request: the tree, the request, and what picks its programs.
 
     Made from the request itself, not from the detected command, so a hit needs no detection.
     """
-    parts = {"tree": tree_digest(root), "command": command, "rate": rate,
+    parts = {"tree": tree_digest(root), "installed": _installed_state(root, env),
+             "command": command, "rate": rate,
              "seed": seed if rate is not None else None, "config": config_identity(config),
              "env": {name: env.get(name) for name in KEY_ENV}, "clude": __version__}
     blob = json.dumps(parts, sort_keys=True, default=str)
@@ -170,8 +197,7 @@ class VerdictCache:
 
     def put(self, key: str, verdict: dict, report: str) -> bool:
         """Store a Verdict worth remembering; True when stored."""
-        total = (verdict.get("counts") or {}).get("total", 0)
-        if verdict.get("status") not in CACHEABLE or (verdict["status"] == "error" and not total):
+        if verdict.get("status") not in CACHEABLE:
             return False
         atomic_write_text(self.directory / f"{key}.json",
                           json.dumps({"verdict": verdict, "report": report}, ensure_ascii=False))

@@ -47,6 +47,8 @@ def resolve_program(argv: list[str], cwd: Path, env: dict[str, str]) -> str:
             target = os.readlink(path)
             raise MissingProgram(f"{prog} is a symlink to {target}, which does not exist"
                                  f"{_venv_hint(prog)}")
+        if not path.is_file():
+            raise MissingProgram(f"{prog} is not a file ({path})")
         if not os.access(path, os.X_OK):
             raise MissingProgram(f"{prog} is not executable (chmod +x {path})")
         found = str(path)
@@ -84,33 +86,67 @@ def _check_shebang(path: str, prog: str) -> None:
                              f"{_venv_hint(words[0])}")
 
 
+class _Stop(Exception):
+    """clude itself received SIGTERM or SIGHUP while a command ran."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stop(signum, _frame):
+    raise _Stop(signum)
+
+
+# Signals that stop clude itself; each is passed on to the command's group (Ctrl-C as SIGINT).
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 def run_group(argv: list[str], cwd: Path, env: dict[str, str], output: Path,
               timeout_s: float | None) -> Finished:
-    """Run argv with stdout and stderr into `output`; kill its process group on timeout or Ctrl-C.
+    """Run argv with stdout and stderr into `output`; kill its process group on timeout, on Ctrl-C,
+    or when clude gets SIGTERM/SIGHUP (passed on to the group).
 
     Whatever the command leaves running in its group when it exits is killed too. The wait blocks
-    (no polling), and a timer thread does the killing at the deadline.
+    (no polling); a timer thread kills the group at the deadline. Raises OSError when the program
+    cannot be started at all.
     """
     start = time.monotonic()
     interrupted = False
     expired = threading.Event()
-    with open(output, "wb") as out:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        timer = None
-        if timeout_s:
-            timer = threading.Timer(timeout_s, lambda: (expired.set(), kill_group(proc)))
-            timer.daemon = True
-            timer.start()
-        try:
-            proc.wait()
-        except KeyboardInterrupt:
-            interrupted = True
-            kill_group(proc, first=signal.SIGINT)
-        finally:
+    env = {**env, "PWD": str(cwd)}  # getcwd() in Go and shells trusts PWD: make it the real cwd
+    main_thread = threading.current_thread() is threading.main_thread()
+    saved = {signal.SIGINT: signal.getsignal(signal.SIGINT)} if main_thread else {}
+    saved.update({s: signal.signal(s, _raise_stop) for s in _STOP_SIGNALS} if main_thread else {})
+    try:
+        with open(output, "wb") as out:
+            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+
+            def expire() -> None:
+                if proc.poll() is None:
+                    expired.set()
+                    kill_group(proc)
+
+            timer = threading.Timer(timeout_s, expire) if timeout_s else None
             if timer is not None:
-                timer.cancel()
-            kill_group(proc, first=signal.SIGKILL)
+                timer.daemon = True
+                timer.start()
+            try:
+                proc.wait()
+            except (KeyboardInterrupt, _Stop) as stop:
+                interrupted = True
+                if main_thread:  # a second Ctrl-C must not cut the clean-up short
+                    for s in (signal.SIGINT, *_STOP_SIGNALS):
+                        signal.signal(s, signal.SIG_IGN)
+                kill_group(proc, first=stop.signum if isinstance(stop, _Stop) else signal.SIGINT)
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                kill_group(proc, first=signal.SIGKILL)
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
     code = proc.returncode
     sig = -code if code is not None and code < 0 else None
     return Finished(exit_code=None if sig else code, signal=sig, timed_out=expired.is_set(),

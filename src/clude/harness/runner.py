@@ -17,6 +17,7 @@ from clude.harness.inject.clude_sample import default_seed
 from clude.harness.process import MissingProgram, resolve_program, run_group, tail
 from clude.harness.report import concise
 from clude.harness.verdict import Counts, Status, Verdict, decide
+from clude.secrets import Redactor
 from clude.store import atomic_write_text
 
 KEEP_REPORTS = 50  # run folders kept under .clude/reports; older ones are removed
@@ -36,19 +37,16 @@ def choose(root: Path, config: TestConfig, command: list[str] | None,
            env: dict[str, str]) -> tuple[Framework, list[str]] | str:
     """The adapter and argv to run, or the reason there is nothing to run."""
     argv = command or config.argv()
-    if argv:
-        adapter = (frameworks.by_name(config.framework) if config.framework
-                   else frameworks.for_command(argv, root, env))
-        return adapter, argv
-    found = frameworks.detect(root, env)
-    if found is None:
-        names = ", ".join(a.name for a in frameworks.adapters())
-        return (f"found no tests to run in {root} (looked for {names}): give the command "
-                f"(clude test -- COMMAND ...) or set [test] command in clude.toml")
-    adapter, argv = found
-    if config.framework:
-        adapter = frameworks.by_name(config.framework)
-    return adapter, argv
+    if not argv:
+        found = frameworks.detect(root, env)
+        if found is None:
+            names = ", ".join(a.name for a in frameworks.adapters())
+            return (f"found no tests to run in {root} (looked for {names}): give the command "
+                    f"(clude test -- COMMAND ...) or set [test] command in clude.toml")
+        adapter, argv = found
+        if not config.framework:
+            return adapter, argv
+    return frameworks.for_command(argv, root, env, named=config.framework), argv
 
 
 def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str] | None = None,
@@ -62,6 +60,7 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
     timeout_s = timeout_s or config.timeout
     seed = seed if seed is not None else default_seed(base_env)
     state = clude_dir(root)
+    redactor = Redactor(env)
 
     key = None
     if use_cache:
@@ -75,25 +74,32 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
 
     chosen = choose(root, config, command, env)
     if isinstance(chosen, str):
-        return _save(Verdict(status=Status.ERROR, reason=chosen), _new_run_dir(state, "none"))
+        return _save(Verdict(status=Status.ERROR, reason=chosen), _new_run_dir(state, "none"),
+                     root, redactor)
     adapter, argv = chosen
     try:
         resolve_program(argv, root, env)
     except MissingProgram as exc:
         return _save(Verdict(status=Status.ERROR, reason=f"cannot start the tests: {exc}",
                              framework=adapter.name, command=argv),
-                     _new_run_dir(state, adapter.name))
+                     _new_run_dir(state, adapter.name), root, redactor)
 
     run_dir = _new_run_dir(state, adapter.name)
     ctx = RunContext(root=root, run_dir=run_dir, env=env, rate=rate, seed=seed,
                      junit=(root / config.junit) if config.junit else None, timeout_s=timeout_s)
     plan = adapter.plan(argv, ctx)
     output = run_dir / "output.log"
-    done = run_group(plan.argv, root, {**env, **plan.env}, output, timeout_s)
+    try:
+        done = run_group(plan.argv, root, {**env, **plan.env}, output, timeout_s)
+    except OSError as exc:  # resolved, yet the kernel refuses it (no #! line, wrong binary format)
+        return _save(Verdict(status=Status.ERROR, framework=adapter.name, command=argv,
+                             reason=f"cannot start the tests: {argv[0]}: {exc.strerror or exc}"),
+                     run_dir, root, redactor)
     facts = adapter.read(plan, ctx, done.exit_code, tail(output))
     facts = facts.model_copy(update={
         "exit_code": done.exit_code, "signal": done.signal, "timed_out": done.timed_out,
-        "interrupted": done.interrupted or facts.interrupted, "timeout_s": timeout_s,
+        "interrupted": done.interrupted, "timeout_s": timeout_s,
+        "stray_interrupt": facts.interrupted and not done.interrupted,
         "sample": facts.sample or plan.sample})
     status, reason = decide(facts)
     verdict = Verdict(status=status, reason=reason, counts=Counts.of(facts.outcomes, len(facts.collection_errors)), framework=adapter.name,
@@ -101,7 +107,7 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
                       failures=facts.collection_errors + facts.failures,
                       report_path=_display(output, root), sample=facts.sample,
                       outcomes=dict(facts.outcomes))
-    _save(verdict, run_dir)
+    verdict = _save(verdict, run_dir, root, redactor)
     if key is not None:
         VerdictCache(state / "cache" / "verdicts").put(
             key, verdict.model_dump(mode="json"), concise(verdict.model_copy(update={"cached": True})))
@@ -123,19 +129,18 @@ def _new_run_dir(state: Path, framework: str) -> Path:
     return path
 
 
-def _save(verdict: Verdict, run_dir: Path) -> Verdict:
-    """Write the Verdict (with every test's outcome) beside the report."""
+def _save(verdict: Verdict, run_dir: Path, root: Path, redactor: Redactor) -> Verdict:
+    """The Verdict without secrets, written (with every test's outcome) beside its report; the
+    run's files lose their secrets too."""
+    output = run_dir / "output.log"
     if verdict.report_path is None:
-        output = run_dir / "output.log"
         output.write_text(f"{verdict.reason}\n", encoding="utf-8")
-        verdict.report_path = _display(output, run_dir.parent.parent.parent)
+        verdict.report_path = _display(output, root)
+    for path in run_dir.iterdir():
+        redactor.file(path)
+    verdict = Verdict.model_validate(redactor.data(verdict.model_dump(mode="json")))
     atomic_write_text(run_dir / "verdict.json", verdict.model_dump_json(indent=1))
     return verdict
-
-
-def verdict_path(report_path: str, root: Path) -> Path:
-    """Where the full Verdict of a report lives."""
-    return (root / report_path).parent / "verdict.json"
 
 
 def _prune(reports: Path) -> None:

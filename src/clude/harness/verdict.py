@@ -90,6 +90,7 @@ class RunFacts(Model):
     signal: int | None = None  # the signal that killed the process, if one did
     timed_out: bool = False
     interrupted: bool = False  # the user (or a supervisor) interrupted clude itself
+    stray_interrupt: bool = False  # the framework saw an interruption that clude did not send
     timeout_s: float | None = None
     started: bool = False  # the framework began reporting results (its session started)
     finished: bool = False  # the framework finished reporting (results are complete)
@@ -120,7 +121,6 @@ _SIGNAL_MEANING = {
     signal.SIGFPE: "floating point exception",
     signal.SIGILL: "illegal instruction",
 }
-_INTERRUPT_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 def _describe_signal(signum: int) -> str:
@@ -144,12 +144,12 @@ def decide(facts: RunFacts) -> tuple[Status, str | None]:
     if facts.timed_out:
         return Status.TIMEOUT, (f"no result after {facts.timeout_s:g} s; the process group was "
                                 f"killed{_while_running(facts)}")
-    if facts.signal is not None:
-        if facts.signal in _INTERRUPT_SIGNALS:
-            return Status.INTERRUPTED, (f"the test process received {_signal_name(facts.signal)}"
-                                        f"{_while_running(facts)}")
+    if facts.signal is not None:  # clude was not interrupted: whoever sent it, the run broke
         return Status.CRASHED, (f"the test process was killed by {_describe_signal(facts.signal)}"
                                 f"{_while_running(facts)}")
+    if facts.stray_interrupt:
+        return Status.CRASHED, (f"the test run stopped on an interruption clude did not send "
+                                f"(KeyboardInterrupt or SIGINT from inside){_while_running(facts)}")
     if not facts.started:
         why = facts.framework_reason or facts.last_error_line or "no output"
         return Status.ERROR, (f"the test command exited with code {facts.exit_code} before running "

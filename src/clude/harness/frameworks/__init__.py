@@ -32,9 +32,14 @@ def by_name(name: str) -> Framework:
     raise KeyError(f"unknown test framework {name!r} (known: {known})")
 
 
-def for_command(argv: list[str], root: Path, env: dict[str, str]) -> Framework:
-    """The adapter for a user-given command: the one that recognizes it, else the project's own
-    framework (a `make test` in a pytest project is still pytest underneath), else generic."""
+def for_command(argv: list[str], root: Path, env: dict[str, str],
+                named: str | None = None) -> Framework:
+    """The adapter for a user-given command: the one named in the configuration, else the one that
+    recognizes the command, else the project's own framework (a `make test` in a pytest project is
+    still pytest underneath; every adapter leaves a command it cannot instrument as it is, and reads
+    the JUnit XML named by [test] junit, if any), else generic."""
+    if named:
+        return by_name(named)
     for adapter in adapters():
         if adapter.recognizes(argv, root):
             return adapter

@@ -50,6 +50,8 @@ class Framework:
         return None
 
     def plan(self, argv: list[str], ctx: RunContext) -> Plan:
+        """How to run argv. An adapter never rewrites a command that is not its own (`make test`):
+        it reaches the framework through the environment, or reads the configured JUnit XML."""
         if ctx.junit is not None:
             ctx.junit.unlink(missing_ok=True)  # a stale file from an earlier run must not be read
         return Plan(argv=list(argv), results=ctx.junit)
@@ -58,8 +60,9 @@ class Framework:
         """The facts the results hold. Called after the process ended, whatever its exit code."""
         if plan.results is None:
             return RunFacts(framework_reason=(
-                "the command's results are not machine-readable: set [test] framework (pytest, "
-                "unittest, node, go, cargo, jest, vitest) or [test] junit = PATH in clude.toml"))
+                f"clude cannot read the results of `{' '.join(plan.argv)}`: run the test framework "
+                f"directly (pytest, python -m unittest, node --test, go test, cargo test, jest, "
+                f"vitest), or set [test] junit = PATH to a JUnit XML file the command writes"))
         from clude.harness.junit import UnreadableResults, read_junit
         try:
             return read_junit(plan.results, ctx.root)

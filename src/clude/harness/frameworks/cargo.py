@@ -9,7 +9,7 @@ from pathlib import Path
 
 from clude.harness.frameworks.base import (Framework, Plan, RunContext, facts_from_output,
                                            program_name)
-from clude.harness.inject.clude_events import one_line, relative
+from clude.harness.inject.clude_events import is_project_file, one_line, relative
 from clude.harness.inject.clude_sample import sample
 from clude.harness.process import run_group
 from clude.harness.verdict import Failure, RunFacts, Sample
@@ -215,7 +215,7 @@ def _compile_error(m: re.Match, following: list[str], root: Path) -> Failure | N
 def _where(path: str, root: Path) -> str | None:
     """A source path the compiler or a panic names, relative to the project; None outside it."""
     full = os.path.normpath(path if os.path.isabs(path) else root / path)
-    if not full.startswith(str(root) + os.sep):
+    if not is_project_file(full, root):
         return None
     return relative(full, str(root))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from clude.harness.frameworks.base import (Framework, Plan, RunContext, facts_from_output,
                                            program_name)
-from clude.harness.inject.clude_events import one_line, relative
+from clude.harness.inject.clude_events import is_project_file, one_line, relative
 from clude.harness.inject.clude_sample import sample
 from clude.harness.process import run_group
 from clude.harness.verdict import Failure, RunFacts, Sample
@@ -250,7 +250,7 @@ def panic_in(lines: list[str], root: Path) -> tuple[str | None, int | None, str]
     reason = one_line(text[start].replace(" [recovered]", ""))
     for ln in text[start:]:
         m = _FRAME.match(ln)
-        if m and m["file"].startswith(str(root) + os.sep):
+        if m and is_project_file(m["file"], root):
             return relative(m["file"], str(root)), int(m["line"]), reason
     return None, None, reason
 

@@ -61,6 +61,8 @@ class _JsonRunner(Framework):
         return words
 
     def plan(self, argv: list[str], ctx: RunContext) -> Plan:
+        if not self.recognizes(argv, ctx.root):  # a wrapper such as `make test`
+            return super().plan(argv, ctx)
         results = ctx.run_dir / "results.json"
         flags = self.flags(results)
         env: dict[str, str] = {}
@@ -87,6 +89,8 @@ class _JsonRunner(Framework):
         return Plan(argv=words + flags, env=env, results=results, sample=plan_sample)
 
     def read(self, plan: Plan, ctx: RunContext, exit_code: int | None, tail: str) -> RunFacts:
+        if plan.results is None or plan.results.name != "results.json":
+            return super().read(plan, ctx, exit_code, tail)
         try:
             data = json.loads(plan.results.read_bytes().decode("utf-8", "replace"))
         except (OSError, ValueError, AttributeError):

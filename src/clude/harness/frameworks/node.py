@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 
 from clude.harness.diagnostics import explain
 from clude.harness.frameworks.base import Framework, Plan, RunContext, program_name
-from clude.harness.frameworks.npm import (frames, in_project, locate, rel, script_run,
+from clude.harness.frameworks.npm import (frames, is_project_file, locate, rel, script_run,
                                           script_words, simple_command, test_script)
 from clude.harness.inject.clude_events import one_line
 from clude.harness.inject.clude_sample import sample
@@ -104,6 +104,13 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     return options, positionals
 
 
+def _through_environment(argv: list[str], ctx: RunContext, flags: list[str], tap: Path) -> Plan:
+    """Hand the reporters to node through NODE_OPTIONS, for a command clude cannot take apart."""
+    quoted = " ".join(f'{f.split("=", 1)[0]}="{f.split("=", 1)[1]}"' for f in flags)
+    old = ctx.env.get("NODE_OPTIONS", "")
+    return Plan(argv=list(argv), env={"NODE_OPTIONS": f"{old} {quoted}".strip()}, results=tap)
+
+
 class NodeTest(Framework):
     name = "node"
 
@@ -137,14 +144,12 @@ class NodeTest(Framework):
         env: dict[str, str] = {}
         node_argv = list(argv)
         run = script_run(argv, ctx.root)
+        if run is None and not runs_node_test(argv):
+            return _through_environment(argv, ctx, flags, tap)  # a wrapper such as `make test`
         if run is not None:
             simple = simple_command(run[0])
             if simple is None or not runs_node_test(simple[1]):
-                # a script clude cannot take apart: hand the reporters to node through the environment
-                quoted = " ".join(f'{f.split("=", 1)[0]}="{f.split("=", 1)[1]}"' for f in flags)
-                old = ctx.env.get("NODE_OPTIONS", "")
-                return Plan(argv=list(argv), env={"NODE_OPTIONS": f"{old} {quoted}".strip()},
-                            results=tap)
+                return _through_environment(argv, ctx, flags, tap)  # a script clude cannot take apart
             env, node_argv = simple[0], simple[1] + run[1]
         options, positionals = split_argv(node_argv)
         plan_sample = None
@@ -293,7 +298,7 @@ class _Reader:
 
 
 def _frames_in(text: str, root: Path) -> list[tuple[str, int]]:
-    return [(p, n) for p, n in frames(text, root) if in_project(p, root)]
+    return [(p, n) for p, n in frames(text, root) if is_project_file(p, root)]
 
 
 def _error_line(text: str) -> str:

@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 
 from clude.harness.frameworks.base import program_name
+from clude.harness.inject.clude_events import is_project_file
 
 PACKAGE_MANAGERS = ("npm", "pnpm", "yarn", "bun")
 # `npm init` writes this placeholder; it is no test runner
@@ -94,11 +95,6 @@ def frames(text: str, root: Path) -> list[tuple[str, int]]:
     return found
 
 
-def in_project(path: str, root: Path) -> bool:
-    root_s = str(root)
-    return path.startswith(root_s + os.sep) and f"{os.sep}node_modules{os.sep}" not in path
-
-
 def rel(path: str, root: Path) -> str:
     try:
         return Path(path).relative_to(root).as_posix()
@@ -109,7 +105,7 @@ def rel(path: str, root: Path) -> str:
 def locate(text: str, root: Path, test_file: str | None) -> tuple[str | None, int | None]:
     """(file relative to root, line) of the first frame in the test's own file, else the first frame
     in the project; (None, None) when the text names no project file."""
-    found = [(p, n) for p, n in frames(text, root) if in_project(p, root)]
+    found = [(p, n) for p, n in frames(text, root) if is_project_file(p, root)]
     if test_file:
         for path, line in found:
             if path == test_file:

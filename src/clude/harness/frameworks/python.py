@@ -120,15 +120,16 @@ class Unittest(Framework):
         return argv
 
     def plan(self, argv: list[str], ctx: RunContext) -> Plan:
+        if not self.recognizes(argv, ctx.root):  # a wrapper: unittest cannot be reached inside it
+            return super().plan(argv, ctx)
         events = ctx.run_dir / "events.jsonl"
         argv = list(argv)
-        if "-m" in argv:
-            argv[argv.index("-m") + 1] = "clude_unittest"
-        else:  # a `unittest` console script: run the same arguments through the interpreter
-            argv = [project_python(ctx.root, ctx.env), "-m", "clude_unittest"] + argv[1:]
+        argv[argv.index("-m") + 1] = "clude_unittest"
         return Plan(argv=argv, env=_inject_env(ctx, events), results=events)
 
     def read(self, plan: Plan, ctx: RunContext, exit_code: int | None, tail: str) -> RunFacts:
+        if plan.results is None or plan.results.name != "events.jsonl":
+            return super().read(plan, ctx, exit_code, tail)
         facts = read_events(plan.results)
         if not facts.started:
             facts.framework_reason = explain(tail, plan.argv[0], str(ctx.root))

@@ -84,13 +84,17 @@ def one_line(text):
     return joined
 
 
+# Folders inside a project that hold other people's code: a frame there is not the project's.
+VENDORED = frozenset({"site-packages", "dist-packages", ".venv", "venv", "node_modules"})
+
+
 def is_project_file(path, root):
-    """True for a file of the project under test, not of the interpreter or an installed package."""
-    path = os.path.abspath(path)
-    if not path.startswith(os.path.abspath(root) + os.sep):
+    """True for a file of the project under test, not of the interpreter or an installed package.
+    Only the part of the path below the project counts (a project may live under /srv/venv/)."""
+    path, root = os.path.abspath(path), os.path.abspath(root)
+    if not path.startswith(root + os.sep):
         return False
-    parts = path.split(os.sep)
-    return not ({"site-packages", "dist-packages", ".venv", "venv", "node_modules"} & set(parts))
+    return not VENDORED.intersection(path[len(root) + 1:].split(os.sep))
 
 
 def relative(path, root):

@@ -48,7 +48,7 @@ def pytest_configure(config):
         config.pluginmanager.register(Reporter(config, writer), "clude_reporter")
         sampling = E.sample_settings()
         if sampling is not None:
-            config.pluginmanager.register(Sampler(*sampling, writer), "clude_sampler")
+            config.pluginmanager.register(Sampler(config, *sampling, writer), "clude_sampler")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -183,7 +183,9 @@ class Reporter:
     def pytest_runtest_logfinish(self, nodeid, location):
         self.reported += 1
         state = self.tests.pop(nodeid, None) or {}
-        outcome = state.pop("outcome", None) or "passed"
+        outcome = state.pop("outcome", None)
+        if outcome is None:  # no call phase ran (--setup-only, --setup-plan): the test did not run
+            outcome, state["reason"] = "skipped", "not run: no call phase"
         state.setdefault("file", _from_rootdir(self.config, location[0]))
         if not state.get("line"):
             state["line"] = (location[1] or 0) + 1

@@ -63,11 +63,22 @@ def _collector_may_skip(collector):
 _CAN_SKIP = int(pytest.__version__.split(".")[0]) >= 7
 
 
+def _user_selects(config):
+    """True when the command itself narrows the tests (-k, -m, --deselect, --lf, --sw, node ids):
+    the rule then applies to what it selects, which only exists once everything is built."""
+    option = config.option
+    if any(getattr(option, name, None) for name in ("keyword", "markexpr", "deselect", "lf",
+                                                      "stepwise", "stepwise_skip")):
+        return True
+    return any("::" in str(arg) for arg in config.args)
+
+
 class Sampler:
     """The pytest hooks of one sampled session."""
 
-    def __init__(self, rate, seed, writer):
+    def __init__(self, config, rate, seed, writer):
         self.rate, self.seed, self.writer = rate, seed, writer
+        self.may_skip = _CAN_SKIP and rate < 1.0 and not _user_selects(config)
         self.left_out = {}  # id -> (collector, name, obj) of each plain test function never built
         self.building = False
         self.collectors = {}  # nodeid -> _collector_may_skip(collector), the same for all its functions
@@ -87,8 +98,7 @@ class Sampler:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_pycollect_makeitem(self, collector, name, obj):
-        if self.building or not _CAN_SKIP or self.rate >= 1.0 or \
-                not self.plain_test_function(collector, name, obj):
+        if self.building or not self.may_skip or not self.plain_test_function(collector, name, obj):
             return None  # pytest builds it
         test_id = f"{collector.nodeid}::{name}"
         if score(self.seed, test_id) < self.rate:
