@@ -1,6 +1,6 @@
 """Verification cache: an unchanged tree, command and sample give back the previous Verdict.
 
-Standard library only: `clude test` answers a hit before it imports pydantic (harness/quick.py).
+Standard library only: `clude test` answers a hit before it imports pydantic (cli/test_cmd.py).
 """
 
 from __future__ import annotations

@@ -101,7 +101,6 @@ class RunFacts(Model):
     no_tests_exit: bool = False  # the framework's own "no tests collected" exit code
     framework_reason: str | None = None  # what the framework said went wrong (usage error, ...)
     stopped_early: str | None = None  # e.g. "stopped after the first failure (-x)"
-    last_error_line: str | None = None  # from the output, to explain a start that never happened
     sample: Sample | None = None
     crash_signal: int | None = None  # a signal that killed a test process the command started
 
@@ -151,7 +150,7 @@ def decide(facts: RunFacts) -> tuple[Status, str | None]:
         return Status.CRASHED, (f"the test run stopped on an interruption clude did not send "
                                 f"(KeyboardInterrupt or SIGINT from inside){_while_running(facts)}")
     if not facts.started:
-        why = facts.framework_reason or facts.last_error_line or "no output"
+        why = facts.framework_reason or "no output"
         return Status.ERROR, (f"the test command exited with code {facts.exit_code} before running "
                               f"any test: {why}")
     if not facts.finished:

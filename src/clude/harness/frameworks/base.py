@@ -31,7 +31,6 @@ class Plan:
     env: dict[str, str] = field(default_factory=dict)
     results: Path | None = None
     sample: Sample | None = None  # set when the adapter sampled before the run (by file or id list)
-    selected_none: bool = False  # sampling left nothing to run
 
 
 class Framework:

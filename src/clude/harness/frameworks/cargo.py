@@ -98,7 +98,7 @@ class CargoTest(Framework):
         chosen = set(sample(ids, ctx.seed, ctx.rate))
         names = list(dict.fromkeys(name for test_id, name in listed if test_id in chosen))
         run = _json_argv(cargo, _binary_args(tests, False) + ["--exact"] + names)
-        return Plan(argv=run, env=env, results=results, selected_none=not chosen,
+        return Plan(argv=run, env=env, results=results,
                     sample=Sample(rate=ctx.rate, seed=ctx.seed, selected=len(chosen),
                                   of=len(ids)))
 

@@ -105,7 +105,7 @@ class GoTest(Framework):
         run = _with_json(plain)
         if names:
             run[2:2] = ["-run", "^(" + "|".join(names) + ")$"]
-        return Plan(argv=run, results=results, selected_none=not chosen,
+        return Plan(argv=run, results=results,
                     sample=Sample(rate=ctx.rate, seed=ctx.seed, selected=len(chosen),
                                   of=len(ids)))
 

@@ -37,9 +37,6 @@ class EventWriter:
         self._f.write(json.dumps(fields, ensure_ascii=True) + "\n")
         self._f.flush()
 
-    def close(self):
-        self._f.close()
-
 
 def from_env():
     """The writer of this process's events, or None when no clude run asked this process for them.
@@ -106,8 +103,8 @@ def relative(path, root):
     return path if rel.startswith("..") else rel
 
 
-def last_project_frame(frames, root, prefer=None):
-    """(file, line) of the innermost frame in the project, preferring the file `prefer`.
+def last_project_frame(frames, root):
+    """(file, line) of the innermost frame in the project.
 
     `frames` is a list of (path, 1-based line), outermost first.
     """
