@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from clude.harness.inject.clude_events import json_object
 from clude.harness.verdict import Failure, RunFacts, Sample
 
 _OUTCOMES = {"passed", "failed", "error", "skipped", "xfailed", "xpassed"}
@@ -19,11 +19,8 @@ def read_events(path: Path) -> RunFacts:
         return facts
     running: dict[str, None] = {}
     for line in raw.decode("utf-8", "replace").splitlines():
-        try:
-            ev = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(ev, dict):
+        ev = json_object(line)
+        if ev is None:
             continue
         ev = {key: _text(value) if isinstance(value, str) else value for key, value in ev.items()}
         kind = ev.get("ev")

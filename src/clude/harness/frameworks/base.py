@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +85,17 @@ def facts_from_output(reader, plan: Plan, ctx: RunContext, exit_code: int | None
     return facts
 
 
+def listing(argv: list[str], ctx: RunContext) -> list[str] | None:
+    """The output lines of a command that lists tests (for sampling by id), or None when it fails
+    (a build error: the full run that follows reports it)."""
+    from clude.harness.process import run_group
+    out = ctx.run_dir / "list.log"
+    done = run_group(argv, ctx.root, ctx.env, out, ctx.timeout_s)
+    if done.exit_code != 0:
+        return None
+    return out.read_text(encoding="utf-8", errors="replace").splitlines()
+
+
 def program_name(argv: list[str]) -> str:
     return os.path.basename(argv[0]) if argv else ""
 
@@ -129,15 +141,21 @@ def _can_import(python: str, module: str) -> bool:
         return False
 
 
-def find_files(root: Path, globs: tuple[str, ...]) -> list[str]:
-    """Project files matching any glob, relative to root, sorted; skipping vendored and hidden dirs."""
-    skip = {"node_modules", ".git", ".venv", "venv", "target", ".clude", "__pycache__", "dist", "build"}
+# Folders that never hold a project's own tests: vendored code, build output, clude's state.
+SKIP_DIRS = frozenset({"node_modules", ".git", ".venv", "venv", "target", ".clude", "__pycache__",
+                       "dist", "build"})
+
+
+def find_files(root: Path, match: tuple[str, ...] | Callable[[str], bool],
+               start: Path | None = None) -> list[str]:
+    """Project files (paths relative to root, sorted) under `start` (default: root) that match any
+    glob of `match`, or for which `match(path)` is true; vendored and hidden folders are skipped."""
+    if not callable(match):
+        globs = match
+        match = lambda rel: any(Path(rel).match(g) for g in globs)  # noqa: E731
     found: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in skip and not d.startswith(".")]
+    for dirpath, dirnames, filenames in os.walk(start or root):
+        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and not d.startswith(".")]
         rel_dir = Path(dirpath).relative_to(root)
-        for name in filenames:
-            rel = (rel_dir / name).as_posix()
-            if any(Path(rel).match(g) for g in globs):
-                found.add(rel)
+        found.update(rel for rel in ((rel_dir / name).as_posix() for name in filenames) if match(rel))
     return sorted(found)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 
 from clude.harness.frameworks.base import (Framework, Plan, RunContext, facts_from_output,
-                                           program_name)
-from clude.harness.inject.clude_events import is_project_file, one_line, relative
+                                           listing, program_name)
+from clude.harness.inject.clude_events import is_project_file, json_object, one_line, relative
 from clude.harness.inject.clude_sample import sample
-from clude.harness.process import run_group
 from clude.harness.verdict import Failure, RunFacts, Sample
 
 _RUNNING = re.compile(r"^\s*Running (?:unittests )?(?P<path>\S+)(?: \(|$)")
@@ -106,13 +104,12 @@ class CargoTest(Framework):
               ctx: RunContext) -> list[tuple[str, str]] | None:
         """(id, name) of every test the command would run, or None when listing fails."""
         argv = cargo + ["--"] + _binary_args(tests, True) + ["--list", "--format", "terse"]
-        out = ctx.run_dir / "list.log"
-        done = run_group(argv, ctx.root, ctx.env, out, ctx.timeout_s)
-        if done.exit_code != 0:
+        lines = listing(argv, ctx)
+        if lines is None:
             return None
         found: list[tuple[str, str]] = []
         prefix = ""
-        for line in out.read_text(encoding="utf-8", errors="replace").splitlines():
+        for line in lines:
             if target := _target(line):
                 prefix = target
             elif m := _LISTED.match(line):
@@ -192,13 +189,7 @@ def read_cargo_output(text: str, root: Path, exit_code: int | None) -> RunFacts:
 
 
 def _event(line: str) -> dict | None:
-    if not line.startswith("{"):
-        return None
-    try:
-        ev = json.loads(line)
-    except ValueError:
-        return None
-    return ev if isinstance(ev, dict) else None
+    return json_object(line) if line.startswith("{") else None
 
 
 def _compile_error(m: re.Match, following: list[str], root: Path) -> Failure | None:

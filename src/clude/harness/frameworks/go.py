@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from clude.harness.frameworks.base import (Framework, Plan, RunContext, facts_from_output,
-                                           program_name)
-from clude.harness.inject.clude_events import is_project_file, one_line, relative
+                                           listing, program_name)
+from clude.harness.inject.clude_events import is_project_file, json_object, one_line, relative
 from clude.harness.inject.clude_sample import sample
-from clude.harness.process import run_group
 from clude.harness.verdict import Failure, RunFacts, Sample
 
 # a failing test's own message: "    calc_test.go:12: got 3, want 4" (file relative to its package)
@@ -114,13 +112,12 @@ class GoTest(Framework):
         plain, run = _without_run([a for a in argv if a not in ("-json", "--json")])
         pattern = run.split("/", 1)[0] if run else "."
         plain[2:2] = ["-list", pattern]
-        out = ctx.run_dir / "list.log"
-        done = run_group(plain, ctx.root, ctx.env, out, ctx.timeout_s)
-        if done.exit_code != 0:
+        lines = listing(plain, ctx)
+        if lines is None:
             return None
         found: list[tuple[str, str]] = []
         pending: list[str] = []
-        for line in out.read_text(encoding="utf-8", errors="replace").splitlines():
+        for line in lines:
             if _LISTED.match(line):
                 pending.append(line)
             elif m := _LIST_PKG.match(line):
@@ -150,13 +147,8 @@ class Reader:
         self._header = ""
 
     def feed(self, line: str) -> None:
-        ev = None
-        if line.startswith("{"):
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                ev = None
-        if not isinstance(ev, dict):
+        ev = json_object(line) if line.startswith("{") else None
+        if ev is None:
             self._text(line)
             return
         action = ev.get("Action")

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import glob
-import json
 import os
 import re
 from pathlib import Path, PurePosixPath
 
 from clude.harness.diagnostics import explain
-from clude.harness.frameworks.base import Framework, Plan, RunContext, program_name
+from clude.harness.frameworks.base import Framework, Plan, RunContext, find_files, program_name
 from clude.harness.frameworks.npm import (frames, is_project_file, locate, rel, script_run,
                                           script_words, simple_command, test_script)
-from clude.harness.inject.clude_events import one_line
+from clude.harness.inject.clude_events import json_object, one_line
 from clude.harness.inject.clude_sample import sample
 from clude.harness.tap import TapDocument, TapResult, parse_tap, unescape
 from clude.harness.verdict import Failure, RunFacts, Sample
@@ -36,7 +35,6 @@ _VALUED = {"-r", "--require", "--import", "--loader", "--experimental-loader", "
            "--test-shard", "--watch-path", "--stack-size", "--title"}
 _REPORTER_FLAGS = ("--test-reporter", "--test-reporter-destination")
 _JS = (".js", ".cjs", ".mjs")
-_SKIP_DIRS = {"node_modules", ".git", ".clude", ".venv", "venv"}
 # failure types that mean the test's own code failed; every other one is an error around it
 _TEST_FAILURES = {"testCodeFailure"}
 
@@ -56,26 +54,15 @@ def is_node_test_file(relpath: str) -> bool:
             or "test" in p.parts[:-1])
 
 
-def _walk(root: Path, start: Path) -> list[str]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(start):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
-        for name in sorted(filenames):
-            relpath = rel(os.path.join(dirpath, name), root)
-            if is_node_test_file(relpath):
-                found.append(relpath)
-    return found
-
-
 def node_test_files(root: Path, positionals: list[str]) -> list[str]:
     """The test files node would run for these positional arguments, relative to root."""
     if not positionals:
-        return _walk(root, root)
+        return find_files(root, is_node_test_file)
     files: list[str] = []
     for arg in positionals:
         path = root / arg
         if path.is_dir():
-            files += _walk(root, path)
+            files += find_files(root, is_node_test_file, path)
         elif path.is_file():
             files.append(rel(str(path.resolve()), root))
         else:
@@ -124,7 +111,7 @@ class NodeTest(Framework):
         script = test_script(root)
         if script is not None:
             return ["npm", "test"] if runs_node_test(script_words(script)) else None
-        files = _walk(root, root)
+        files = find_files(root, is_node_test_file)
         for f in files[:50]:
             try:
                 head = (root / f).read_text(encoding="utf-8", errors="replace")[:4000]
@@ -188,11 +175,8 @@ def _read_locations(path: Path | None) -> tuple[list[dict], list[dict]]:
     except OSError:
         text = ""
     for line in text.splitlines():
-        try:
-            ev = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(ev, dict):
+        ev = json_object(line)
+        if ev is not None:
             events.append(ev)
             if ev.get("ev") == "result":
                 results.append(ev)

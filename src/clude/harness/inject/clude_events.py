@@ -55,6 +55,17 @@ def from_env():
     return EventWriter(path)
 
 
+def json_object(line):
+    """The JSON object on one line of a stream, or None for anything else (text, a torn line)."""
+    if not line.lstrip().startswith("{"):
+        return None
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def sample_settings():
     """(rate, seed) when sampling was asked for, else None."""
     rate = os.environ.get(RATE_ENV)
