@@ -59,7 +59,7 @@ def test_unknown_key_names_file_key_and_the_keys_expected(tmp_path):
 
 def test_unknown_section(tmp_path):
     write(tmp_path / "clude.toml", '[tests]\ncommand = "pytest"\n')
-    with pytest.raises(ConfigError, match=r"unknown key 'tests' \(expected one of: test\)"):
+    with pytest.raises(ConfigError, match=r"unknown key .tests. \(expected one of: test, model, prices\)"):
         load_settings(tmp_path)
 
 
@@ -121,3 +121,22 @@ def test_a_broken_pyproject_above_the_project_is_not_its_concern(tmp_path):
     assert load_settings(tmp_path / "other")[0].test.timeout == 900
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(tmp_path)
+
+
+def test_model_section(tmp_path):
+    write(tmp_path / "clude.toml", '[model]\nprovider = "anthropic"\nname = "claude-x"\n'
+                                   'api_key_env = "MY_KEY"\n[[model.quirks]]\npatterns = ["my-*"]\n'
+                                   'tool_role = false\n[prices."claude-*"]\ninput = 3\noutput = 15\n')
+    settings, _ = load_settings(tmp_path)
+    assert (settings.model.provider, settings.model.name, settings.model.api_key_env) == \
+        ("anthropic", "claude-x", "MY_KEY")
+    assert settings.model.quirks[0].tool_role is False
+    assert settings.prices["claude-*"].output == 15
+
+
+def test_model_section_errors_name_the_key(tmp_path):
+    write(tmp_path / "clude.toml", '[model]\nprovider = "gemini"\nmax_tokens = 0\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(tmp_path)
+    assert "model.provider: got 'gemini'" in str(err.value)
+    assert "model.max_tokens: got 0" in str(err.value)

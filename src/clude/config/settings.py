@@ -36,5 +36,49 @@ class TestConfig(Section):
         return shlex.split(self.command) if isinstance(self.command, str) else list(self.command)
 
 
+class QuirksEntry(Section):
+    """One [[model.quirks]] entry: settings for the models whose name matches (before built-ins)."""
+
+    patterns: list[str] = Field(default_factory=list, description="case-insensitive globs")
+    regex: str | None = None
+    tool_role: bool | None = None
+    system_role: bool | None = None
+    tool_id_style: Literal["mistral"] | None = None
+    native_tools: bool | None = None
+    parallel_tool_calls: bool | None = None
+    call_text: Literal["inline", "separate"] | None = None
+
+
+class Price(Section):
+    """US dollars per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+class ModelConfig(Section):
+    """[model]: the chat model clude's own agent uses."""
+
+    provider: Literal["openai", "anthropic"] = Field(
+        default="openai", description="openai: any OpenAI-compatible server (llama.cpp, vLLM, "
+                                      "Ollama, OpenAI, OpenRouter); anthropic: the Anthropic API")
+    name: str = Field(default="", description="the model name the server knows")
+    base_url: str | None = Field(default=None, description="the server's URL (default: the provider's)")
+    api_key_env: str | None = Field(
+        default=None, description="the NAME of the environment variable holding the key "
+                                  "(default: OPENAI_API_KEY or ANTHROPIC_API_KEY); never the key")
+    max_tokens: int = Field(default=4096, gt=0)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    timeout: float = Field(default=120.0, gt=0, description="seconds for one request")
+    max_retries: int = Field(default=4, ge=0, description="retries on 429, 5xx and timeouts")
+    tool_mode: Literal["auto", "native", "text"] = Field(
+        default="auto", description="native tool calls, the fenced-block text protocol, or what "
+                                    "the model's quirks say")
+    quirks: list[QuirksEntry] = Field(default_factory=list)
+
+
 class Settings(Section):
     test: TestConfig = Field(default_factory=TestConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    prices: dict[str, Price] = Field(
+        default_factory=dict, description="model-name glob -> price, before the built-in table")
