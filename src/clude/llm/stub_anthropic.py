@@ -109,6 +109,8 @@ class AnthropicStub(StubServer):
             body = exchange.body if isinstance(exchange.body, dict) else {}
             exchange.send_json(200, {"input_tokens": estimate_tokens(messages_text(
                 to_openai_messages(body)))})
+        elif exchange.method in ("GET", "HEAD") and path == "/api/hello":  # the CLI's connectivity probe
+            exchange.send_json(200, {"status": "ok"})
         elif exchange.method == "GET" and path == "/v1/models":
             exchange.send_json(200, {"data": [self._model_info(self.model)], "has_more": False,
                                      "first_id": self.model, "last_id": self.model})

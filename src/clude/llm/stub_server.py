@@ -86,6 +86,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self):
         self._dispatch("DELETE")
 
+    def do_HEAD(self):  # the claude CLI preconnects with HEAD /api/hello
+        self._dispatch("HEAD")
+
 
 class Exchange:
     """One request being answered: its record and the means to send JSON, errors or an SSE stream."""
@@ -114,7 +117,8 @@ class Exchange:
         for name, value in (headers or {}).items():
             handler.send_header(name, value)
         handler.end_headers()
-        handler.wfile.write(data)
+        if self.method != "HEAD":  # a HEAD answer has the GET answer's headers and no body
+            handler.wfile.write(data)
         handler.wfile.flush()
 
     def start_sse(self, headers: dict[str, str] | None = None) -> None:
