@@ -37,13 +37,17 @@ class Usage(_Model):
     output_tokens: int = 0
     requests: int = 0
     cost_usd: float | None = None  # None when the model has no price in the table
+    retries: int = 0  # requests repeated after a 429, 5xx, timeout or broken reply
+    broken_replies: int = 0  # replies that were broken: cut off, no choices, bad tool calls, max_tokens
 
     def __add__(self, other: "Usage") -> "Usage":
         cost = None if self.cost_usd is None and other.cost_usd is None else \
             (self.cost_usd or 0.0) + (other.cost_usd or 0.0)
         return Usage(input_tokens=self.input_tokens + other.input_tokens,
                      output_tokens=self.output_tokens + other.output_tokens,
-                     requests=self.requests + other.requests, cost_usd=cost)
+                     requests=self.requests + other.requests, cost_usd=cost,
+                     retries=self.retries + other.retries,
+                     broken_replies=self.broken_replies + other.broken_replies)
 
 
 class Reply(_Model):
@@ -51,6 +55,10 @@ class Reply(_Model):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     stop: StopReason = "end"
     usage: Usage = Field(default_factory=Usage)
+    # what was wrong with the reply (bad tool-call JSON, unknown tool, cut off at max_tokens), to
+    # be sent back to the model; native calls concerned stay in tool_calls, text-protocol blocks
+    # that could not be read are left out of it
+    problems: list[str] = Field(default_factory=list)
 
     def as_message(self) -> Message:
         """The assistant message to append to the conversation."""

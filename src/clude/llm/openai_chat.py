@@ -1,0 +1,83 @@
+"""The `openai` provider: any OpenAI-compatible chat-completions server through the official SDK."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import openai
+
+from clude.llm.base import Message, Reply, ToolCall, ToolSpec, Usage
+from clude.llm.providers import DEFAULT_BASE_URL, ProviderModel
+from clude.llm.retry import Transient, connection_failure
+
+FINISH = {"length": "max_tokens", "tool_calls": "tool_calls", "function_call": "tool_calls"}
+
+
+def _server_message(error: openai.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, dict):
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        if inner.get("message"):
+            return str(inner["message"])
+    return str(getattr(error, "message", "") or error)
+
+
+class OpenAIChat(ProviderModel):
+    """A chat model on an OpenAI-compatible server (llama.cpp, vLLM, Ollama, OpenAI, OpenRouter)."""
+
+    provider = "openai"
+
+    def __init__(self, config, *, api_key: str, **options: Any):
+        super().__init__(config, api_key=api_key, **options)
+        # the SDK's own retries are off: clude's policy (retry.py) decides
+        self._client = openai.OpenAI(api_key=api_key, base_url=self.base_url, timeout=config.timeout,
+                                     max_retries=0)
+        self._official = self.base_url == DEFAULT_BASE_URL["openai"]
+
+    def _request(self, messages: list[Message], tools: list[ToolSpec] | None) -> Reply:
+        options: dict[str, Any] = {"model": self.name, "messages": messages}
+        # OpenAI's own newer models refuse max_tokens; compatible servers know only max_tokens
+        options["max_completion_tokens" if self._official else "max_tokens"] = self.config.max_tokens
+        if self.config.temperature is not None:
+            options["temperature"] = self.config.temperature
+        if tools:
+            options["tools"] = tools
+        try:
+            response = self._client.chat.completions.create(**options)
+        except openai.APITimeoutError:
+            raise Transient(f"timeout after {self.config.timeout:g} s") from None
+        except openai.APIConnectionError as error:
+            raise connection_failure(error, self.scrub) from None
+        except openai.APIStatusError as error:
+            raise self.http_error(error.status_code, error.response.headers, _server_message(error)) from None
+        except openai.APIError as error:  # a body the SDK cannot read
+            raise Transient(f"unreadable reply: {self.scrub(error)}", broken=True) from None
+        return self._reply(response)
+
+    def _reply(self, response: Any) -> Reply:
+        raw_usage = getattr(response, "usage", None)
+        usage = Usage(input_tokens=int(getattr(raw_usage, "prompt_tokens", 0) or 0),
+                      output_tokens=int(getattr(raw_usage, "completion_tokens", 0) or 0), requests=1)
+        choices = getattr(response, "choices", None) or []
+        message = getattr(choices[0], "message", None) if choices else None
+        if message is None:
+            raise Transient("empty choice list (the server sent no reply)", usage=usage, broken=True)
+        calls = []
+        for index, raw in enumerate(getattr(message, "tool_calls", None) or []):
+            fn = getattr(raw, "function", None)
+            if fn is None:
+                continue
+            arguments = getattr(fn, "arguments", None)
+            if not isinstance(arguments, str):  # some servers send an object
+                arguments = json.dumps(arguments if arguments is not None else {})
+            calls.append(ToolCall(id=str(getattr(raw, "id", None) or f"call_{index}"),
+                                  name=str(getattr(fn, "name", None) or ""), arguments=arguments))
+        content = getattr(message, "content", None)
+        text = content if isinstance(content, str) else ""
+        stop = FINISH.get(getattr(choices[0], "finish_reason", None) or "", "end")
+        if calls and stop == "end":
+            stop = "tool_calls"
+        if stop == "tool_calls" and not calls:
+            stop = "end"
+        return Reply(text=text, tool_calls=calls, stop=stop, usage=usage)
