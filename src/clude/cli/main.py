@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from clude import __version__
+from clude.cli.models_cmd import models_group
 from clude.cli.test_cmd import test_command
 
 
@@ -15,3 +16,4 @@ def main() -> None:
 
 
 main.add_command(test_command)
+main.add_command(models_group)

@@ -46,8 +46,8 @@ def load_settings(start: Path, overrides: dict | None = None) -> tuple[Settings,
 def _merge(base: dict, top: dict) -> dict:
     out = dict(base)
     for key, value in top.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+        if isinstance(value, dict):  # a flag left unset (None) leaves the file's value alone
+            out[key] = _merge(out.get(key) if isinstance(out.get(key), dict) else {}, value)
         elif value is not None:
             out[key] = value
     return out
