@@ -43,7 +43,7 @@ class QuirksEntry(Section):
     regex: str | None = None
     tool_role: bool | None = None
     system_role: bool | None = None
-    tool_id_style: Literal["mistral"] | None = None
+    tool_id_style: Literal["keep", "mistral"] | None = None
     native_tools: bool | None = None
     parallel_tool_calls: bool | None = None
     call_text: Literal["inline", "separate"] | None = None

@@ -9,6 +9,7 @@ import json
 import re
 import tomllib
 from dataclasses import dataclass, fields, replace
+from functools import lru_cache
 from importlib import resources
 from typing import Any, Iterable
 
@@ -53,10 +54,16 @@ def _matches(entry: dict, model_name: str) -> bool:
     return "regex" in entry and re.search(entry["regex"], model_name, re.IGNORECASE) is not None
 
 
+@lru_cache(maxsize=1)
+def _builtin_quirks():
+    """The [default] settings and the entries of data/quirks.toml, read once."""
+    text = resources.files("clude.llm").joinpath("data/quirks.toml").read_text(encoding="utf-8")
+    return _load_entries(text)
+
+
 def quirks_for(model_name: str, overrides: Iterable[dict] | None = None) -> Quirks:
     """The Quirks of the first entry matching `model_name` (config `overrides` first, then built-ins)."""
-    text = resources.files("clude.llm").joinpath("data/quirks.toml").read_text(encoding="utf-8")
-    default, entries = _load_entries(text)
+    default, entries = _builtin_quirks()
     base = replace(Quirks(), **_settings(default))
     for entry in [*(overrides or []), *entries]:
         if _matches(entry, model_name):
