@@ -14,6 +14,7 @@ KEY_SHAPES = re.compile(
     r"sk-ant-[A-Za-z0-9_-]{16,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{30,}"
     r"|github_pat_[A-Za-z0-9_]{30,}|xox[abprs]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}"
     r"|AIza[0-9A-Za-z_-]{35}|hf_[A-Za-z0-9]{30,}")
+FILE_IN_MEMORY = 64 * 1024 * 1024  # bytes; a larger run file is redacted line by line
 MIN_SECRET_LEN = 8  # shorter values ("1", "true") would redact ordinary words
 _TOKEN = re.compile(r"[A-Za-z0-9_+/=-]{%d,}" % MIN_SECRET_LEN)
 
@@ -51,8 +52,21 @@ class Redactor:
         return value
 
     def file(self, path: Path) -> None:
-        """Rewrite a file without its secrets, line by line (whatever its size; bytes that are not
-        UTF-8 are kept as they were). An unchanged file is left alone."""
+        """Rewrite a file without its secrets (bytes that are not UTF-8 are kept as they were); a
+        file with none is left alone. Files past FILE_IN_MEMORY are done line by line."""
+        try:
+            if path.stat().st_size > FILE_IN_MEMORY:
+                return self._file_by_lines(path)
+            raw = path.read_bytes()
+        except OSError:
+            return None
+        text = raw.decode("utf-8", "surrogateescape")
+        clean = self.text(text)
+        if clean != text:
+            path.write_bytes(clean.encode("utf-8", "surrogateescape"))
+        return None
+
+    def _file_by_lines(self, path: Path) -> None:
         tmp = path.with_name(path.name + ".redacting")
         changed = False
         try:

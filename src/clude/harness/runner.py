@@ -138,7 +138,10 @@ def _save(verdict: Verdict, run_dir: Path, root: Path, redactor: Redactor) -> Ve
         verdict.report_path = _display(output, root)
     for path in run_dir.iterdir():
         redactor.file(path)
-    verdict = Verdict.model_validate(redactor.data(verdict.model_dump(mode="json")))
+    data = verdict.model_dump(mode="json")
+    clean = redactor.data(data)
+    if clean != data:
+        verdict = Verdict.model_validate(clean)
     atomic_write_text(run_dir / "verdict.json", verdict.model_dump_json(indent=1))
     return verdict
 

@@ -27,15 +27,15 @@ OWNER_ENV = "CLUDE_EVENTS_OWNER"  # the pid of the process that writes the event
 
 class EventWriter:
     def __init__(self, path):
-        self._f = open(path, "a", encoding="utf-8")
+        # unbuffered, appending: each event is one write() that reaches the file at once
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self._pid = os.getpid()
 
     def emit(self, ev, **fields):
         if os.getpid() != self._pid:
             return  # a child forked by a test (without exec) must not speak for the run
         fields["ev"] = ev
-        self._f.write(json.dumps(fields, ensure_ascii=True) + "\n")
-        self._f.flush()
+        os.write(self._fd, (json.dumps(fields, ensure_ascii=True) + "\n").encode("ascii"))
 
 
 def from_env():

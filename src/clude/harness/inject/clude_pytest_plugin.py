@@ -33,9 +33,16 @@ def _project_dir(config):
     return str(params.dir) if params is not None else os.getcwd()
 
 
+_relative_paths = {}  # (rootdir, path) -> the path relative to the project: a few files, many tests
+
+
 def _from_rootdir(config, path):
     """A path pytest gives relative to its rootdir, made relative to the project."""
-    return E.relative(os.path.join(_rootdir(config), str(path)), _project_dir(config))
+    key = (id(config), str(path))
+    if key not in _relative_paths:
+        _relative_paths[key] = E.relative(os.path.join(_rootdir(config), str(path)),
+                                          _project_dir(config))
+    return _relative_paths[key]
 
 
 def pytest_configure(config):
@@ -186,7 +193,8 @@ class Reporter:
         outcome = state.pop("outcome", None)
         if outcome is None:  # no call phase ran (--setup-only, --setup-plan): the test did not run
             outcome, state["reason"] = "skipped", "not run: no call phase"
-        state.setdefault("file", _from_rootdir(self.config, location[0]))
+        if "file" not in state:
+            state["file"] = _from_rootdir(self.config, location[0])
         if not state.get("line"):
             state["line"] = (location[1] or 0) + 1
         self.writer.emit("result", id=nodeid, outcome=outcome,
