@@ -74,6 +74,13 @@ def test_empty_and_null_contents_dropped_or_filled():
     assert got == [U("x"), A("y", call("c1")), T("c1", "(no output)")]
 
 
+def test_whitespace_only_contents_are_empty():
+    got = normalize_messages([S("  "), U("  "), U("x"), A(" \n\t"), U("y"), A("z", call("c1")), T("c1", " "),
+                              A(" a ")])
+    assert got == [U("x\n\ny"), A("z", call("c1")), T("c1", "(no output)"), A(" a ")]
+    assert normalize_messages([U("\n")]) == [U(CONTINUE)]
+
+
 def test_calls_only_turn_has_empty_string_not_none():
     got = normalize_messages([U("x"), A(None, call("c1")), T("c1", "r")])
     assert got[1]["content"] == ""

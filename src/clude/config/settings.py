@@ -70,7 +70,7 @@ class ModelConfig(Section):
     max_tokens: int = Field(default=4096, gt=0)
     temperature: float | None = Field(default=None, ge=0, le=2)
     timeout: float = Field(default=120.0, gt=0, description="seconds for one request")
-    max_retries: int = Field(default=4, ge=0, description="retries on 429, 5xx and timeouts")
+    max_retries: int = Field(default=4, ge=0, le=10, description="retries on 429, 5xx and timeouts")
     tool_mode: Literal["auto", "native", "text"] = Field(
         default="auto", description="native tool calls, the fenced-block text protocol, or what "
                                     "the model's quirks say")

@@ -8,7 +8,7 @@ from typing import Any
 import anthropic
 
 from clude.llm.base import Message, Reply, ToolCall, ToolSpec, Usage
-from clude.llm.providers import ProviderModel
+from clude.llm.providers import ProviderModel, count
 from clude.llm.retry import Transient, connection_failure
 
 STOP = {"max_tokens": "max_tokens", "tool_use": "tool_calls", "model_context_window_exceeded": "max_tokens"}
@@ -131,16 +131,23 @@ class AnthropicChat(ProviderModel):
             raise self.http_error(error.status_code, error.response.headers, _server_message(error)) from None
         except anthropic.APIError as error:  # a body the SDK cannot read
             raise Transient(f"unreadable reply: {self.scrub(error)}", broken=True) from None
+        except json.JSONDecodeError as error:  # labelled JSON, but not (an HTML error page, say)
+            raise Transient(f"the reply is not a JSON message: {self.scrub(error.doc)[:200]}", broken=True) from None
         return self._reply(response)
 
     def _reply(self, response: Any) -> Reply:
+        not_json = self.not_an_object(response, "message")
+        if not_json:
+            raise not_json
         raw_usage = getattr(response, "usage", None)
-        usage = Usage(input_tokens=int(getattr(raw_usage, "input_tokens", 0) or 0),
-                      output_tokens=int(getattr(raw_usage, "output_tokens", 0) or 0), requests=1)
+        usage = Usage(input_tokens=count(getattr(raw_usage, "input_tokens", 0)),
+                      output_tokens=count(getattr(raw_usage, "output_tokens", 0)), requests=1)
         content = getattr(response, "content", None)
         stop_reason = getattr(response, "stop_reason", None)
         if not isinstance(content, list) or (not content and stop_reason is None):
             raise Transient("empty reply (no content and no stop reason)", usage=usage, broken=True)
+        if stop_reason == "pause_turn":  # the server paused a long turn: ask again, bounded like a broken reply
+            raise Transient("the server paused the turn (stop_reason pause_turn)", usage=usage, broken=True)
         texts: list[str] = []
         calls: list[ToolCall] = []
         for block in content:
@@ -158,4 +165,9 @@ class AnthropicChat(ProviderModel):
             stop = "tool_calls"
         if stop == "tool_calls" and not calls:
             stop = "end"
-        return Reply(text="\n\n".join(texts), tool_calls=calls, stop=stop, usage=usage)
+        problems = []
+        if stop_reason == "refusal":
+            stop = "error"
+            problems.append("the model refused to answer (stop_reason refusal): the reply may be incomplete; "
+                            "rephrase the request or leave out what it declined")
+        return Reply(text="\n\n".join(texts), tool_calls=calls, stop=stop, usage=usage, problems=problems)

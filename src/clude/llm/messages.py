@@ -91,8 +91,14 @@ def _text(content: Any) -> Any:
     return str(content)
 
 
+def _blank(content: Any) -> bool:
+    """Content with nothing in it: None, "", [] or whitespace only (a template shows nothing of it)."""
+    return content is None or (isinstance(content, (str, list)) and not
+                               (content.strip() if isinstance(content, str) else content))
+
+
 def _join(*parts: Any) -> Any:
-    texts = [p for p in parts if p not in ("", None)]
+    texts = [p for p in parts if not _blank(p)]
     if any(not isinstance(p, str) for p in texts):  # multimodal parts: concatenate part lists
         out: list = []
         for p in texts:
@@ -128,7 +134,7 @@ def _merge_same_roles(items: list[Message]) -> list[Message]:
 def _result_text(call_id: str, name: str | None, content: Any, orphan: bool) -> Any:
     where = f"tool call {call_id} ({name})" if name else f"tool call {call_id}"
     head = f"Result of {where}" + (", which matches no call just made:" if orphan else ":")
-    return _join(head, content if content not in ("", None) else NO_OUTPUT)
+    return _join(head, content if not _blank(content) else NO_OUTPUT)
 
 
 def _pair_tools(items: list[Message]) -> list[Message]:
@@ -164,7 +170,7 @@ def _pair_tools(items: list[Message]) -> list[Message]:
                     tid, t.get("name") or names.get(tid), t["content"], orphan=True)})
         for c in m["tool_calls"]:
             t = answers.get(c["id"]) or {"role": "tool", "content": ""}
-            content = t["content"] if t["content"] not in ("", None) else (
+            content = t["content"] if not _blank(t["content"]) else (
                 NO_OUTPUT if c["id"] in answers else
                 f"No result was returned for tool call {c['id']} ({c['function']['name']}).")
             out.append({**t, "role": "tool", "tool_call_id": c["id"], "content": content})
@@ -255,7 +261,7 @@ def _separate_text(items: list[Message]) -> list[Message]:
         while j < len(items) and items[j]["role"] != "user":
             j += 1
         group, followed_by_user = items[i:j], j < len(items)
-        texts = [m["content"] for m in group if m["role"] == "assistant" and m["content"] not in ("", None)]
+        texts = [m["content"] for m in group if m["role"] == "assistant" and not _blank(m["content"])]
         text_turns = [k for k, m in enumerate(group) if m["role"] == "assistant" and not m.get("tool_calls")]
         kept = [dict(m, content="") if m.get("tool_calls") else m for m in group
                 if m["role"] != "assistant" or m.get("tool_calls")]
@@ -303,7 +309,7 @@ def normalize_messages(messages: list[Message], *, tool_role: bool = True, syste
                 m["tool_calls"] = calls
         elif role not in ("user", "tool"):
             m["role"] = "user"
-        if m["role"] != "tool" and m["content"] in ("", None, []) and not m.get("tool_calls"):
+        if m["role"] != "tool" and _blank(m["content"]) and not m.get("tool_calls"):
             continue
         items.append(m)
     items = _pair_tools(_merge_same_roles(items))

@@ -8,7 +8,7 @@ from typing import Any
 import openai
 
 from clude.llm.base import Message, Reply, ToolCall, ToolSpec, Usage
-from clude.llm.providers import DEFAULT_BASE_URL, ProviderModel
+from clude.llm.providers import DEFAULT_BASE_URL, ProviderModel, _plain, count
 from clude.llm.retry import Transient, connection_failure
 
 FINISH = {"length": "max_tokens", "tool_calls": "tool_calls", "function_call": "tool_calls"}
@@ -53,31 +53,48 @@ class OpenAIChat(ProviderModel):
             raise self.http_error(error.status_code, error.response.headers, _server_message(error)) from None
         except openai.APIError as error:  # a body the SDK cannot read
             raise Transient(f"unreadable reply: {self.scrub(error)}", broken=True) from None
+        except json.JSONDecodeError as error:  # labelled JSON, but not (an HTML error page, say)
+            raise Transient(f"the reply is not a JSON chat completion: {self.scrub(error.doc)[:200]}", broken=True) from None
         return self._reply(response)
 
     def _reply(self, response: Any) -> Reply:
+        not_json = self.not_an_object(response, "chat completion")
+        if not_json:
+            raise not_json
         raw_usage = getattr(response, "usage", None)
-        usage = Usage(input_tokens=int(getattr(raw_usage, "prompt_tokens", 0) or 0),
-                      output_tokens=int(getattr(raw_usage, "completion_tokens", 0) or 0), requests=1)
+        usage = Usage(input_tokens=count(getattr(raw_usage, "prompt_tokens", 0)),
+                      output_tokens=count(getattr(raw_usage, "completion_tokens", 0)), requests=1)
         choices = getattr(response, "choices", None) or []
         message = getattr(choices[0], "message", None) if choices else None
         if message is None:
             raise Transient("empty choice list (the server sent no reply)", usage=usage, broken=True)
-        calls = []
+        calls, problems = [], []
         for index, raw in enumerate(getattr(message, "tool_calls", None) or []):
             fn = getattr(raw, "function", None)
             if fn is None:
+                problems.append(f"tool call {getattr(raw, 'id', None) or f'call_{index}'}: the reply named no "
+                                "function (no tool name, no arguments), so the call was dropped; "
+                                "call the tool again with its name and arguments")
                 continue
             arguments = getattr(fn, "arguments", None)
             if not isinstance(arguments, str):  # some servers send an object
                 arguments = json.dumps(arguments if arguments is not None else {})
             calls.append(ToolCall(id=str(getattr(raw, "id", None) or f"call_{index}"),
                                   name=str(getattr(fn, "name", None) or ""), arguments=arguments))
-        content = getattr(message, "content", None)
-        text = content if isinstance(content, str) else ""
-        stop = FINISH.get(getattr(choices[0], "finish_reason", None) or "", "end")
+        text = _plain(getattr(message, "content", None))
+        finish = getattr(choices[0], "finish_reason", None) or ""
+        stop = FINISH.get(finish, "end")
         if calls and stop == "end":
             stop = "tool_calls"
         if stop == "tool_calls" and not calls:
             stop = "end"
-        return Reply(text=text, tool_calls=calls, stop=stop, usage=usage)
+        refusal = getattr(message, "refusal", None)
+        if isinstance(refusal, str) and refusal.strip():
+            text = text or refusal
+            stop = "error"
+            problems.append(f"the model refused to answer: {refusal[:200]}")
+        if finish == "content_filter":
+            stop = "error"
+            problems.append("the server's content filter stopped the reply (finish_reason content_filter); "
+                            "the text may be incomplete: rephrase the request or leave out the flagged content")
+        return Reply(text=text, tool_calls=calls, stop=stop, usage=usage, problems=problems)

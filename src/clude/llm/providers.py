@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
+
+from pydantic import BaseModel
 
 from clude.config.settings import ModelConfig
 from clude.llm.base import ChatModel, Message, ModelError, Reply, ToolCall, ToolSpec, Usage
@@ -73,7 +76,8 @@ class ProviderModel:
             config.tool_mode == "auto" and self.quirks.native_tools)
         self.prices = dict(prices) if prices else None  # model-name glob -> Price (Settings.prices)
         self.usage = Usage()  # everything this model instance has used, failed requests included
-        self._attempts = Attempts(config.max_retries, sleep, clock)
+        self._sleep, self._clock = sleep, clock
+        self._lock = threading.Lock()  # chat() may run in several threads: guards usage and _calls
         self._calls = 0
 
     def __repr__(self) -> str:
@@ -91,20 +95,39 @@ class ProviderModel:
             prepared, send_tools = normalize_for(messages, self.quirks), tools or None
         else:
             prepared, send_tools = normalize_for(text_protocol(messages, tools), self.quirks), None
+        attempts = Attempts(self.config.max_retries, self._sleep, self._clock)  # this call's own
         try:
-            reply = self._attempts.run(lambda: self._request(prepared, send_tools), self.where)
+            reply = attempts.run(lambda: self._usable(self._request(prepared, send_tools)), self.where)
         except ModelError:
-            self.usage = self.usage + self._priced(self._attempts.usage)
+            self._add_usage(self._priced(attempts.usage))
             raise
         reply = self._checked(reply, tools)
-        reply.usage = self._priced(self._attempts.usage + reply.usage)
-        self.usage = self.usage + reply.usage
+        reply.usage = self._priced(attempts.usage + reply.usage)
+        self._add_usage(reply.usage)
         return reply
+
+    def _add_usage(self, usage: Usage) -> None:
+        with self._lock:
+            self.usage = self.usage + usage
 
     def _request(self, messages: list[Message], tools: list[ToolSpec] | None) -> Reply:
         raise NotImplementedError
 
     # replies -------------------------------------------------------------------------------
+    @staticmethod
+    def _usable(reply: Reply) -> Reply:
+        """The reply, unless it has nothing in it: no text, no tool call, nothing to report (retried)."""
+        if reply.stop == "end" and not reply.text.strip() and not reply.tool_calls and not reply.problems:
+            raise Transient("empty reply (no text and no tool calls)", usage=reply.usage, broken=True)
+        return reply
+
+    def not_an_object(self, response: Any, what: str) -> Transient | None:
+        """A Transient when the SDK read a body that is not a JSON object (HTML, a list, a string)."""
+        if isinstance(response, (BaseModel, dict)):
+            return None
+        shown = response if isinstance(response, str) else json.dumps(response, default=str)
+        return Transient(f"the reply is not a JSON {what}: {self.scrub(shown)[:200]}", broken=True)
+
     def _checked(self, reply: Reply, tools: list[ToolSpec]) -> Reply:
         """The reply with text-protocol calls parsed, call problems listed, max_tokens flagged."""
         problems: list[str] = []
@@ -124,8 +147,10 @@ class ProviderModel:
         return reply
 
     def _renumbered(self, call: ToolCall) -> ToolCall:
-        self._calls += 1
-        return ToolCall(id=f"call_text_{self._calls}", name=call.name, arguments=call.arguments)
+        with self._lock:
+            self._calls += 1
+            number = self._calls
+        return ToolCall(id=f"call_text_{number}", name=call.name, arguments=call.arguments)
 
     def _priced(self, usage: Usage) -> Usage:
         usage = usage.model_copy()
@@ -183,11 +208,17 @@ def call_problems(calls: list[ToolCall], tools: list[ToolSpec]) -> list[str]:
 
 
 def _plain(content: Any) -> str:
+    """Content as text: the text parts of a list joined with a blank line."""
     if content is None:
         return ""
     if isinstance(content, list):
-        return "\n\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        return "\n\n".join(str(p["text"]) for p in content if isinstance(p, dict) and p.get("text") is not None)
     return str(content)
+
+
+def count(value: Any) -> int:
+    """A token count from a reply's usage; anything but a non-negative integer counts as 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def text_protocol(messages: list[Message], tools: list[ToolSpec]) -> list[Message]:

@@ -14,6 +14,9 @@ T = TypeVar("T")
 FIRST_DELAY = 1.0  # seconds before the first retry; doubled for each one after
 MAX_DELAY = 30.0  # cap of the computed backoff
 MAX_RETRY_AFTER = 120.0  # cap of a server's Retry-After: beyond it, waiting in a request is wrong
+# the most one chat() call may take, retries included: no retry starts (or is waited for) past it, so a
+# flaky server with long Retry-Afters cannot hold the agent for max_retries * MAX_RETRY_AFTER and more
+DEADLINE = 600.0
 
 
 class Transient(Exception):
@@ -88,10 +91,11 @@ class Attempts:
     """Runs a request up to 1 + max_retries times, sleeping between tries; sums what they cost."""
 
     def __init__(self, max_retries: int, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, deadline: float = DEADLINE):
         self.max_retries = max(0, int(max_retries))
         self.sleep = sleep
         self.clock = clock
+        self.deadline = deadline
         self.usage = Usage()  # every attempt of the last run, failed ones included
         self.delays: list[float] = []
 
@@ -111,13 +115,19 @@ class Attempts:
                 self.usage = self.usage + failure.usage + Usage(
                     requests=0 if failure.usage.requests else 1,
                     broken_replies=1 if failure.broken else 0)
+                elapsed = self.clock() - started
+                tries = retry + 1
+                gave_up = (f"{describe}: gave up after {tries} attempt{'s' if tries != 1 else ''} "
+                           f"over {elapsed:.1f} s")
                 if retry >= self.max_retries:
-                    elapsed = self.clock() - started
-                    tries = retry + 1
-                    raise ModelUnavailable(
-                        f"{describe}: gave up after {tries} attempt{'s' if tries != 1 else ''} "
-                        f"over {elapsed:.1f} s; last: {failure.status}") from None
+                    raise ModelUnavailable(f"{gave_up}; last: {failure.status}") from None
                 delay = failure.retry_after if failure.retry_after is not None else backoff_delay(retry)
+                if elapsed + delay > self.deadline:
+                    asked = (f"the server asked to wait {delay:g} s (Retry-After)"
+                             if failure.retry_after is not None else f"the next retry is due in {delay:g} s")
+                    raise ModelUnavailable(
+                        f"{gave_up}: {asked}, past the {self.deadline:g} s limit of one request; "
+                        f"last: {failure.status}") from None
                 self.delays.append(delay)
                 self.usage = self.usage + Usage(retries=1)
                 retry += 1
