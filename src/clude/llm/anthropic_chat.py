@@ -9,7 +9,7 @@ import anthropic
 
 from clude.llm.base import Message, Reply, ToolCall, ToolSpec, Usage
 from clude.llm.providers import ProviderModel, count
-from clude.llm.retry import Transient, connection_failure
+from clude.llm.retry import Transient
 
 STOP = {"max_tokens": "max_tokens", "tool_use": "tool_calls", "model_context_window_exceeded": "max_tokens"}
 EMPTY_RESULT = "(no output)"
@@ -121,18 +121,8 @@ class AnthropicChat(ProviderModel):
             options["extra_body"] = {"temperature": min(1.0, self.config.temperature)}  # range 0..1
         if tools:
             options["tools"] = to_anthropic_tools(tools)
-        try:
-            response = self._client.messages.create(**options)
-        except anthropic.APITimeoutError:
-            raise Transient(f"timeout after {self.config.timeout:g} s") from None
-        except anthropic.APIConnectionError as error:
-            raise connection_failure(error, self.scrub) from None
-        except anthropic.APIStatusError as error:
-            raise self.http_error(error.status_code, error.response.headers, _server_message(error)) from None
-        except anthropic.APIError as error:  # a body the SDK cannot read
-            raise Transient(f"unreadable reply: {self.scrub(error)}", broken=True) from None
-        except json.JSONDecodeError as error:  # labelled JSON, but not (an HTML error page, say)
-            raise Transient(f"the reply is not a JSON message: {self.scrub(error.doc)[:200]}", broken=True) from None
+        response = self.send(anthropic, self._client.messages.create, _server_message, "message",
+                             **options)
         return self._reply(response)
 
     def _reply(self, response: Any) -> Reply:

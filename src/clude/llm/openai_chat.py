@@ -9,7 +9,7 @@ import openai
 
 from clude.llm.base import Message, Reply, ToolCall, ToolSpec, Usage
 from clude.llm.providers import DEFAULT_BASE_URL, ProviderModel, _plain, count
-from clude.llm.retry import Transient, connection_failure
+from clude.llm.retry import Transient
 
 FINISH = {"length": "max_tokens", "tool_calls": "tool_calls", "function_call": "tool_calls"}
 
@@ -43,18 +43,8 @@ class OpenAIChat(ProviderModel):
             options["temperature"] = self.config.temperature
         if tools:
             options["tools"] = tools
-        try:
-            response = self._client.chat.completions.create(**options)
-        except openai.APITimeoutError:
-            raise Transient(f"timeout after {self.config.timeout:g} s") from None
-        except openai.APIConnectionError as error:
-            raise connection_failure(error, self.scrub) from None
-        except openai.APIStatusError as error:
-            raise self.http_error(error.status_code, error.response.headers, _server_message(error)) from None
-        except openai.APIError as error:  # a body the SDK cannot read
-            raise Transient(f"unreadable reply: {self.scrub(error)}", broken=True) from None
-        except json.JSONDecodeError as error:  # labelled JSON, but not (an HTML error page, say)
-            raise Transient(f"the reply is not a JSON chat completion: {self.scrub(error.doc)[:200]}", broken=True) from None
+        response = self.send(openai, self._client.chat.completions.create, _server_message,
+                             "chat completion", **options)
         return self._reply(response)
 
     def _reply(self, response: Any) -> Reply:

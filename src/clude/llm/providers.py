@@ -15,7 +15,7 @@ from clude.config.settings import ModelConfig
 from clude.llm.base import ChatModel, Message, ModelError, Reply, ToolCall, ToolSpec, Usage
 from clude.llm.messages import normalize_for, quirks_for
 from clude.llm.prices import cost_of
-from clude.llm.retry import Attempts, Transient, parse_retry_after, transient_status
+from clude.llm.retry import Attempts, Transient, connection_failure, parse_retry_after, transient_status
 from clude.llm.text_tools import parse_tool_calls, render_tool_call, render_tool_result, tools_prompt
 
 KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
@@ -127,6 +127,25 @@ class ProviderModel:
             return None
         shown = response if isinstance(response, str) else json.dumps(response, default=str)
         return Transient(f"the reply is not a JSON {what}: {self.scrub(shown)[:200]}", broken=True)
+
+    def send(self, sdk: Any, create: Callable[..., Any], server_message: Callable[[Any], str],
+             what: str, **options: Any) -> Any:
+        """Call an SDK's create(**options), turning its exceptions into clude's: transient ones to be
+        retried, HTTP errors by status. Both SDKs name their exceptions alike."""
+        try:
+            return create(**options)
+        except sdk.APITimeoutError:
+            raise Transient(f"timeout after {self.config.timeout:g} s") from None
+        except sdk.APIConnectionError as error:
+            raise connection_failure(error, self.scrub) from None
+        except sdk.APIStatusError as error:
+            raise self.http_error(error.status_code, error.response.headers,
+                                  server_message(error)) from None
+        except sdk.APIError as error:  # a body the SDK cannot read
+            raise Transient(f"unreadable reply: {self.scrub(error)}", broken=True) from None
+        except json.JSONDecodeError as error:  # labelled JSON, but not (an HTML error page, say)
+            raise Transient(f"the reply is not a JSON {what}: {self.scrub(error.doc)[:200]}",
+                            broken=True) from None
 
     def _checked(self, reply: Reply, tools: list[ToolSpec]) -> Reply:
         """The reply with text-protocol calls parsed, call problems listed, max_tokens flagged."""
