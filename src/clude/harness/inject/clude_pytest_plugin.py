@@ -58,12 +58,25 @@ def pytest_configure(config):
             config.pluginmanager.register(Sampler(config, *sampling, writer), "clude_sampler")
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
+# New-style hook wrappers (pluggy >= 1.2, which pytest 8 requires) cost less on every test phase.
+_NEW_WRAPPERS = int(pytest.__version__.split(".")[0]) >= 8
+
+if _NEW_WRAPPERS:
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(item, call):
+        report = yield
+        _annotate(item, call, report)
+        return report
+else:
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(item, call):
+        outcome = yield
+        _annotate(item, call, outcome.get_result())
+
+
+def _annotate(item, call, report):
     # Where and why a phase failed is known only here, with the exception at hand; the report carries
     # it to the Reporter (and, under xdist, from the worker to the controller).
-    outcome = yield
-    report = outcome.get_result()
     if report.failed:
         file, line, reason = _where_and_why(_project_dir(item.config), call, report)
         if file is None:
@@ -193,10 +206,11 @@ class Reporter:
         outcome = state.pop("outcome", None)
         if outcome is None:  # no call phase ran (--setup-only, --setup-plan): the test did not run
             outcome, state["reason"] = "skipped", "not run: no call phase"
-        if "file" not in state:
-            state["file"] = _from_rootdir(self.config, location[0])
-        if not state.get("line"):
-            state["line"] = (location[1] or 0) + 1
+        if outcome in ("failed", "error"):  # where it went wrong: only a failure needs it
+            if "file" not in state:
+                state["file"] = _from_rootdir(self.config, location[0])
+            if not state.get("line"):
+                state["line"] = (location[1] or 0) + 1
         self.writer.emit("result", id=nodeid, outcome=outcome,
                          **{k: v for k, v in state.items() if v is not None})
 
