@@ -91,19 +91,11 @@ def to_anthropic_tools(tools: list[ToolSpec]) -> list[dict]:
     return out
 
 
-def _server_message(error: anthropic.APIStatusError) -> str:
-    body = error.body
-    if isinstance(body, dict):
-        inner = body.get("error") if isinstance(body.get("error"), dict) else body
-        if inner.get("message"):
-            return f"{inner.get('type') or 'error'}: {inner['message']}"
-    return str(getattr(error, "message", "") or error)
-
-
 class AnthropicChat(ProviderModel):
     """A Claude model on the Anthropic messages API (or a server speaking it)."""
 
     provider = "anthropic"
+    typed_errors = True  # its error bodies name the kind of error ("overloaded_error: ...")
 
     def __init__(self, config, *, api_key: str, **options: Any):
         super().__init__(config, api_key=api_key, **options)
@@ -121,8 +113,7 @@ class AnthropicChat(ProviderModel):
             options["extra_body"] = {"temperature": min(1.0, self.config.temperature)}  # range 0..1
         if tools:
             options["tools"] = to_anthropic_tools(tools)
-        response = self.send(anthropic, self._client.messages.create, _server_message, "message",
-                             **options)
+        response = self.send(anthropic, self._client.messages.create, "message", **options)
         return self._reply(response)
 
     def _reply(self, response: Any) -> Reply:

@@ -14,15 +14,6 @@ from clude.llm.retry import Transient
 FINISH = {"length": "max_tokens", "tool_calls": "tool_calls", "function_call": "tool_calls"}
 
 
-def _server_message(error: openai.APIStatusError) -> str:
-    body = error.body
-    if isinstance(body, dict):
-        inner = body.get("error") if isinstance(body.get("error"), dict) else body
-        if inner.get("message"):
-            return str(inner["message"])
-    return str(getattr(error, "message", "") or error)
-
-
 class OpenAIChat(ProviderModel):
     """A chat model on an OpenAI-compatible server (llama.cpp, vLLM, Ollama, OpenAI, OpenRouter)."""
 
@@ -43,8 +34,8 @@ class OpenAIChat(ProviderModel):
             options["temperature"] = self.config.temperature
         if tools:
             options["tools"] = tools
-        response = self.send(openai, self._client.chat.completions.create, _server_message,
-                             "chat completion", **options)
+        response = self.send(openai, self._client.chat.completions.create, "chat completion",
+                             **options)
         return self._reply(response)
 
     def _reply(self, response: Any) -> Reply:

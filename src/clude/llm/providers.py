@@ -128,8 +128,19 @@ class ProviderModel:
         shown = response if isinstance(response, str) else json.dumps(response, default=str)
         return Transient(f"the reply is not a JSON {what}: {self.scrub(shown)[:200]}", broken=True)
 
-    def send(self, sdk: Any, create: Callable[..., Any], server_message: Callable[[Any], str],
-             what: str, **options: Any) -> Any:
+    typed_errors = False  # whether the server's error message starts with its kind of error
+
+    def server_message(self, error: Any) -> str:
+        """The server's own words in an SDK's HTTP error, from the error body when it has them."""
+        body = getattr(error, "body", None)
+        if isinstance(body, dict):
+            inner = body.get("error") if isinstance(body.get("error"), dict) else body
+            if inner.get("message"):
+                kind = f"{inner.get('type') or 'error'}: " if self.typed_errors else ""
+                return f"{kind}{inner['message']}"
+        return str(getattr(error, "message", "") or error)
+
+    def send(self, sdk: Any, create: Callable[..., Any], what: str, **options: Any) -> Any:
         """Call an SDK's create(**options), turning its exceptions into clude's: transient ones to be
         retried, HTTP errors by status. Both SDKs name their exceptions alike."""
         try:
@@ -140,7 +151,7 @@ class ProviderModel:
             raise connection_failure(error, self.scrub) from None
         except sdk.APIStatusError as error:
             raise self.http_error(error.status_code, error.response.headers,
-                                  server_message(error)) from None
+                                  self.server_message(error)) from None
         except sdk.APIError as error:  # a body the SDK cannot read
             raise Transient(f"unreadable reply: {self.scrub(error)}", broken=True) from None
         except json.JSONDecodeError as error:  # labelled JSON, but not (an HTML error page, say)
