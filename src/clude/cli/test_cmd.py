@@ -47,9 +47,11 @@ def test_command(as_json, rate, seed, no_cache, timeout, base, project, command)
     regressed and 7 when something did.
     """
     command = list(command) or None
+    missed_key = None
     try:
         if not no_cache and base is None:
-            _answer_from_cache(project, command, rate, seed, raw_test_table(project), as_json)
+            missed_key = _answer_from_cache(project, command, rate, seed, raw_test_table(project),
+                                            as_json)
         from clude.config.loader import load_settings
         settings, _ = load_settings(project)
     except ConfigError as exc:
@@ -59,7 +61,7 @@ def test_command(as_json, rate, seed, no_cache, timeout, base, project, command)
     from clude.harness.runner import run_tests
     baseline = _load_base(base) if base else None
     verdict = run_tests(project, settings.test, command=command, rate=rate, seed=seed,
-                        use_cache=not no_cache, timeout_s=timeout)
+                        use_cache=not no_cache, timeout_s=timeout, missed_key=missed_key)
     comparison = compare(baseline, verdict) if baseline else None
     if as_json:
         data = verdict.public()
@@ -72,13 +74,15 @@ def test_command(as_json, rate, seed, no_cache, timeout, base, project, command)
     sys.exit(_exit_code(verdict, comparison))
 
 
-def _answer_from_cache(project: Path, command, rate, seed, test_table: dict, as_json: bool) -> None:
-    """On a cache hit, print the stored answer and exit, before pydantic is even imported."""
+def _answer_from_cache(project: Path, command, rate, seed, test_table: dict, as_json: bool) -> str:
+    """On a cache hit, print the stored answer and exit, before pydantic is even imported; on a
+    miss, return the request's key."""
     env = dict(os.environ)
-    _, entry = lookup(project.resolve(), command=command, rate=rate,
-                      seed=seed if seed is not None else default_seed(env), config=test_table, env=env)
+    key, entry = lookup(project.resolve(), command=command, rate=rate,
+                        seed=seed if seed is not None else default_seed(env), config=test_table,
+                        env=env)
     if entry is None:
-        return
+        return key
     verdict = entry["verdict"]
     status = Status(verdict["status"])
     if as_json:

@@ -51,8 +51,13 @@ def choose(root: Path, config: TestConfig, command: list[str] | None,
 
 def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str] | None = None,
               rate: float | None = None, seed: str | None = None, use_cache: bool = True,
-              timeout_s: float | None = None, env: dict[str, str] | None = None) -> Verdict:
-    """Run the tests of the project at `root` (or answer from the cache) and return the Verdict."""
+              timeout_s: float | None = None, env: dict[str, str] | None = None,
+              missed_key: str | None = None) -> Verdict:
+    """Run the tests of the project at `root` (or answer from the cache) and return the Verdict.
+
+    `missed_key`: this request's cache key, already looked up and missed by the caller (the
+    command line's quick path), so the tree is not hashed a second time.
+    """
     root = root.resolve()
     config = config or TestConfig()
     base_env = dict(env if env is not None else os.environ)
@@ -62,8 +67,8 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
     state = clude_dir(root)
     redactor = Redactor(env)
 
-    key = None
-    if use_cache:
+    key = missed_key if use_cache else None
+    if use_cache and key is None:
         key, entry = lookup(root, command=command, rate=rate, seed=seed,
                             config=config.model_dump(), env=base_env)
         if entry is not None:
