@@ -6,6 +6,7 @@ import click
 
 from clude import __version__
 from clude.cli.models_cmd import models_group
+from clude.cli.run_cmd import resume_command, run_command, sessions_command
 from clude.cli.test_cmd import test_command
 
 
@@ -17,3 +18,6 @@ def main() -> None:
 
 main.add_command(test_command)
 main.add_command(models_group)
+main.add_command(run_command)
+main.add_command(resume_command)
+main.add_command(sessions_command)

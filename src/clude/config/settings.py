@@ -59,9 +59,10 @@ class Price(Section):
 class ModelConfig(Section):
     """[model]: the chat model clude's own agent uses."""
 
-    provider: Literal["openai", "anthropic"] = Field(
+    provider: Literal["openai", "anthropic", "scripted"] = Field(
         default="openai", description="openai: any OpenAI-compatible server (llama.cpp, vLLM, "
-                                      "Ollama, OpenAI, OpenRouter); anthropic: the Anthropic API")
+                                      "Ollama, OpenAI, OpenRouter); anthropic: the Anthropic API; "
+                                      "scripted: replies replayed from `script` (demos, tests)")
     name: str = Field(default="", description="the model name the server knows")
     base_url: str | None = Field(default=None, description="the server's URL (default: the provider's)")
     api_key_env: str | None = Field(
@@ -75,10 +76,36 @@ class ModelConfig(Section):
         default="auto", description="native tool calls, the fenced-block text protocol, or what "
                                     "the model's quirks say")
     quirks: list[QuirksEntry] = Field(default_factory=list)
+    script: str | None = Field(
+        default=None, description="provider scripted: a JSON file holding the list of replies, "
+                                  "relative to the project")
+
+
+class AgentConfig(Section):
+    """[agent]: the limits and habits of `clude run`."""
+
+    max_iterations: int = Field(default=30, ge=1, le=1000,
+                                description="model turns per step before the step is failed")
+    max_step_retries: int = Field(default=2, ge=0, le=20,
+                                  description="retries of a failed step or a failed verification")
+    max_replans: int = Field(default=2, ge=0, le=20, description="new plans after the first")
+    max_plan_attempts: int = Field(default=3, ge=1, le=10,
+                                   description="tries to get a valid plan before the run is blocked")
+    verify: Literal["end", "each_step", "never"] = Field(
+        default="end", description="run the tests after all steps, also after each step, or never")
+    max_tokens: int | None = Field(default=None, gt=0, description="input+output tokens for the run")
+    max_cost_usd: float | None = Field(default=None, gt=0, description="US dollars for the run")
+    max_wall_s: float | None = Field(default=None, gt=0, description="seconds of running time")
+    parallel: int = Field(default=1, ge=1, le=32, description="steps run at once (git worktrees)")
+    shell_timeout: float = Field(default=120.0, gt=0, description="seconds for one shell command")
+    output_budget: int = Field(default=8000, ge=500, description="bytes of a tool's output shown")
+    repeat_limit: int = Field(default=3, ge=2, description="same action and result in a row, "
+                                                           "or the same error, before a step stops")
 
 
 class Settings(Section):
     test: TestConfig = Field(default_factory=TestConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
     prices: dict[str, Price] = Field(
         default_factory=dict, description="model-name glob -> price, before the built-in table")

@@ -6,6 +6,7 @@ import json
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
@@ -33,10 +34,13 @@ def is_local(base_url: str) -> bool:
 
 def make_model(config: ModelConfig, *, env: Mapping[str, str] | None = None, prices: Mapping | None = None,
                sleep: Callable[[float], None] = time.sleep,
-               clock: Callable[[], float] = time.monotonic) -> ChatModel:
-    """The chat model `config` describes; the key is read from the variable config.api_key_env names."""
+               clock: Callable[[], float] = time.monotonic, base_dir: Path | None = None) -> ChatModel:
+    """The chat model `config` describes; the key is read from the variable config.api_key_env names.
+    A `scripted` model's script path is relative to `base_dir` (the project)."""
     env = os.environ if env is None else env
     provider = config.provider
+    if provider == "scripted":
+        return scripted_from_file(config, base_dir or Path.cwd())
     if provider not in KEY_ENV:
         raise ModelError(f"unknown model provider {provider!r}: use one of {', '.join(sorted(KEY_ENV))}")
     base_url = (config.base_url or env.get(BASE_URL_ENV[provider]) or DEFAULT_BASE_URL[provider]).rstrip("/")
@@ -57,6 +61,26 @@ def make_model(config: ModelConfig, *, env: Mapping[str, str] | None = None, pri
         from clude.llm.anthropic_chat import AnthropicChat as cls
     return cls(config, api_key=key, key_env=key_env, base_url=base_url, prices=prices, sleep=sleep,
                clock=clock)
+
+
+def scripted_from_file(config: ModelConfig, base_dir: Path) -> ChatModel:
+    """The scripted model of [model] provider = "scripted": replies replayed from a JSON list."""
+    from clude.llm.scripted import ScriptedModel
+
+    if not config.script:
+        raise ModelError("[model] provider \"scripted\" needs script = \"FILE.json\" (a JSON list of "
+                         "replies)")
+    path = (base_dir / config.script) if not Path(config.script).is_absolute() else Path(config.script)
+    try:
+        replies = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ModelError(f"[model] script {path}: cannot be read ({error.strerror})") from None
+    except ValueError as error:
+        raise ModelError(f"[model] script {path}: not valid JSON ({error})") from None
+    if not isinstance(replies, list):
+        raise ModelError(f"[model] script {path}: must hold a JSON list of replies, "
+                         f"not a {type(replies).__name__}")
+    return ScriptedModel(replies, name=config.name or f"scripted:{path.name}")
 
 
 class ProviderModel:

@@ -1,0 +1,366 @@
+"""The run: INTAKE -> PLANNING -> EXECUTING -> VERIFYING -> DONE, with RECOVERING and BLOCKED, saved
+after every transition so `clude resume` goes on from where a run stopped."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable, Mapping
+
+from clude.agent.budget import over_budget
+from clude.agent.plan import Plan, PlanError, deadlock, merge_replan, propagate_blocked, ready_steps
+from clude.agent.planner import PlanningFailed, ask_for_plan, plan_request, replan_request
+from clude.agent.prompts import render
+from clude.agent.result import RunResult, result_of
+from clude.agent.session import Recovery, Session, StepRecord
+from clude.agent.states import State, StateMachine, Transition
+from clude.agent.step import BudgetExceeded, StepOutcome, run_step
+from clude.agent.tools import Toolbox
+from clude.config.settings import Settings
+from clude.llm.base import ChatModel, ModelError, Reply
+
+# Asked after a valid plan, before anything runs: the plan to carry out (maybe edited), or None.
+Confirm = Callable[[Plan], "Plan | None"]
+# Hears what happens: ("transition" | "plan" | "step" | "verdict" | "note", details).
+Listener = Callable[[str, dict], None]
+
+
+class Stopped(Exception):
+    """The run was asked to stop (Ctrl-C, SIGTERM) while steps ran in other threads."""
+
+
+class Halted(Exception):
+    """The environment, not the work, stops the run (the model cannot be reached, the tests cannot
+    start). The state stays where it was, so `clude resume` goes on once it is fixed."""
+
+
+class AgentRun:
+    """One session's run. `run()` drives the state machine until DONE, BLOCKED or an interruption."""
+
+    def __init__(self, root: Path, settings: Settings, model: ChatModel, session: Session, *,
+                 confirm: Confirm | None = None, listener: Listener | None = None,
+                 env: Mapping[str, str] | None = None):
+        self.root = root.resolve()
+        self.settings = settings
+        self.config = settings.agent
+        self.model = model
+        self.session = session
+        self.state = session.state
+        self.confirm = confirm
+        self.listener = listener or (lambda kind, details: None)
+        self.env = dict(os.environ if env is None else env)
+        self.parallel = int(self.state.options.get("parallel") or self.config.parallel)
+        self.verify = str(self.state.options.get("verify") or self.config.verify)
+        self.machine = StateMachine(self.state.state,
+                                    [Transition.from_dict(t) for t in self.state.transitions],
+                                    on_change=self._changed)
+        self._started = time.monotonic()
+        self._elapsed_before = self.state.elapsed_s
+        self.stopping = False  # set on Ctrl-C: steps in other threads stop at their next turn
+
+    # driving ---------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        handlers = {State.INTAKE: self._intake, State.PLANNING: self._planning,
+                    State.EXECUTING: self._executing, State.VERIFYING: self._verifying,
+                    State.RECOVERING: self._recovering}
+        self.session.acquire()
+        self.state.outcome = "running"
+        try:
+            while not self.machine.finished:
+                try:
+                    handlers[self.machine.state]()
+                except BudgetExceeded as over:
+                    self._block("blocked", str(over))
+        except (ModelError, Halted) as error:
+            self.stopping = True
+            self.state.outcome = "error"
+            what = f"the model cannot be used: {error}" if isinstance(error, ModelError) else str(error)
+            self.state.reason = f"{what}; once fixed, continue with: clude resume {self.state.id}"
+            self.session.log(f"stopped in {self.machine.state.value}: {what}")
+            self.listener("note", {"text": what})
+        except (KeyboardInterrupt, Stopped):
+            self.stopping = True
+            self.state.outcome = "interrupted"
+            self.state.reason = f"interrupted in {self.machine.state.value}; continue with: clude resume {self.state.id}"
+            self.session.log(f"interrupted in {self.machine.state.value}")
+        finally:
+            self._save()
+            self.session.release()
+        return result_of(self.state, str(self.session.path))
+
+    def _changed(self, step: Transition) -> None:
+        self.state.state = step.target
+        self.state.reason = step.reason
+        self.state.transitions.append(step.as_dict())
+        self.session.log(f"{step.source.value} -> {step.target.value}: {step.reason}")
+        self._save()
+        self.listener("transition", step.as_dict())
+
+    def _go(self, target: State, reason: str) -> None:
+        if target is State.DONE:
+            self.state.outcome = "done"
+        self.machine.go(target, reason)
+
+    def _block(self, outcome: str, reason: str) -> None:
+        self.state.outcome = outcome  # type: ignore[assignment]
+        self.machine.go(State.BLOCKED, reason)
+
+    def _save(self) -> None:
+        self.state.elapsed_s = self._elapsed_before + (time.monotonic() - self._started)
+        self.session.save()
+
+    def check_budget(self) -> str | None:
+        if self.stopping:
+            raise Stopped()
+        return over_budget(self.config, self.state.usage,
+                           self._elapsed_before + (time.monotonic() - self._started))
+
+    def add_usage(self, reply: Reply) -> None:
+        self.state.usage = self.state.usage + reply.usage
+
+    # INTAKE ----------------------------------------------------------------------------------
+    def _intake(self) -> None:
+        from clude.agent.checks import intake_problem
+
+        problem = intake_problem(self.root, self.state.goal, self.settings, self.env,
+                                 parallel=self.parallel, verify=self.verify)
+        if problem is not None:
+            outcome, reason = problem
+            if outcome == "unverified":
+                self.state.options["unverified"] = reason
+                self.listener("note", {"text": f"the work will not be verified: {reason}"})
+            elif outcome == "error":
+                raise Halted(reason)
+            else:
+                return self._block(outcome, reason)
+        self._go(State.PLANNING, f"goal read ({len(self.state.goal)} characters); asking for a plan")
+
+    # PLANNING --------------------------------------------------------------------------------
+    @property
+    def plan(self) -> Plan:
+        return Plan.model_validate(self.state.plan)
+
+    def statuses(self) -> dict[str, str]:
+        return {step_id: record.status for step_id, record in self.state.steps.items()}
+
+    def _planning(self) -> None:
+        replanning = self.state.plan is not None
+        if replanning:
+            done = [s for s, r in self.state.steps.items() if r.status == "done"]
+            messages = replan_request(self.root, self.state.recovery.reason if self.state.recovery
+                                      else "asked to replan", self.overview())
+        else:
+            done = []
+            messages = plan_request(self.root, self.state.goal)
+
+        def invalid(attempt: int, error: PlanError) -> None:
+            self.state.plan_attempts += 1
+            self.session.log(f"invalid plan (attempt {attempt}): {'; '.join(error.errors)}")
+            self.listener("note", {"text": f"invalid plan, attempt {attempt}: {'; '.join(error.errors)}"})
+
+        try:
+            plan = ask_for_plan(self.model, messages, attempts=self.config.max_plan_attempts,
+                                done_ids=done, check_budget=self.check_budget,
+                                on_reply=self.add_usage, on_invalid=invalid)
+        except PlanningFailed as failed:
+            self.session.save_messages("plan", messages)
+            return self._block("blocked", str(failed))
+        self.session.save_messages("plan", messages)
+        if replanning:
+            plan, statuses = merge_replan(self.plan, self.statuses(), plan)
+            self.state.steps = {s.id: self.state.steps.get(s.id) if statuses[s.id] == "done"
+                                else StepRecord() for s in plan.steps}
+        else:
+            self.state.steps = {s.id: StepRecord() for s in plan.steps}
+        if self.confirm is not None:
+            chosen = self.confirm(plan)
+            if chosen is None:
+                return self._block("blocked", "the plan was rejected")
+            if chosen is not plan:
+                self.state.steps = {s.id: self.state.steps.get(s.id) or StepRecord()
+                                    for s in chosen.steps}
+                plan = chosen
+        self.state.plan = plan.model_dump()
+        self.state.recovery = None
+        self.listener("plan", {"plan": self.state.plan, "replan": replanning})
+        self.session.log("plan: " + self.overview().replace("\n", " | "))
+        self._go(State.EXECUTING, f"{'new ' if replanning else ''}plan of {len(plan.steps)} steps: "
+                                  f"{plan.title}")
+
+    def overview(self) -> str:
+        """The plan, one line per step with its status (for prompts and the log)."""
+        lines = []
+        for step in self.plan.steps:
+            record = self.state.steps.get(step.id) or StepRecord()
+            deps = f" (after {', '.join(step.dependencies)})" if step.dependencies else ""
+            lines.append(f"[{record.status}] {step.id}: {step.title}{deps}")
+        return "\n".join(lines)
+
+    # EXECUTING -------------------------------------------------------------------------------
+    def _executing(self) -> None:
+        plan = self.plan
+        for step_id, (status, reason) in propagate_blocked(plan, self.statuses(),
+                                                           self._reasons()).items():
+            self.state.steps[step_id].status, self.state.steps[step_id].reason = status, reason
+        resumed = [s.id for s in plan.steps if self.state.steps[s.id].status == "in_progress"]
+        for step_id in resumed:  # a step cut off by a kill: its conversation goes on in place,
+            record = self.state.steps[step_id]  # a worktree's work is started again
+            if record.worktree:
+                record.status, record.worktree = "pending", None
+                record.attempts = max(0, record.attempts - 1)
+                self.session.drop_messages(step_id)
+        resumed = [s for s in resumed if self.state.steps[s].status == "in_progress"]
+        ready = resumed or ready_steps(plan, self.statuses())
+        if not ready:
+            if all(r.status == "done" for r in self.state.steps.values()):
+                if self.verify == "never":
+                    return self._go(State.DONE, f"all {len(plan.steps)} steps done (verify = never)")
+                return self._go(State.VERIFYING, f"all {len(plan.steps)} steps done")
+            report = deadlock(plan, self.statuses(), self._reasons()) or "no step can run"
+            return self._block("failed", report)
+        if self.parallel > 1 and len(ready) > 1 and not resumed:
+            from clude.agent.parallel import run_batch
+
+            outcomes = run_batch(self, ready[: self.parallel])
+        else:
+            outcomes = [(ready[0], self.run_one(ready[0], self.root))]
+        self._settle(outcomes)
+
+    def _reasons(self) -> dict[str, str]:
+        return {step_id: record.reason for step_id, record in self.state.steps.items()}
+
+    def _settle(self, outcomes: list[tuple[str, StepOutcome]]) -> None:
+        """Record what the steps did, then go where that leads."""
+        trouble: Recovery | None = None
+        for step_id, outcome in outcomes:
+            record = self.state.steps[step_id]
+            record.iterations = outcome.iterations
+            record.worktree = None
+            self.listener("step", {"id": step_id, "status": outcome.status, "text": outcome.reason})
+            self.session.log(f"step {step_id} {outcome.status}: {outcome.reason}")
+            if outcome.status == "done":
+                record.status, record.summary, record.reason = "done", outcome.reason, ""
+            elif outcome.status == "replan":
+                record.status, record.reason = "pending", f"asked to replan: {outcome.reason}"
+                trouble = trouble or Recovery(kind="replan", step=step_id, reason=outcome.reason)
+            else:
+                record.status, record.reason = "failed", outcome.reason
+                trouble = trouble or Recovery(kind="step_failed", step=step_id, reason=outcome.reason)
+        if trouble is not None:
+            self.state.recovery = trouble
+            return self._go(State.RECOVERING, f"step {trouble.step}: {trouble.kind.replace('_', ' ')}: "
+                                              f"{trouble.reason}")
+        done_now = ", ".join(step_id for step_id, _ in outcomes)
+        if self.verify == "each_step":
+            return self._go(State.VERIFYING, f"step {done_now} done; verifying after each step")
+        self._save()  # stays EXECUTING: the next handler call takes the next ready steps
+
+    def run_one(self, step_id: str, workdir: Path) -> StepOutcome:
+        """Run one step in `workdir` (the project, or the step's own worktree)."""
+        step = next(s for s in self.plan.steps if s.id == step_id)
+        record = self.state.steps[step_id]
+        messages = self.session.load_messages(step_id) if record.status == "in_progress" else []
+        if not messages:
+            record.attempts += 1
+            record.status = "in_progress"
+            done = [{"id": s.id, "summary": self.state.steps[s.id].summary}
+                    for s in self.plan.steps if self.state.steps[s.id].status == "done"]
+            prompt = render("step_user", goal=self.state.goal, plan_title=self.plan.title,
+                            overview=self.overview(), step=step, done=done,
+                            retry=record.reason if record.attempts > 1 else "",
+                            attempt=record.attempts)
+            messages = [{"role": "system", "content": render("system", root=str(workdir))},
+                        {"role": "user", "content": prompt}]
+            self.session.save_messages(step_id, messages)
+            self._save()
+        self.listener("step", {"id": step_id, "status": "started", "attempt": record.attempts,
+                               "text": step.title})
+        toolbox = self.toolbox(workdir)
+
+        def turn(conversation: list) -> None:
+            self.session.save_messages(step_id, conversation)
+            self._save()
+
+        return run_step(self.model, toolbox, messages, max_iterations=self.config.max_iterations,
+                        repeat_limit=self.config.repeat_limit, check_budget=self.check_budget,
+                        on_reply=self.add_usage, on_turn=turn)
+
+    def toolbox(self, workdir: Path) -> Toolbox:
+        def tests() -> str:
+            from clude.harness.report import concise
+            from clude.harness.runner import run_tests
+
+            return concise(run_tests(workdir, self.settings.test, env=self.env))
+
+        return Toolbox(workdir, env=self.env, shell_timeout_s=self.config.shell_timeout,
+                       output_budget=self.config.output_budget, output_dir=self.session.output_dir,
+                       test_runner=tests)
+
+    # VERIFYING -------------------------------------------------------------------------------
+    def _verifying(self) -> None:
+        from clude.harness.report import concise
+        from clude.harness.runner import run_tests
+
+        remaining = [s for s, r in self.state.steps.items() if r.status != "done"]
+        unverified = self.state.options.get("unverified")
+        if unverified:
+            return self._go(State.DONE, f"all steps done; not verified: {unverified}")
+        verdict = run_tests(self.root, self.settings.test, env=self.env)
+        self.state.verdict = verdict.public()
+        report = concise(verdict)
+        self.listener("verdict", {"verdict": self.state.verdict, "report": report})
+        self.session.log("verification: " + report.replace("\n", " | "))
+        if verdict.status.value == "passed":
+            if remaining:
+                return self._go(State.EXECUTING, f"tests pass ({verdict.counts.summary()}); "
+                                                 f"{len(remaining)} steps to go")
+            return self._go(State.DONE, f"all steps done and the tests pass ({verdict.counts.summary()})")
+        last = self.state.transitions[-1]["reason"] if self.state.transitions else ""
+        after_step = self.verify == "each_step" and remaining and last.startswith("step ")
+        step_id = last.split()[1] if after_step else None
+        if step_id in self.state.steps:
+            self.state.steps[step_id].status = "failed"
+            self.state.steps[step_id].reason = render("verify_failed", report=report)
+            self.state.recovery = Recovery(kind="step_failed", step=step_id, reason=report)
+        else:
+            self.state.recovery = Recovery(kind="verify_failed", reason=report)
+        self._go(State.RECOVERING, f"verification {verdict.status.value}: {verdict.counts.summary()}")
+
+    # RECOVERING ------------------------------------------------------------------------------
+    def _recovering(self) -> None:
+        from clude.agent.recovery import decide_recovery
+
+        decision = decide_recovery(self.state, self.config)
+        self.session.log(f"recovery: {decision.action}: {decision.reason}")
+        if decision.action == "retry":
+            for step_id in decision.steps:
+                self.state.steps[step_id].status = "pending"
+            return self._go(State.EXECUTING, decision.reason)
+        if decision.action == "fix":
+            self._add_fix_step(self.state.recovery.reason)
+            return self._go(State.EXECUTING, decision.reason)
+        if decision.action == "replan":
+            self.state.replans += 1
+            self.state.recovery.reason = decision.reason  # what the planner is told
+            return self._go(State.PLANNING, decision.reason)
+        if decision.action == "continue":  # the failed steps stay failed; the rest goes on
+            for step_id in decision.fail:
+                self.state.steps[step_id].status = "failed"
+            self.state.recovery = None
+            return self._go(State.EXECUTING, decision.reason)
+        self._block("failed", decision.reason)
+
+    def _add_fix_step(self, report: str) -> None:
+        self.state.verify_fixes += 1
+        plan = self.plan
+        fix_id = f"fix-{self.state.verify_fixes}"
+        while fix_id in self.state.steps:
+            fix_id += "x"
+        data = plan.model_dump()
+        data["steps"].append({"id": fix_id, "title": render("fix_step_title"),
+                              "description": render("fix_step_description", report=report),
+                              "dependencies": [s.id for s in plan.steps]})
+        self.state.plan = Plan.model_validate(data).model_dump()
+        self.state.steps[fix_id] = StepRecord()
+        self.state.recovery = None

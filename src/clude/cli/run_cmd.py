@@ -1,0 +1,189 @@
+"""`clude run`, `clude resume` and `clude sessions`: the single agent on the command line."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+EXIT_USAGE = 2
+EXIT_ERROR = 4  # the model or the environment cannot be used (same as the result's "error")
+
+_project = click.option("-C", "--project", type=click.Path(file_okay=False, exists=True, path_type=Path),
+                        default=Path("."), help="The project directory [default: .].")
+_json = click.option("--json", "as_json", is_flag=True,
+                     help="Print the result as JSON on stdout (progress goes to stderr).")
+_headless = click.option("--headless", is_flag=True,
+                         help="Never ask anything; no progress output unless --verbose.")
+
+
+@click.command("run")
+@click.argument("goal", nargs=-1)
+@click.option("--task-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Read the goal from this file.")
+@_project
+@_json
+@_headless
+@click.option("--confirm", is_flag=True, help="Show the plan and ask: approve, edit or reject.")
+@click.option("--parallel", type=click.IntRange(1, 32), default=None, metavar="N",
+              help="Run up to N independent steps at once, each in its own git worktree.")
+@click.option("--verify", type=click.Choice(["end", "each_step", "never"]), default=None,
+              help="When to run the tests [default: [agent] verify, end].")
+@click.option("--max-iterations", type=click.IntRange(1, 1000), default=None, metavar="N",
+              help="Model turns per step [default: [agent] max_iterations, 30].")
+@click.option("--verbose", "-v", is_flag=True, help="Progress output even with --headless.")
+def run_command(goal, task_file, project, as_json, headless, confirm, parallel, verify, max_iterations,
+                verbose) -> None:
+    """Plan, carry out and verify GOAL with the configured model: `clude run "fix the failing test"`.
+
+    \b
+    Exit codes: 0 done, 1 failed (the work did not succeed or verify), 3 blocked (no valid plan,
+    a budget used up, the plan rejected), 4 error (the model or the environment cannot be used:
+    fix it and `clude resume`), 130 interrupted (`clude resume`), 2 bad usage or configuration.
+    """
+    if goal and task_file:
+        _usage("give the goal as arguments or with --task-file, not both")
+    if task_file:
+        try:
+            text = task_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            _usage(f"{task_file}: cannot be read: {error}")
+    else:
+        text = " ".join(goal)
+    if not text.strip():
+        _usage("no goal: clude run \"what to do\", or clude run --task-file TASK.md")
+    if confirm and headless:
+        _usage("--confirm asks questions; --headless never does: choose one")
+    overrides = {"agent": {"parallel": parallel, "verify": verify, "max_iterations": max_iterations}}
+    settings = _settings(project, overrides)
+    console = _console(as_json, headless and not verbose)
+    from clude.agent import start_run
+    from clude.cli.run_view import ConsoleView, confirm_plan
+    from clude.llm.base import ModelError
+
+    try:
+        with _sigterm_as_interrupt():
+            result = start_run(project, text.strip(), settings, parallel=parallel, verify=verify,
+                               confirm=confirm_plan(console) if confirm else None,
+                               listener=ConsoleView(console) if console else None)
+    except ModelError as error:
+        _infra_error(f"the model cannot be used: {error}", as_json)
+    _finish(result, as_json, console)
+
+
+@click.command("resume")
+@click.argument("session_id", required=False)
+@_project
+@_json
+@_headless
+@click.option("--verbose", "-v", is_flag=True, help="Progress output even with --headless.")
+def resume_command(session_id, project, as_json, headless, verbose) -> None:
+    """Go on with an interrupted run (the latest one without SESSION_ID); done steps are not redone."""
+    settings = _settings(project, {})
+    console = _console(as_json, headless and not verbose)
+    from clude.agent import resume_run
+    from clude.agent.session import SessionBusy, SessionFinished, SessionNotFound
+    from clude.cli.run_view import ConsoleView
+    from clude.llm.base import ModelError
+
+    try:
+        with _sigterm_as_interrupt():
+            result = resume_run(project, settings, session_id,
+                                listener=ConsoleView(console) if console else None)
+    except (SessionNotFound, SessionFinished, SessionBusy) as error:
+        _usage(str(error))
+    except ModelError as error:
+        _infra_error(f"the model cannot be used: {error}", as_json)
+    _finish(result, as_json, console)
+
+
+@click.command("sessions")
+@_project
+@_json
+def sessions_command(project, as_json) -> None:
+    """List the runs of this project: id, status, steps done, goal."""
+    from clude.agent.session import SessionStore
+
+    found = SessionStore(project.resolve()).list()
+    if as_json:
+        click.echo(json.dumps([{
+            "id": s.id, "status": s.outcome, "state": s.state.value, "goal": s.goal, "reason": s.reason,
+            "steps": len(s.steps), "done": sum(1 for r in s.steps.values() if r.status == "done"),
+            "updated_at": s.updated_at} for s in found], ensure_ascii=False))
+        return
+    if not found:
+        click.echo("no sessions yet: start one with clude run \"GOAL\"")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_edge=False)
+    for column in ("session", "status", "state", "steps", "goal"):
+        table.add_column(column)
+    for s in found:
+        done = sum(1 for r in s.steps.values() if r.status == "done")
+        goal = s.goal.strip().splitlines()[0] if s.goal.strip() else ""
+        table.add_row(s.id, s.outcome, s.state.value, f"{done}/{len(s.steps)}",
+                      goal if len(goal) <= 60 else goal[:57] + "...")
+    Console().print(table)
+
+
+# helpers -------------------------------------------------------------------------------------
+def _usage(message: str) -> None:
+    click.echo(f"clude: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _settings(project: Path, overrides: dict):
+    from clude.config import ConfigError, load_settings
+
+    try:
+        settings, _ = load_settings(project, overrides)
+    except ConfigError as error:
+        _usage(str(error))
+    return settings
+
+
+def _console(as_json: bool, quiet: bool):
+    from rich.console import Console
+
+    if quiet:
+        return None
+    return Console(stderr=as_json, highlight=False)
+
+
+def _infra_error(message: str, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"status": "error", "reason": message, "session_id": None}))
+    else:
+        click.echo(f"clude: {message}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def _finish(result, as_json: bool, console) -> None:
+    if as_json:
+        click.echo(result.model_dump_json())
+    if console is not None:
+        from clude.cli.run_view import summary
+
+        summary(console, result)
+    sys.exit(result.exit_code)
+
+
+class _sigterm_as_interrupt:
+    """SIGTERM and SIGHUP stop a run like Ctrl-C: the session is saved and can be resumed."""
+
+    def __enter__(self):
+        def stop(signum, frame):
+            raise KeyboardInterrupt()
+
+        self.saved = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self.saved.items():
+            signal.signal(s, handler)
+        return False

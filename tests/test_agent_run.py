@@ -1,0 +1,210 @@
+"""Whole runs of `clude run`'s agent with the scripted model in process: plans, steps, recovery, budgets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agent_helpers import CALC, CALC_FIXED, AgentScript, call, done, plan, sample_project
+from clude.agent import SessionStore, resume_run, start_run
+from clude.config.loader import load_settings
+from clude.config.settings import AgentConfig
+from clude.llm.scripted import ScriptedModel
+
+FIX = call("edit_file", path="calc.py", search="(len(values) + 1)", replace="len(values)")
+
+
+def settings_for(root, **agent):
+    settings, _ = load_settings(root)
+    settings.agent = AgentConfig(**agent)
+    return settings
+
+
+def run(root, script, goal="fix mean", events=None, **agent):
+    listener = (lambda kind, details: events.append((kind, details))) if events is not None else None
+    return start_run(root, goal, settings_for(root, **agent), ScriptedModel(script), listener=listener)
+
+
+def states(result_or_root) -> list[str]:
+    state = json.loads((result_or_root / "state.json").read_text())
+    return [t["to"] for t in state["transitions"]]
+
+
+def test_a_plan_with_dependencies_runs_in_order_and_is_verified(tmp_path):
+    root = sample_project(tmp_path / "p")
+    script = AgentScript(
+        [plan("Fix mean", ("read", "Read calc.py"), ("fix", "Fix mean", ["read"]),
+              ("note", "Write a note", ["fix"]))],
+        {"read": [call("read_file", path="calc.py"), {"text": "I have read it. STEP_DONE: read calc.py"}],
+         "fix": [FIX, done("fixed the divisor in mean")],
+         "note": [call("write_file", path="NOTES.md", content="mean fixed\n"), {"text": "【STEP_DONE】"}]})
+    events: list = []
+    result = run(root, script, events=events)
+    assert result.status == "done", result.reason
+    assert result.exit_code == 0
+    started = [d["id"] for kind, d in events if kind == "step" and d["status"] == "started"]
+    assert started == ["read", "fix", "note"]
+    assert [s.status for s in result.steps] == ["done", "done", "done"]
+    assert result.steps[1].summary == "fixed the divisor in mean"
+    assert (root / "calc.py").read_text() == CALC_FIXED
+    assert result.verdict["status"] == "passed" and result.verdict["counts"]["passed"] == 2
+    assert states(root / ".clude/sessions" / result.session_id) == [
+        "PLANNING", "EXECUTING", "VERIFYING", "DONE"]
+    log = (root / ".clude/sessions" / result.session_id / "run.log").read_text()
+    assert "EXECUTING -> VERIFYING: all 3 steps done" in log
+    # the step after 'read' was told what 'read' did
+    fix_prompt = script.requests["fix"][0][1]["content"]
+    assert "- read: I have read it." in fix_prompt and "read calc.py" in fix_prompt
+
+
+def test_an_invalid_plan_goes_back_with_the_exact_errors_and_is_fixed(tmp_path):
+    root = sample_project(tmp_path / "p")
+    script = AgentScript(
+        [plan("dup", ("a", "one"), ("a", "two"), ("b", "three", ["zzz"])),
+         plan("ok", ("fix", "Fix mean"))],
+        {"fix": [FIX, done()]})
+    result = run(root, script)
+    assert result.status == "done"
+    second = script.requests["plan"][1][-1]["content"]
+    assert "'a'" in second and "unique" in second
+    assert "zzz" in second
+    state = SessionStore(root).load(result.session_id).state
+    assert state.plan_attempts == 1
+
+
+def test_a_plan_with_a_cycle_is_refused_and_the_run_blocked_with_the_cycle(tmp_path):
+    root = sample_project(tmp_path / "p")
+    cyclic = plan("loop", ("a", "A", ["b"]), ("b", "B", ["a"]))
+    script = AgentScript([cyclic, cyclic, cyclic], {})
+    result = run(root, script, max_plan_attempts=3)
+    assert result.status == "blocked" and result.exit_code == 3
+    assert "no valid plan after 3 attempts" in result.reason
+    assert "cycle" in result.reason
+    assert script.calls["plan"] == 3 and set(script.calls) == {"plan"}
+    assert (root / "calc.py").read_text() == CALC
+
+
+def test_a_step_that_never_signals_done_fails_at_its_cap_and_its_dependents_are_blocked(tmp_path):
+    root = sample_project(tmp_path / "p")
+    busy = [call("read_file", path="calc.py", start_line=n, end_line=n) for n in range(1, 7)]
+    script = AgentScript([plan("p", ("a", "A"), ("b", "B", ["a"]), ("c", "C", ["b"]))], {"a": busy})
+    result = run(root, script, max_iterations=3, max_step_retries=1, max_replans=0)
+    assert result.status == "failed" and result.exit_code == 1
+    status = {s.id: s for s in result.steps}
+    assert status["a"].status == "failed" and status["a"].attempts == 2
+    assert "iteration cap (3" in status["a"].reason
+    assert status["b"].status == "blocked" and status["c"].status == "blocked"
+    assert "deadlock" in result.reason and "'a'" in result.reason
+    assert script.calls["a"] == 6 and "b" not in script.calls
+    assert not any(s.status == "in_progress" for s in result.steps)
+
+
+def test_a_step_repeating_the_same_action_is_stopped_and_says_so(tmp_path):
+    root = sample_project(tmp_path / "p")
+    same = call("grep", pattern="mean")
+    script = AgentScript([plan("p", ("a", "A"))], {"a": [same] * 3})
+    result = run(root, script, max_iterations=20, max_step_retries=0, max_replans=0)
+    assert result.status == "failed"
+    assert script.calls["a"] == 3
+    assert "repeated the same action 3 times" in result.steps[0].reason
+
+
+def test_a_replan_keeps_the_done_steps_and_runs_the_new_ones(tmp_path):
+    root = sample_project(tmp_path / "p")
+    script = AgentScript(
+        [plan("first", ("look", "Look around"), ("wrong", "Edit the wrong file", ["look"])),
+         plan("second", ("fix", "Fix mean in calc.py", ["look"]))],
+        {"look": [done("looked")],
+         "wrong": [call("replan", reason="the bug is in calc.py, not in utils.py")],
+         "fix": [FIX, done("fixed")]})
+    result = run(root, script)
+    assert result.status == "done", result.reason
+    assert result.replans == 1
+    assert [(s.id, s.status) for s in result.steps] == [("look", "done"), ("fix", "done")]
+    assert script.calls["look"] == 1
+    replan_request = script.requests["plan"][1][-1]["content"]
+    assert "the bug is in calc.py, not in utils.py" in replan_request
+    assert "[done] look" in replan_request
+    assert states(root / ".clude/sessions" / result.session_id) == [
+        "PLANNING", "EXECUTING", "RECOVERING", "PLANNING", "EXECUTING", "VERIFYING", "DONE"]
+
+
+def test_a_failed_verification_goes_to_the_model_with_the_report_and_is_recovered(tmp_path):
+    root = sample_project(tmp_path / "p")
+    script = AgentScript([plan("p", ("tidy", "Tidy up"))],
+                         {"tidy": [done("tidied")], "fix-1": [FIX, done("fixed mean")]})
+    result = run(root, script)
+    assert result.status == "done", result.reason
+    assert [s.id for s in result.steps] == ["tidy", "fix-1"]
+    fix_prompt = script.requests["fix-1"][0][1]["content"]
+    assert "test_calc.py:" in fix_prompt and "test_mean" in fix_prompt
+    assert "1 passed, 1 failed" in fix_prompt
+    assert states(root / ".clude/sessions" / result.session_id) == [
+        "PLANNING", "EXECUTING", "VERIFYING", "RECOVERING", "EXECUTING", "VERIFYING", "DONE"]
+
+
+def test_verification_that_keeps_failing_ends_failed_after_its_budget(tmp_path):
+    root = sample_project(tmp_path / "p")
+    script = AgentScript([plan("p", ("tidy", "Tidy up"))],
+                         {"tidy": [done()], "fix-1": [done("tried")]})
+    result = run(root, script, max_step_retries=1, max_replans=0)
+    assert result.status == "failed"
+    assert "the tests still fail after 1 fix steps and 0 replans" in result.reason
+    assert result.verdict["status"] == "failed"
+
+
+def test_a_token_budget_blocks_the_run(tmp_path):
+    root = sample_project(tmp_path / "p")
+    script = AgentScript([plan("p", ("a", "A"))],
+                         {"a": [call("read_file", path="calc.py", start_line=n) for n in range(1, 9)]})
+    result = run(root, script, max_tokens=1500)
+    assert result.status == "blocked"
+    assert "token budget used" in result.reason
+    assert result.usage["input_tokens"] + result.usage["output_tokens"] >= 1500
+
+
+def test_malformed_tool_calls_are_sent_back_and_the_step_goes_on(tmp_path):
+    root = sample_project(tmp_path / "p")
+    script = AgentScript([plan("p", ("fix", "Fix"))],
+                         {"fix": [call("edit_file", path="calc.py"),  # missing arguments
+                                  call("no_such_tool"), FIX, done()]})
+    result = run(root, script)
+    assert result.status == "done"
+    answers = [m for m in script.requests["fix"][2] if m["role"] == "tool"]
+    assert "search" in answers[0]["content"]
+    assert "no_such_tool" in script.requests["fix"][2][-1]["content"]
+
+
+def test_an_unreachable_model_stops_with_an_error_and_the_run_resumes_later(tmp_path):
+    root = sample_project(tmp_path / "p")
+    down = ScriptedModel([{"status": 503, "message": "connection refused by 127.0.0.1:9"}])
+    result = start_run(root, "fix mean", settings_for(root), down)
+    assert result.status == "error" and result.exit_code == 4
+    assert "connection refused" in result.reason and "clude resume" in result.reason
+    assert result.state == "PLANNING"
+    script = AgentScript([plan("p", ("fix", "Fix"))], {"fix": [FIX, done()]})
+    again = resume_run(root, settings_for(root), model=ScriptedModel(script))
+    assert again.session_id == result.session_id
+    assert again.status == "done"
+
+
+def test_a_test_command_that_cannot_start_stops_the_run_before_planning(tmp_path):
+    root = sample_project(tmp_path / "p", **{"clude.toml": '[test]\ncommand = ".venv/bin/python -m pytest"\n'})
+    script = AgentScript([], {})
+    result = run(root, script)
+    assert result.status == "error"
+    assert ".venv/bin/python does not exist" in result.reason
+    assert script.calls == {}
+
+
+def test_sessions_are_listed_and_a_finished_one_cannot_be_resumed(tmp_path):
+    from clude.agent.session import SessionFinished
+
+    root = sample_project(tmp_path / "p")
+    result = run(root, AgentScript([plan("p", ("fix", "Fix"))], {"fix": [FIX, done()]}))
+    listed = SessionStore(root).list()
+    assert [s.id for s in listed] == [result.session_id]
+    assert listed[0].outcome == "done" and listed[0].goal == "fix mean"
+    with pytest.raises(SessionFinished, match="has ended: done"):
+        resume_run(root, settings_for(root), result.session_id, model=ScriptedModel([]))
