@@ -12,11 +12,17 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# `clude test` on examples/calc, which has one failing test: exit 1 is the expected verdict.
+# clude's main job on its bundled example: a copy of examples/calc (one bug, one failing test) in a
+# temp dir; `clude test` shows the failure, `clude run` plans, fixes and verifies it with a scripted
+# model (offline), `clude test` confirms. The copy is kept so you can look at it.
 demo: $(STAMP)
-	@cd examples/calc && ../../$(VENV)/bin/clude test --no-cache; code=$$?; \
-	if [ $$code -eq 1 ]; then echo "(exit 1 = failed: the example's bug, reported above as file:line and reason)"; \
-	else echo "unexpected exit code $$code"; exit 1; fi
+	@set -e; dir=$$(mktemp -d /tmp/clude-demo.XXXXXX); cp -r examples/calc/. $$dir/; \
+	rm -rf $$dir/__pycache__ $$dir/tests/__pycache__ $$dir/.clude; clude=$$PWD/$(VENV)/bin/clude; cd $$dir; \
+	git init -q && git add -A && git -c user.name=demo -c user.email=demo@localhost commit -qm start; \
+	echo "== clude test   (in $$dir)"; $$clude test || echo "(exit $$? = failed: the bug, reported as file:line and reason)"; \
+	echo; echo "== clude run --task-file TASK.md"; $$clude run --task-file TASK.md; \
+	echo; echo "== clude test"; $$clude test; \
+	echo; echo "== git diff"; git --no-pager diff --stat; echo "The project is in $$dir (its session: $$dir/.clude/sessions)"
 
 # The whole suite. pytest exits 5 when it collects nothing, which fails this target too.
 test: $(STAMP)

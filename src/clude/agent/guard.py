@@ -122,7 +122,7 @@ def signal_in(text: str) -> Signal | None:
       "replan:" also counts mid-sentence.
     - Never a marker: part of a longer word (is_step_done, replanning), negated in its clause ("I will
       not replan", "no need to REPLAN"), or talked about ("print STEP_DONE when finished", "the REPLAN
-      marker"), or ordinary prose ("the next step: done with it", "we may need to replan later").
+      marker", "then I will call step_done": the word before it is write/print/say/use/call/the/...), or ordinary prose ("the next step: done with it", "we may need to replan later").
     If both signals appear, the one written last wins.
     """
     found = _markers(text)

@@ -65,9 +65,9 @@ class MergeOutcome:
                 text += f"; and {len(c.hunks) - SHOWN_HUNKS} more conflicting place(s)"
             parts.append(text)
         return (f"The step's changes were NOT applied (nothing was written): {len(self.conflicts)} "
-                "file(s) conflict with changes made meanwhile in the working directory, by another "
-                "step running in parallel — " + "; ".join(parts) + ". Redo the step's change on "
-                "top of the current files.")
+                "file(s) conflict with the working directory as it is now (changed since the step "
+                "began, e.g. by another step running in parallel) — " + "; ".join(parts) +
+                ". Redo the step's change on top of the current files.")
 
 
 def _quote(lines: tuple[str, ...]) -> str:

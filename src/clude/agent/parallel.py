@@ -20,20 +20,20 @@ def run_batch(run: "AgentRun", step_ids: list[str]) -> list[tuple[str, StepOutco
     root = run.root
     base = snapshot(root)
     folder = run.session.path / "worktrees"
-    paths = {}
+    paths, workdirs = {}, {}
     for step_id in step_ids:
         path = folder / step_id
         if path.exists():  # left by a killed run
             remove_worktree(root, path)
             shutil.rmtree(path, ignore_errors=True)
-        create_worktree(root, base, path)
+        workdirs[step_id] = create_worktree(root, base, path)  # root's place in the worktree
         paths[step_id] = path
         run.state.steps[step_id].worktree = str(path)
     run.session.save()
     outcomes: list[tuple[str, StepOutcome]] = []
     try:
         with ThreadPoolExecutor(max_workers=len(step_ids), thread_name_prefix="step") as pool:
-            futures = {step_id: pool.submit(run.run_one, step_id, paths[step_id]) for step_id in step_ids}
+            futures = {step_id: pool.submit(run.run_one, step_id, workdirs[step_id]) for step_id in step_ids}
             try:
                 results = {step_id: future.result() for step_id, future in futures.items()}
             except BaseException:

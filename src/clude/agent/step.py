@@ -69,7 +69,7 @@ def run_step(model: ChatModel, toolbox: Toolbox, messages: list[Message], *, max
         ended, stop = _act(reply, toolbox, messages, guard)
         on_turn(messages)
         if ended is not None:
-            return StepOutcome(ended[0], ended[1], turns)
+            return StepOutcome(ended[0], " ".join(ended[1].split()), turns)  # one line
         if stop:
             return StepOutcome("failed", f"stopped: {stop}", turns)
     return StepOutcome("failed", f"reached the iteration cap ({max_iterations} model turns) "

@@ -11,6 +11,10 @@ import threading
 from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from clude.agent.merge import MergeOutcome
 
 # Serializes `git worktree add/remove/prune`: git's bookkeeping under .git/worktrees is not safe
 # against concurrent changes (a prune can drop the entry of a worktree another thread is adding).
@@ -120,8 +124,8 @@ def _commit(cwd: Path, tree: str, parent: str, message: str) -> str:
 
 def snapshot(root: Path) -> str:
     """A commit holding root's working tree as it is now: tracked changes, deletions and untracked
-    files (honouring .gitignore), parent HEAD if any. Root's HEAD, index and stash are untouched:
-    the commit is built in a temporary index seeded from HEAD."""
+    files (honouring .gitignore; clude's .clude folders left out), parent HEAD if any. Root's HEAD,
+    index and stash are untouched: the commit is built in a temporary index seeded from HEAD."""
     top, _ = locate(root)
     head = _head(top)
     with MERGE_LOCK, tempfile.TemporaryDirectory(prefix="clude-index-") as tmp:
@@ -194,7 +198,7 @@ class StepWorktree:
     def create(cls, root: Path, base: str, path: Path) -> StepWorktree:
         """`git worktree add --detach path base`, then the symlinks; path must not exist or be empty."""
         root, path = Path(root), Path(path).absolute()
-        top, prefix = locate(root)
+        _, prefix = locate(root)
         path.parent.mkdir(parents=True, exist_ok=True)
         with WORKTREE_LOCK:
             run_git(root, *NO_HOOKS, "worktree", "add", "--detach", "--no-checkout", str(path), base)
@@ -242,6 +246,14 @@ def worktree_changes(path: Path, base: str) -> str:
                 *(f":(literal){name}" for name in links))
     tree = git_text(top, "write-tree")
     return _commit(top, tree, base, "clude: a step's changes")
+
+
+def merge_back(root: Path, base: str, result: str) -> MergeOutcome:
+    """Apply a step's commit to root's working directory, all or nothing: see merge.merge_back
+    (there, as it needs this module; imported on call, so either module can be imported first)."""
+    from clude.agent import merge
+
+    return merge.merge_back(root, base, result)
 
 
 def changed_files(repo: Path, base: str, commit: str) -> list[str]:

@@ -152,7 +152,7 @@ def _console(as_json: bool, quiet: bool):
 
     if quiet:
         return None
-    return Console(stderr=as_json, highlight=False)
+    return Console(stderr=as_json, highlight=False, soft_wrap=True)
 
 
 def _infra_error(message: str, as_json: bool) -> None:
