@@ -208,3 +208,47 @@ def test_sessions_are_listed_and_a_finished_one_cannot_be_resumed(tmp_path):
     assert listed[0].outcome == "done" and listed[0].goal == "fix mean"
     with pytest.raises(SessionFinished, match="has ended: done"):
         resume_run(root, settings_for(root), result.session_id, model=ScriptedModel([]))
+
+
+def test_a_step_hitting_the_same_error_again_and_again_is_stopped(tmp_path):
+    root = sample_project(tmp_path / "p")
+    misses = [call("read_file", path=f"missing{n}.py") for n in range(1, 6)]
+    script = AgentScript([plan("p", ("a", "A"))], {"a": misses})
+    result = run(root, script, max_iterations=20, max_step_retries=0, max_replans=0)
+    assert result.status == "failed"
+    assert script.calls["a"] == 3
+    assert "the same error 3 times in a row" in result.steps[0].reason
+
+
+def test_a_local_model_without_native_tools_works_over_http_with_a_strict_template(tmp_path):
+    """The OpenAI stub over HTTP, the text tool protocol (fenced tool_call blocks), and a model whose
+    template has no tool role: tool results reach it as user turns, roles strictly alternating."""
+    from clude.config.settings import ModelConfig
+    from clude.llm.base import ToolCall
+    from clude.llm.providers import make_model
+    from clude.llm.stubs import OpenAIStub
+    from clude.llm.text_tools import render_tool_call
+
+    root = sample_project(tmp_path / "p")
+    script = AgentScript([plan("p", ("fix", "Fix mean"))], {"fix": [FIX, done("fixed")]})
+    seen = []
+
+    def as_text(messages, tools):
+        seen.append(messages)
+        reply = script(messages, tools)
+        calls = [ToolCall(id="x", name=c["name"], arguments=json.dumps(c["arguments"]))
+                 for c in reply.get("tool_calls", [])]
+        return {"text": "\n\n".join([reply.get("text", "")] + [render_tool_call(c) for c in calls]).strip()}
+
+    with OpenAIStub(as_text) as stub:
+        model = make_model(ModelConfig(name="mistral-7b-instruct", base_url=stub.base_url,
+                                       tool_mode="text", quirks=[{"patterns": ["mistral*"], "tool_role": False}]),
+                           env={})
+        result = start_run(root, "fix mean", settings_for(root), model)
+    assert result.status == "done", result.reason
+    assert (root / "calc.py").read_text() == CALC_FIXED
+    for messages in seen:
+        roles = [m["role"] for m in messages if m["role"] != "system"]
+        assert roles[0] == "user" and all(a != b for a, b in zip(roles, roles[1:])), roles
+        assert "tool" not in roles
+    assert "<tool_result" in seen[-1][-1]["content"]

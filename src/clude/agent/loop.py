@@ -291,7 +291,10 @@ class AgentRun:
             from clude.harness.report import concise
             from clude.harness.runner import run_tests
 
-            return concise(run_tests(workdir, self.settings.test, env=self.env))
+            verdict = run_tests(workdir, self.settings.test, env=self.env)
+            if verdict.status.value == "interrupted":  # Ctrl-C reached the test run: stop the run
+                raise KeyboardInterrupt()
+            return concise(verdict)
 
         return Toolbox(workdir, env=self.env, shell_timeout_s=self.config.shell_timeout,
                        output_budget=self.config.output_budget, output_dir=self.session.output_dir,
@@ -307,6 +310,8 @@ class AgentRun:
         if unverified:
             return self._go(State.DONE, f"all steps done; not verified: {unverified}")
         verdict = run_tests(self.root, self.settings.test, env=self.env)
+        if verdict.status.value == "interrupted":  # Ctrl-C or SIGTERM reached the test run
+            raise KeyboardInterrupt()
         self.state.verdict = verdict.public()
         report = concise(verdict)
         self.listener("verdict", {"verdict": self.state.verdict, "report": report})

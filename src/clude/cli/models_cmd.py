@@ -50,9 +50,10 @@ def check_command(provider, name, base_url, api_key_env, as_json, project) -> No
         _report(False, f"ERROR model — {exc}", as_json, {"error": str(exc)})
         sys.exit(1)
     seconds = time.monotonic() - start
-    line = (f"OK model — {model.where} answered in {seconds:.2f} s "
+    where = getattr(model, "where", model.name)
+    line = (f"OK model — {where} answered in {seconds:.2f} s "
             f"({reply.usage.input_tokens} tokens in, {reply.usage.output_tokens} out)")
-    _report(True, line, as_json, {"where": model.where, "seconds": round(seconds, 3),
+    _report(True, line, as_json, {"where": where, "seconds": round(seconds, 3),
                                   "usage": reply.usage.model_dump()})
 
 
