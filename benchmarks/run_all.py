@@ -14,6 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_agent  # noqa: E402
 import bench_cache  # noqa: E402
 import bench_fast  # noqa: E402
 import bench_feedback  # noqa: E402
@@ -21,7 +22,7 @@ import bench_overhead  # noqa: E402
 from common import ROOT, Figure, report  # noqa: E402
 
 BENCHMARKS = {"overhead": bench_overhead, "feedback": bench_feedback, "fast": bench_fast,
-              "cache": bench_cache}
+              "cache": bench_cache, "agent": bench_agent}
 DOC = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"
 

@@ -4,6 +4,7 @@ after every transition so `clude resume` goes on from where a run stopped."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Mapping
@@ -58,6 +59,7 @@ class AgentRun:
         self._started = time.monotonic()
         self._elapsed_before = self.state.elapsed_s
         self.stopping = False  # set on Ctrl-C: steps in other threads stop at their next turn
+        self._usage_lock = threading.Lock()  # parallel steps add their replies' usage at once
 
     # driving ---------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -117,7 +119,8 @@ class AgentRun:
                            self._elapsed_before + (time.monotonic() - self._started))
 
     def add_usage(self, reply: Reply) -> None:
-        self.state.usage = self.state.usage + reply.usage
+        with self._usage_lock:
+            self.state.usage = self.state.usage + reply.usage
 
     # INTAKE ----------------------------------------------------------------------------------
     def _intake(self) -> None:

@@ -20,20 +20,23 @@ def run_batch(run: "AgentRun", step_ids: list[str]) -> list[tuple[str, StepOutco
     root = run.root
     base = snapshot(root)
     folder = run.session.path / "worktrees"
-    paths, workdirs = {}, {}
-    for step_id in step_ids:
-        path = folder / step_id
+    paths = {step_id: folder / step_id for step_id in step_ids}
+    for step_id, path in paths.items():
         if path.exists():  # left by a killed run
             remove_worktree(root, path)
             shutil.rmtree(path, ignore_errors=True)
-        workdirs[step_id] = create_worktree(root, base, path)  # root's place in the worktree
-        paths[step_id] = path
         run.state.steps[step_id].worktree = str(path)
     run.session.save()
+
+    def work(step_id: str) -> StepOutcome:
+        # made in the step's own thread: the checkouts of a batch run at the same time
+        workdir = create_worktree(root, base, paths[step_id])  # root's place in the worktree
+        return run.run_one(step_id, workdir)
+
     outcomes: list[tuple[str, StepOutcome]] = []
     try:
         with ThreadPoolExecutor(max_workers=len(step_ids), thread_name_prefix="step") as pool:
-            futures = {step_id: pool.submit(run.run_one, step_id, workdirs[step_id]) for step_id in step_ids}
+            futures = {step_id: pool.submit(work, step_id) for step_id in step_ids}
             try:
                 results = {step_id: future.result() for step_id, future in futures.items()}
             except BaseException:

@@ -170,6 +170,8 @@ def _finish(result, as_json: bool, console) -> None:
         from clude.cli.run_view import summary
 
         summary(console, result)
+    elif not as_json:  # --headless: one line to act on
+        click.echo(f"{result.status}: {result.reason} (session {result.session_id})")
     sys.exit(result.exit_code)
 
 
