@@ -301,7 +301,7 @@ def test_merge_replan_refuses_a_new_step_reusing_a_done_id():
 
 # ---------------------------------------------------------------- properties
 
-ids = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=8)
+ids = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,7}", fullmatch=True)
 ALIASES = ["dependencies", "deps", "depends_on", "needs"]
 
 
@@ -422,3 +422,9 @@ def test_property_one_failure_blocks_exactly_its_dependents(dag, data, rnd):
 
 def test_property_helpers_are_sane():
     assert descendants({"a": [], "b": ["a"], "c": ["b"], "d": []}, "a") == {"b", "c"}
+
+
+@pytest.mark.parametrize("bad", ["../../..", "a b", "-a", ".", "a/b", "étape"])
+def test_ids_that_could_name_a_path_or_break_a_line_are_refused(bad):
+    errors = errors_of({"title": "T", "steps": [{"id": bad, "title": "x"}]})
+    assert any("is not a usable id" in e and "step-1" in e for e in errors), errors

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -162,6 +163,7 @@ def test_a_token_budget_blocks_the_run(tmp_path):
     assert result.status == "blocked"
     assert "token budget used" in result.reason
     assert result.usage["input_tokens"] + result.usage["output_tokens"] >= 1500
+    assert result.steps[0].status == "failed" and "token budget" in result.steps[0].reason
 
 
 def test_malformed_tool_calls_are_sent_back_and_the_step_goes_on(tmp_path):
@@ -252,3 +254,72 @@ def test_a_local_model_without_native_tools_works_over_http_with_a_strict_templa
         assert roles[0] == "user" and all(a != b for a, b in zip(roles, roles[1:])), roles
         assert "tool" not in roles
     assert "<tool_result" in seen[-1][-1]["content"]
+
+
+def test_an_unexpected_error_is_an_error_outcome_with_the_traceback_in_the_log(tmp_path):
+    root = sample_project(tmp_path / "p")
+
+    def listener(kind, details):
+        if kind == "plan":
+            raise RuntimeError("the console went away")
+
+    script = AgentScript([plan("p", ("fix", "Fix"))], {})
+    result = start_run(root, "fix mean", settings_for(root), ScriptedModel(script), listener=listener)
+    assert result.status == "error" and result.exit_code == 4
+    assert "RuntimeError: the console went away" in result.reason
+    log = (root / ".clude/sessions" / result.session_id / "run.log").read_text()
+    assert "Traceback" in log and "the console went away" in log
+
+
+def test_a_run_killed_after_the_step_said_done_resumes_without_asking_the_model_again(tmp_path):
+    root = sample_project(tmp_path / "p")
+
+    def killed_on_done(kind, details):
+        if kind == "step" and details["status"] == "done":
+            raise KeyboardInterrupt  # as a kill -9 would, after the turn was saved, before it was recorded
+
+    script = AgentScript([plan("p", ("fix", "Fix"))], {"fix": [FIX, done("fixed mean")]})
+    first = start_run(root, "fix mean", settings_for(root, max_iterations=2), ScriptedModel(script),
+                      listener=killed_on_done, overrides={"max_iterations": 2})
+    assert first.status == "interrupted" and first.exit_code == 130
+    assert first.steps[0].status == "in_progress"
+    state = SessionStore(root).load(first.session_id).state
+    assert state.options["overrides"] == {"max_iterations": 2}
+    again = resume_run(root, settings_for(root), model=ScriptedModel([]))  # no request may be made
+    assert again.status == "done", again.reason
+    assert again.steps[0].status == "done" and again.steps[0].summary == "fixed mean"
+
+
+def test_verify_each_step_blames_the_step_that_broke_the_tests_and_retries_it(tmp_path):
+    root = sample_project(tmp_path / "p", **{"calc.py": CALC_FIXED})
+    breaks = call("edit_file", path="calc.py", search="return a + b", replace="return a - b")
+    mends = call("edit_file", path="calc.py", search="return a - b", replace="return a + b")
+    script = AgentScript([plan("p", ("a", "Touch add"), ("b", "Then this", ["a"]))],
+                         {"a": [breaks, done("changed add"), mends, done("put add back")], "b": [done("b")]})
+    result = run(root, script, verify="each_step")
+    assert result.status == "done", result.reason
+    assert [(s.id, s.attempts) for s in result.steps] == [("a", 2), ("b", 1)]
+    retry = script.requests["a"][2][1]["content"]
+    assert "test_calc.py" in retry and "test_add" in retry
+
+
+def test_verify_each_step_without_tests_still_runs_every_step(tmp_path):
+    root = tmp_path / "p"
+    root.mkdir()
+    script = AgentScript([plan("p", ("a", "A"), ("b", "B", ["a"]))], {"a": [done("a")], "b": [done("b")]})
+    settings, _ = load_settings(root)
+    settings.agent = AgentConfig(verify="each_step")
+    result = start_run(root, "two steps", settings, ScriptedModel(script))
+    assert result.status == "done"
+    assert [s.status for s in result.steps] == ["done", "done"]
+    assert "not verified" in result.reason
+
+
+def test_the_tests_the_agent_runs_see_no_api_keys(tmp_path):
+    root = sample_project(tmp_path / "p", **{"test_env.py": (
+        "import os\n\ndef test_no_keys():\n    assert 'OPENAI_API_KEY' not in os.environ\n")})
+    script = AgentScript([plan("p", ("fix", "Fix"))], {"fix": [FIX, call("run_tests"), done()]})
+    result = start_run(root, "fix", settings_for(root), ScriptedModel(script),
+                       env={**os.environ, "OPENAI_API_KEY": "sk-abcdefghijklmnopqrstuvwxyz123456"})
+    assert result.status == "done", result.reason
+    assert "3 passed" in script.requests["fix"][2][-1]["content"]

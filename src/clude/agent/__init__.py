@@ -19,7 +19,7 @@ from typing import Mapping
 from clude.agent.loop import AgentRun, Confirm, Listener
 from clude.agent.result import EXIT_CODES, RunResult
 from clude.agent.session import SessionStore
-from clude.config.settings import Settings
+from clude.config.settings import AgentConfig, Settings
 from clude.llm.base import ChatModel
 
 __all__ = ["AgentRun", "EXIT_CODES", "RunResult", "SessionStore", "resume_run", "start_run"]
@@ -33,13 +33,19 @@ def _model(settings: Settings, root: Path, env: Mapping[str, str] | None) -> Cha
 
 def start_run(root: Path, goal: str, settings: Settings, model: ChatModel | None = None, *,
               parallel: int | None = None, verify: str | None = None, confirm: Confirm | None = None,
-              listener: Listener | None = None, env: Mapping[str, str] | None = None) -> RunResult:
+              listener: Listener | None = None, env: Mapping[str, str] | None = None,
+              overrides: Mapping[str, object] | None = None) -> RunResult:
     """A new session for `goal` in the project at `root`, run until it ends or is interrupted.
-    Raises ModelError when the configured model cannot even be made (no key, unknown provider)."""
+
+    `overrides`: [agent] settings given on the command line; kept in the session so a resume runs
+    with them too. Raises ModelError when the configured model cannot even be made (no key)."""
     root = root.resolve()
+    overrides = {k: v for k, v in dict(overrides or {}, parallel=parallel, verify=verify).items()
+                 if v is not None}
+    settings = _with(settings, overrides)
     model = model or _model(settings, root, env)
-    options = {"parallel": parallel or settings.agent.parallel, "verify": verify or settings.agent.verify,
-               "model": model.name}
+    options = {"parallel": settings.agent.parallel, "verify": settings.agent.verify,
+               "model": model.name, "overrides": overrides}
     session = SessionStore(root).create(goal, options)
     return AgentRun(root, settings, model, session, confirm=confirm, listener=listener,
                     env=env if env is not None else os.environ).run()
@@ -49,6 +55,7 @@ def resume_run(root: Path, settings: Settings, session_id: str | None = None,
                model: ChatModel | None = None, *, listener: Listener | None = None,
                env: Mapping[str, str] | None = None) -> RunResult:
     """Go on with a session (the latest unfinished one when no id is given) without redoing done steps.
+    The command-line [agent] overrides of its start apply again; the rest comes from the config now.
     Raises SessionNotFound, SessionBusy, or SessionFinished for a session that has already ended."""
     from clude.agent.session import SessionFinished
 
@@ -58,6 +65,14 @@ def resume_run(root: Path, settings: Settings, session_id: str | None = None,
     if session.state.outcome in ("done", "failed", "blocked"):
         raise SessionFinished(f"session {session.state.id} has ended: {session.state.outcome}: "
                               f"{session.state.reason}")
+    settings = _with(settings, session.state.options.get("overrides") or {})
     model = model or _model(settings, root, env)
     return AgentRun(root, settings, model, session, listener=listener,
                     env=env if env is not None else os.environ).run()
+
+
+def _with(settings: Settings, overrides: Mapping[str, object]) -> Settings:
+    if not overrides:
+        return settings
+    agent = AgentConfig.model_validate({**settings.agent.model_dump(), **overrides})
+    return settings.model_copy(update={"agent": agent})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -18,6 +19,7 @@ from clude.agent.session import Recovery, Session, StepRecord
 from clude.agent.states import State, StateMachine, Transition
 from clude.agent.step import BudgetExceeded, StepOutcome, run_step
 from clude.agent.tools import Toolbox
+from clude.agent.tools.shell import without_secrets
 from clude.config.settings import Settings
 from clude.llm.base import ChatModel, ModelError, Reply
 
@@ -51,6 +53,9 @@ class AgentRun:
         self.confirm = confirm
         self.listener = listener or (lambda kind, details: None)
         self.env = dict(os.environ if env is None else env)
+        # what the agent's tests run with: no API keys (a test the model writes could print one);
+        # a suite that needs a secret gets it from [test.env]
+        self.test_env = without_secrets(self.env)
         self.parallel = int(self.state.options.get("parallel") or self.config.parallel)
         self.verify = str(self.state.options.get("verify") or self.config.verify)
         self.machine = StateMachine(self.state.state,
@@ -73,6 +78,7 @@ class AgentRun:
                 try:
                     handlers[self.machine.state]()
                 except BudgetExceeded as over:
+                    self._fail_running(str(over))
                     self._block("blocked", str(over))
         except (ModelError, Halted) as error:
             self.stopping = True
@@ -86,6 +92,14 @@ class AgentRun:
             self.state.outcome = "interrupted"
             self.state.reason = f"interrupted in {self.machine.state.value}; continue with: clude resume {self.state.id}"
             self.session.log(f"interrupted in {self.machine.state.value}")
+        except Exception as error:  # a bug or an OS/git failure: an error to report, never "failed"
+            self.stopping = True
+            self.state.outcome = "error"
+            what = f"{type(error).__name__}: {error}"
+            self.state.reason = (f"clude stopped on an unexpected error in {self.machine.state.value}: "
+                                 f"{what} (the traceback is in {self.session.path / 'run.log'}); "
+                                 f"continue with: clude resume {self.state.id}")
+            self.session.log("unexpected error:\n" + traceback.format_exc())
         finally:
             self._save()
             self.session.release()
@@ -107,6 +121,12 @@ class AgentRun:
     def _block(self, outcome: str, reason: str) -> None:
         self.state.outcome = outcome  # type: ignore[assignment]
         self.machine.go(State.BLOCKED, reason)
+
+    def _fail_running(self, reason: str) -> None:
+        """Steps cut off by the end of the run are failed, never left in progress."""
+        for record in self.state.steps.values():
+            if record.status == "in_progress":
+                record.status, record.reason, record.worktree = "failed", reason, None
 
     def _save(self) -> None:
         self.state.elapsed_s = self._elapsed_before + (time.monotonic() - self._started)
@@ -167,9 +187,9 @@ class AgentRun:
                                 done_ids=done, check_budget=self.check_budget,
                                 on_reply=self.add_usage, on_invalid=invalid)
         except PlanningFailed as failed:
-            self.session.save_messages("plan", messages)
+            self.session.save_messages(f"plan-{self.state.replans}", messages)
             return self._block("blocked", str(failed))
-        self.session.save_messages("plan", messages)
+        self.session.save_messages(f"plan-{self.state.replans}", messages)
         if replanning:
             plan, statuses = merge_replan(self.plan, self.statuses(), plan)
             self.state.steps = {s.id: self.state.steps.get(s.id) if statuses[s.id] == "done"
@@ -255,6 +275,7 @@ class AgentRun:
             return self._go(State.RECOVERING, f"step {trouble.step}: {trouble.kind.replace('_', ' ')}: "
                                               f"{trouble.reason}")
         done_now = ", ".join(step_id for step_id, _ in outcomes)
+        self.state.just_done = [step_id for step_id, _ in outcomes]
         if self.verify == "each_step":
             return self._go(State.VERIFYING, f"step {done_now} done; verifying after each step")
         self._save()  # stays EXECUTING: the next handler call takes the next ready steps
@@ -294,7 +315,7 @@ class AgentRun:
             from clude.harness.report import concise
             from clude.harness.runner import run_tests
 
-            verdict = run_tests(workdir, self.settings.test, env=self.env)
+            verdict = run_tests(workdir, self.settings.test, env=self.test_env)
             if verdict.status.value == "interrupted":  # Ctrl-C reached the test run: stop the run
                 raise KeyboardInterrupt()
             return concise(verdict)
@@ -311,8 +332,10 @@ class AgentRun:
         remaining = [s for s, r in self.state.steps.items() if r.status != "done"]
         unverified = self.state.options.get("unverified")
         if unverified:
+            if remaining:
+                return self._go(State.EXECUTING, f"not verified ({unverified}); {len(remaining)} steps to go")
             return self._go(State.DONE, f"all steps done; not verified: {unverified}")
-        verdict = run_tests(self.root, self.settings.test, env=self.env)
+        verdict = run_tests(self.root, self.settings.test, env=self.test_env)
         if verdict.status.value == "interrupted":  # Ctrl-C or SIGTERM reached the test run
             raise KeyboardInterrupt()
         self.state.verdict = verdict.public()
@@ -324,13 +347,12 @@ class AgentRun:
                 return self._go(State.EXECUTING, f"tests pass ({verdict.counts.summary()}); "
                                                  f"{len(remaining)} steps to go")
             return self._go(State.DONE, f"all steps done and the tests pass ({verdict.counts.summary()})")
-        last = self.state.transitions[-1]["reason"] if self.state.transitions else ""
-        after_step = self.verify == "each_step" and remaining and last.startswith("step ")
-        step_id = last.split()[1] if after_step else None
-        if step_id in self.state.steps:
+        just_done = [s for s in self.state.just_done if s in self.state.steps] if remaining else []
+        for step_id in just_done:  # each_step: the steps just done are what broke the tests
             self.state.steps[step_id].status = "failed"
             self.state.steps[step_id].reason = render("verify_failed", report=report)
-            self.state.recovery = Recovery(kind="step_failed", step=step_id, reason=report)
+        if just_done:
+            self.state.recovery = Recovery(kind="step_failed", step=just_done[0], reason=report)
         else:
             self.state.recovery = Recovery(kind="verify_failed", reason=report)
         self._go(State.RECOVERING, f"verification {verdict.status.value}: {verdict.counts.summary()}")
@@ -368,7 +390,8 @@ class AgentRun:
         data = plan.model_dump()
         data["steps"].append({"id": fix_id, "title": render("fix_step_title"),
                               "description": render("fix_step_description", report=report),
-                              "dependencies": [s.id for s in plan.steps]})
+                              "dependencies": [s.id for s in plan.steps
+                                               if self.state.steps[s.id].status == "done"]})
         self.state.plan = Plan.model_validate(data).model_dump()
         self.state.steps[fix_id] = StepRecord()
         self.state.recovery = None

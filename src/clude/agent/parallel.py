@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from clude.agent.step import StepOutcome
-from clude.agent.worktrees import (create_worktree, merge_back, remove_worktree, snapshot,
-                                   worktree_changes)
+from clude.agent.worktrees import (create_worktree, merge_back, prune_worktrees, remove_worktree,
+                                   snapshot, worktree_changes)
 
 if TYPE_CHECKING:
     from clude.agent.loop import AgentRun
@@ -18,13 +18,13 @@ def run_batch(run: "AgentRun", step_ids: list[str]) -> list[tuple[str, StepOutco
     """Run `step_ids` concurrently from one snapshot of the project; a step whose changes conflict
     with what the project holds when it is merged back fails (and the project keeps its files)."""
     root = run.root
-    base = snapshot(root)
     folder = run.session.path / "worktrees"
+    if folder.exists():  # left by a killed batch
+        prune_worktrees(root, folder)
+        shutil.rmtree(folder, ignore_errors=True)
+    base = snapshot(root)
     paths = {step_id: folder / step_id for step_id in step_ids}
     for step_id, path in paths.items():
-        if path.exists():  # left by a killed run
-            remove_worktree(root, path)
-            shutil.rmtree(path, ignore_errors=True)
         run.state.steps[step_id].worktree = str(path)
     run.session.save()
 
@@ -50,6 +50,10 @@ def run_batch(run: "AgentRun", step_ids: list[str]) -> list[tuple[str, StepOutco
                     outcome = StepOutcome("failed", "its changes conflict with a step that ran at "
                                                     f"the same time: {merged.describe()}",
                                           outcome.iterations)
+                else:  # recorded at once: a kill now must not run (and merge) it a second time
+                    record = run.state.steps[step_id]
+                    record.status, record.summary, record.worktree = "done", outcome.reason, None
+                    run.session.save()
             outcomes.append((step_id, outcome))
     finally:
         for path in paths.values():

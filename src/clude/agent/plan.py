@@ -41,6 +41,7 @@ def _non_empty(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_non_empty)]  # stripped, never empty
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def _title_from(description: str) -> str:
@@ -94,6 +95,9 @@ class Step(BaseModel):
     def _check_id(cls, value: str) -> str:
         if len(value) > MAX_ID_LEN:
             raise ValueError(f"is {len(value)} characters long, at most {MAX_ID_LEN} allowed: use a short id")
+        if not _ID_RE.fullmatch(value):  # ids name files and folders: nothing like '../..' or 'a b'
+            raise ValueError(f"{value!r} is not a usable id: use letters, digits and - _ . "
+                             "(starting with a letter or digit), e.g. 'step-1'")
         return value
 
     @field_validator("dependencies")

@@ -61,6 +61,7 @@ class SessionState(_Model):
     plan_attempts: int = 0
     replans: int = 0
     verify_fixes: int = 0                              # fix steps added after failed verifications
+    just_done: list[str] = Field(default_factory=list)  # the steps the last batch finished
     recovery: Recovery | None = None
     verdict: dict | None = None                        # the last verification's Verdict (public)
     usage: Usage = Field(default_factory=Usage)

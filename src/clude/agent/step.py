@@ -58,6 +58,9 @@ def run_step(model: ChatModel, toolbox: Toolbox, messages: list[Message], *, max
     guard = RepetitionGuard(same_action_limit=repeat_limit, same_error_limit=repeat_limit,
                             idle_limit=repeat_limit)
     turns = iterations_in(messages)
+    ended = ended_already(messages)  # a resumed step whose last reply had finished it
+    if ended is not None:
+        return StepOutcome(ended[0], " ".join(ended[1].split()), turns)
     while turns < max_iterations:
         over = check_budget()
         if over:
@@ -92,9 +95,7 @@ def _act(reply: Reply, toolbox: Toolbox, messages: list[Message],
         stop = stop or guard.record(Toolbox.action_key(call.name, call.arguments), result.text,
                                     result.is_error)
     if end is None:
-        said = signal_in(reply.text)
-        if said is not None:
-            end = (said, marker_summary(reply.text) or ("done" if said == "done" else "no reason given"))
+        end = ended_already([reply.as_message()])
     if end is not None:
         return end, None
     if reply.problems and not reply.tool_calls:
@@ -105,6 +106,24 @@ def _act(reply: Reply, toolbox: Toolbox, messages: list[Message],
         messages.append({"role": "user", "content": render("nudge")})
         return None, guard.record_idle()
     return None, stop
+
+
+def ended_already(messages: list[Message]) -> tuple[str, str] | None:
+    """("done" | "replan", text) when the conversation's last reply ended the step (a run killed
+    before it recorded that), else None."""
+    last = next((m for m in reversed(messages) if m.get("role") == "assistant"), None)
+    if last is None:
+        return None
+    for raw in last.get("tool_calls") or []:
+        function = raw.get("function") or {}
+        if function.get("name") in ("step_done", "replan"):
+            return _control(ToolCall(id=str(raw.get("id") or ""), name=function["name"],
+                                     arguments=str(function.get("arguments") or "{}")))
+    text = last.get("content") if isinstance(last.get("content"), str) else ""
+    said = signal_in(text)
+    if said is None:
+        return None
+    return said, marker_summary(text) or ("done" if said == "done" else "no reason given")
 
 
 def _control(call: ToolCall) -> tuple[str, str]:

@@ -66,7 +66,7 @@ def run_command(goal, task_file, project, as_json, headless, confirm, parallel, 
 
     try:
         with _sigterm_as_interrupt():
-            result = start_run(project, text.strip(), settings, parallel=parallel, verify=verify,
+            result = start_run(project, text.strip(), settings, overrides=overrides["agent"],
                                confirm=confirm_plan(console) if confirm else None,
                                listener=ConsoleView(console) if console else None)
     except ModelError as error:
