@@ -10,8 +10,10 @@ import pytest
 from agent_helpers import CALC, CALC_FIXED, AgentScript, call, done, plan, sample_project
 from clude.agent import SessionStore, resume_run, start_run
 from clude.config.loader import load_settings
-from clude.config.settings import AgentConfig
+from clude.config.settings import AgentConfig, ModelConfig
+from clude.llm.providers import make_model
 from clude.llm.scripted import ScriptedModel
+from clude.llm.stubs import OpenAIStub
 
 FIX = call("edit_file", path="calc.py", search="(len(values) + 1)", replace="len(values)")
 
@@ -22,9 +24,21 @@ def settings_for(root, **agent):
     return settings
 
 
-def run(root, script, goal="fix mean", events=None, **agent):
-    listener = (lambda kind, details: events.append((kind, details))) if events is not None else None
-    return start_run(root, goal, settings_for(root, **agent), ScriptedModel(script), listener=listener)
+@pytest.fixture(params=["in-process", "http"])
+def run(request):
+    """Run a whole session with the script: in process (ScriptedModel), or over HTTP through the
+    official openai SDK against the OpenAI stub server on loopback."""
+
+    def go(root, script, goal="fix mean", events=None, **agent):
+        listener = (lambda kind, details: events.append((kind, details))) if events is not None else None
+        settings = settings_for(root, **agent)
+        if request.param == "in-process":
+            return start_run(root, goal, settings, ScriptedModel(script), listener=listener)
+        with OpenAIStub(script) as stub:
+            model = make_model(ModelConfig(name="stub-model", base_url=stub.base_url, max_retries=0), env={})
+            return start_run(root, goal, settings, model, listener=listener)
+
+    return go
 
 
 def states(result_or_root) -> list[str]:
@@ -32,7 +46,7 @@ def states(result_or_root) -> list[str]:
     return [t["to"] for t in state["transitions"]]
 
 
-def test_a_plan_with_dependencies_runs_in_order_and_is_verified(tmp_path):
+def test_a_plan_with_dependencies_runs_in_order_and_is_verified(tmp_path, run):
     root = sample_project(tmp_path / "p")
     script = AgentScript(
         [plan("Fix mean", ("read", "Read calc.py"), ("fix", "Fix mean", ["read"]),
@@ -59,7 +73,7 @@ def test_a_plan_with_dependencies_runs_in_order_and_is_verified(tmp_path):
     assert "- read: I have read it." in fix_prompt and "read calc.py" in fix_prompt
 
 
-def test_an_invalid_plan_goes_back_with_the_exact_errors_and_is_fixed(tmp_path):
+def test_an_invalid_plan_goes_back_with_the_exact_errors_and_is_fixed(tmp_path, run):
     root = sample_project(tmp_path / "p")
     script = AgentScript(
         [plan("dup", ("a", "one"), ("a", "two"), ("b", "three", ["zzz"])),
@@ -74,7 +88,7 @@ def test_an_invalid_plan_goes_back_with_the_exact_errors_and_is_fixed(tmp_path):
     assert state.plan_attempts == 1
 
 
-def test_a_plan_with_a_cycle_is_refused_and_the_run_blocked_with_the_cycle(tmp_path):
+def test_a_plan_with_a_cycle_is_refused_and_the_run_blocked_with_the_cycle(tmp_path, run):
     root = sample_project(tmp_path / "p")
     cyclic = plan("loop", ("a", "A", ["b"]), ("b", "B", ["a"]))
     script = AgentScript([cyclic, cyclic, cyclic], {})
@@ -86,7 +100,7 @@ def test_a_plan_with_a_cycle_is_refused_and_the_run_blocked_with_the_cycle(tmp_p
     assert (root / "calc.py").read_text() == CALC
 
 
-def test_a_step_that_never_signals_done_fails_at_its_cap_and_its_dependents_are_blocked(tmp_path):
+def test_a_step_that_never_signals_done_fails_at_its_cap_and_its_dependents_are_blocked(tmp_path, run):
     root = sample_project(tmp_path / "p")
     busy = [call("read_file", path="calc.py", start_line=n, end_line=n) for n in range(1, 7)]
     script = AgentScript([plan("p", ("a", "A"), ("b", "B", ["a"]), ("c", "C", ["b"]))], {"a": busy})
@@ -101,7 +115,7 @@ def test_a_step_that_never_signals_done_fails_at_its_cap_and_its_dependents_are_
     assert not any(s.status == "in_progress" for s in result.steps)
 
 
-def test_a_step_repeating_the_same_action_is_stopped_and_says_so(tmp_path):
+def test_a_step_repeating_the_same_action_is_stopped_and_says_so(tmp_path, run):
     root = sample_project(tmp_path / "p")
     same = call("grep", pattern="mean")
     script = AgentScript([plan("p", ("a", "A"))], {"a": [same] * 3})
@@ -111,7 +125,7 @@ def test_a_step_repeating_the_same_action_is_stopped_and_says_so(tmp_path):
     assert "repeated the same action 3 times" in result.steps[0].reason
 
 
-def test_a_replan_keeps_the_done_steps_and_runs_the_new_ones(tmp_path):
+def test_a_replan_keeps_the_done_steps_and_runs_the_new_ones(tmp_path, run):
     root = sample_project(tmp_path / "p")
     script = AgentScript(
         [plan("first", ("look", "Look around"), ("wrong", "Edit the wrong file", ["look"])),
@@ -131,7 +145,7 @@ def test_a_replan_keeps_the_done_steps_and_runs_the_new_ones(tmp_path):
         "PLANNING", "EXECUTING", "RECOVERING", "PLANNING", "EXECUTING", "VERIFYING", "DONE"]
 
 
-def test_a_failed_verification_goes_to_the_model_with_the_report_and_is_recovered(tmp_path):
+def test_a_failed_verification_goes_to_the_model_with_the_report_and_is_recovered(tmp_path, run):
     root = sample_project(tmp_path / "p")
     script = AgentScript([plan("p", ("tidy", "Tidy up"))],
                          {"tidy": [done("tidied")], "fix-1": [FIX, done("fixed mean")]})
@@ -145,7 +159,7 @@ def test_a_failed_verification_goes_to_the_model_with_the_report_and_is_recovere
         "PLANNING", "EXECUTING", "VERIFYING", "RECOVERING", "EXECUTING", "VERIFYING", "DONE"]
 
 
-def test_verification_that_keeps_failing_ends_failed_after_its_budget(tmp_path):
+def test_verification_that_keeps_failing_ends_failed_after_its_budget(tmp_path, run):
     root = sample_project(tmp_path / "p")
     script = AgentScript([plan("p", ("tidy", "Tidy up"))],
                          {"tidy": [done()], "fix-1": [done("tried")]})
@@ -155,7 +169,7 @@ def test_verification_that_keeps_failing_ends_failed_after_its_budget(tmp_path):
     assert result.verdict["status"] == "failed"
 
 
-def test_a_token_budget_blocks_the_run(tmp_path):
+def test_a_token_budget_blocks_the_run(tmp_path, run):
     root = sample_project(tmp_path / "p")
     script = AgentScript([plan("p", ("a", "A"))],
                          {"a": [call("read_file", path="calc.py", start_line=n) for n in range(1, 9)]})
@@ -166,7 +180,7 @@ def test_a_token_budget_blocks_the_run(tmp_path):
     assert result.steps[0].status == "failed" and "token budget" in result.steps[0].reason
 
 
-def test_malformed_tool_calls_are_sent_back_and_the_step_goes_on(tmp_path):
+def test_malformed_tool_calls_are_sent_back_and_the_step_goes_on(tmp_path, run):
     root = sample_project(tmp_path / "p")
     script = AgentScript([plan("p", ("fix", "Fix"))],
                          {"fix": [call("edit_file", path="calc.py"),  # missing arguments
@@ -191,7 +205,7 @@ def test_an_unreachable_model_stops_with_an_error_and_the_run_resumes_later(tmp_
     assert again.status == "done"
 
 
-def test_a_test_command_that_cannot_start_stops_the_run_before_planning(tmp_path):
+def test_a_test_command_that_cannot_start_stops_the_run_before_planning(tmp_path, run):
     root = sample_project(tmp_path / "p", **{"clude.toml": '[test]\ncommand = ".venv/bin/python -m pytest"\n'})
     script = AgentScript([], {})
     result = run(root, script)
@@ -200,7 +214,7 @@ def test_a_test_command_that_cannot_start_stops_the_run_before_planning(tmp_path
     assert script.calls == {}
 
 
-def test_sessions_are_listed_and_a_finished_one_cannot_be_resumed(tmp_path):
+def test_sessions_are_listed_and_a_finished_one_cannot_be_resumed(tmp_path, run):
     from clude.agent.session import SessionFinished
 
     root = sample_project(tmp_path / "p")
@@ -212,7 +226,7 @@ def test_sessions_are_listed_and_a_finished_one_cannot_be_resumed(tmp_path):
         resume_run(root, settings_for(root), result.session_id, model=ScriptedModel([]))
 
 
-def test_a_step_hitting_the_same_error_again_and_again_is_stopped(tmp_path):
+def test_a_step_hitting_the_same_error_again_and_again_is_stopped(tmp_path, run):
     root = sample_project(tmp_path / "p")
     misses = [call("read_file", path=f"missing{n}.py") for n in range(1, 6)]
     script = AgentScript([plan("p", ("a", "A"))], {"a": misses})
@@ -225,10 +239,7 @@ def test_a_step_hitting_the_same_error_again_and_again_is_stopped(tmp_path):
 def test_a_local_model_without_native_tools_works_over_http_with_a_strict_template(tmp_path):
     """The OpenAI stub over HTTP, the text tool protocol (fenced tool_call blocks), and a model whose
     template has no tool role: tool results reach it as user turns, roles strictly alternating."""
-    from clude.config.settings import ModelConfig
     from clude.llm.base import ToolCall
-    from clude.llm.providers import make_model
-    from clude.llm.stubs import OpenAIStub
     from clude.llm.text_tools import render_tool_call
 
     root = sample_project(tmp_path / "p")
@@ -290,7 +301,7 @@ def test_a_run_killed_after_the_step_said_done_resumes_without_asking_the_model_
     assert again.steps[0].status == "done" and again.steps[0].summary == "fixed mean"
 
 
-def test_verify_each_step_blames_the_step_that_broke_the_tests_and_retries_it(tmp_path):
+def test_verify_each_step_blames_the_step_that_broke_the_tests_and_retries_it(tmp_path, run):
     root = sample_project(tmp_path / "p", **{"calc.py": CALC_FIXED})
     breaks = call("edit_file", path="calc.py", search="return a + b", replace="return a - b")
     mends = call("edit_file", path="calc.py", search="return a - b", replace="return a + b")
