@@ -9,9 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clude.agent.plan import (MAX_STEPS, Plan, PlanError, Step, deadlock, merge_replan, parse_plan,
-                              plan_schema_text, propagate_blocked, ready_steps, topological_order,
-                              validate_plan)
+from clude.agent.plan import MAX_STEPS, Plan, PlanError, Step, parse_plan, plan_schema_text, validate_plan
+from clude.agent.schedule import deadlock, merge_replan, propagate_blocked, ready_steps, topological_order
 
 
 def errors_of(reply, **kw) -> list[str]:

@@ -1,7 +1,7 @@
 """The single coding agent of `clude run`: a plan of steps (a DAG), each carried out in a tool loop,
 verified by the harness, with recovery, budgets, sessions that survive kill -9, and parallel steps.
 
-    plan.py      the plan model, its validation and scheduling rules (pure)
+    plan.py      the plan model and its validation;  schedule.py  ready steps, blocked, deadlock (pure)
     states.py    the state machine: states and the legal transitions
     loop.py      the run: one handler per state, saved after every transition
     step.py      one step's tool loop;  guard.py its end markers and loop detection

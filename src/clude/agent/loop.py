@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from clude.agent.budget import over_budget
-from clude.agent.plan import Plan, PlanError, deadlock, merge_replan, propagate_blocked, ready_steps
+from clude.agent.plan import Plan, PlanError
+from clude.agent.schedule import deadlock, merge_replan, propagate_blocked, ready_steps
 from clude.agent.planner import PlanningFailed, ask_for_plan, plan_request, replan_request
 from clude.agent.prompts import render
 from clude.agent.result import RunResult, result_of

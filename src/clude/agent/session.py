@@ -13,12 +13,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from clude.agent.plan import StepStatus
 from clude.agent.states import State
 from clude.llm.base import Usage
 from clude.store import atomic_write_text
 
 Outcome = Literal["running", "done", "failed", "blocked", "error", "interrupted"]
-StepStatus = Literal["pending", "in_progress", "done", "failed", "blocked"]
 
 # Serializes writes of one session's files: parallel steps save their turns from their threads.
 SAVE_LOCK = threading.Lock()
