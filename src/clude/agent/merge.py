@@ -9,7 +9,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from clude.agent.worktrees import MERGE_LOCK, GitError, git_text, locate, run_git
+from clude.agent.worktrees import MERGE_LOCK, locate
+from clude.gitcli import GitError, git_text, run_git
 
 REGULAR, EXECUTABLE, SYMLINK, GITLINK = "100644", "100755", "120000", "160000"
 # Long conflict markers, so a file's own "=======" lines are not taken for one when describing.

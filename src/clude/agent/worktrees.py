@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
-import subprocess
 import tempfile
 import threading
-from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+# GitError is re-exported: callers of this module have always caught it from here.
+from clude.gitcli import IDENTITY_ENV, GitError, git_text, run_git
 
 if TYPE_CHECKING:
     from clude.agent.merge import MergeOutcome
@@ -24,12 +24,8 @@ WORKTREE_LOCK = threading.Lock()
 # snapshot never captures half of a merge).
 MERGE_LOCK = threading.Lock()
 
-# Commits are made with this identity, so no user git config is needed.
-IDENTITY = {"GIT_AUTHOR_NAME": "clude", "GIT_AUTHOR_EMAIL": "clude@localhost",
-            "GIT_COMMITTER_NAME": "clude", "GIT_COMMITTER_EMAIL": "clude@localhost"}
-# Variables that would point git at another repository, index or object store than the one named.
-_REPO_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX",
-              "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_NAMESPACE")
+# Commits are made with clude's identity (gitcli.IDENTITY_ENV), so no user git config is needed.
+IDENTITY = IDENTITY_ENV
 # Ignored top-level folders never linked into a worktree: git's own, clude's state, and caches that
 # parallel steps would fight over (each worktree rebuilds its own).
 NOT_LINKED = frozenset({".git", ".clude", "__pycache__", ".pytest_cache", ".mypy_cache",
@@ -41,17 +37,6 @@ EXCLUDE_CLUDE = ":(exclude,glob)**/.clude/**"
 NO_HOOKS = ("-c", f"core.hooksPath={os.devnull}")
 
 
-class GitError(RuntimeError):
-    """A git command failed; the message has the command and git's error output."""
-
-    def __init__(self, message: str, *, command: list[str] | None = None,
-                 returncode: int | None = None, stderr: str = "") -> None:
-        super().__init__(message)
-        self.command = command or []
-        self.returncode = returncode
-        self.stderr = stderr
-
-
 class NotAGitRepo(GitError):
     """--parallel was asked for in a folder that is not inside a git work tree."""
 
@@ -59,33 +44,6 @@ class NotAGitRepo(GitError):
         super().__init__(f"--parallel needs a git repository: {root} is not one "
                          f"(git init, or run without --parallel)")
         self.root = root
-
-
-def _env(extra: dict[str, str] | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _REPO_VARS}
-    env.update(IDENTITY)
-    env.update(extra or {})
-    return env
-
-
-def run_git(cwd: Path, *args: str, input: bytes | None = None, env: dict[str, str] | None = None,
-            ok: Container[int] = (0,)) -> subprocess.CompletedProcess[bytes]:
-    """Run `git -C cwd ARGS`; raise GitError (command + stderr) unless the exit code is in `ok`."""
-    cmd = ["git", "-C", str(cwd), *args]
-    try:
-        proc = subprocess.run(cmd, input=input, capture_output=True, env=_env(env), check=False)
-    except OSError as e:
-        raise GitError(f"cannot run git ({e}): is git installed and on PATH?", command=cmd) from e
-    if proc.returncode not in ok:
-        stderr = proc.stderr.decode("utf-8", "replace").strip()
-        raise GitError(f"`{shlex.join(cmd)}` failed (exit {proc.returncode}): {stderr}",
-                       command=cmd, returncode=proc.returncode, stderr=stderr)
-    return proc
-
-
-def git_text(cwd: Path, *args: str, **kw) -> str:
-    """The output of a git command, decoded, without the final newline."""
-    return os.fsdecode(run_git(cwd, *args, **kw).stdout).rstrip("\n")
 
 
 def locate(root: Path) -> tuple[Path, str]:

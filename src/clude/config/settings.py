@@ -103,9 +103,44 @@ class AgentConfig(Section):
                                                            "or the same error, before a step stops")
 
 
+class TeamConfig(Section):
+    """[team]: how `clude team` runs its workers."""
+
+    upstream: str | None = Field(default=None, description="the team's upstream: a path or any git URL")
+    agents: int = Field(default=3, ge=1, le=64, description="workers `clude team run` starts")
+    backend: str = Field(default="clude", description="the agent CLI workers run (see [backends.NAME])")
+    roles: dict[str, int] = Field(default_factory=dict, description="role -> number of workers")
+    roles_dir: str | None = Field(default=None, description="a folder of ROLE.md prompts that replace "
+                                                            "the built-in ones")
+    max_attempts: int = Field(default=3, ge=1, le=100, description="a new task's attempts")
+    lease_s: float = Field(default=120.0, ge=1, description="seconds a lock lives without renewal")
+    poll_s: float = Field(default=5.0, gt=0, description="seconds between looks for work when idle")
+    agent_timeout_s: float = Field(default=3600.0, gt=0, description="seconds one agent run may take")
+    workdir: str = Field(default=".clude/agents", description="where local workers keep their clones")
+
+
+class BackendConfig(Section):
+    """[backends.NAME]: an agent CLI, built in (clude, claude, codex, aider, gemini, command) or new."""
+
+    command: list[str] | str | None = Field(
+        default=None, description="the command line; placeholders {prompt_file} {prompt} {task_id} "
+                                  "{workdir} {agent_id}")
+    prompt_via: Literal["file", "stdin", "arg"] | None = Field(
+        default=None, description="how the prompt reaches the agent")
+    env: list[str] = Field(default_factory=list, description="NAMES of variables to forward to it")
+    required_env: list[str] | None = Field(
+        default=None, description="NAMES that must be set (one of them for a list of alternatives "
+                                  "written 'A|B')")
+    result: Literal["clude", "claude", "codex", "aider", "gemini", "text"] | None = Field(
+        default=None, description="how to read what it reports")
+    timeout_s: float | None = Field(default=None, gt=0)
+
+
 class Settings(Section):
     test: TestConfig = Field(default_factory=TestConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
+    team: TeamConfig = Field(default_factory=TeamConfig)
+    backends: dict[str, BackendConfig] = Field(default_factory=dict)
     prices: dict[str, Price] = Field(
         default_factory=dict, description="model-name glob -> price, before the built-in table")

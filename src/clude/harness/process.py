@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -103,9 +104,14 @@ _STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def run_group(argv: list[str], cwd: Path, env: dict[str, str], output: Path,
-              timeout_s: float | None) -> Finished:
+              timeout_s: float | None, *, stdin: Path | None = None,
+              stdout: Path | None = None) -> Finished:
     """Run argv with stdout and stderr into `output`; kill its process group on timeout, on Ctrl-C,
     or when clude gets SIGTERM/SIGHUP (passed on to the group).
+
+    `stdin`: a file the command reads as its standard input (default: nothing, /dev/null).
+    `stdout`: a file that gets the standard output alone (then `output` gets the standard error),
+    for commands whose result is printed on stdout (JSON).
 
     Whatever the command leaves running in its group when it exits is killed too. The wait blocks
     (no polling); a timer thread kills the group at the deadline. Raises OSError when the program
@@ -119,9 +125,13 @@ def run_group(argv: list[str], cwd: Path, env: dict[str, str], output: Path,
     saved = {signal.SIGINT: signal.getsignal(signal.SIGINT)} if main_thread else {}
     saved.update({s: signal.signal(s, _raise_stop) for s in _STOP_SIGNALS} if main_thread else {})
     try:
-        with open(output, "wb") as out:
-            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+        with contextlib.ExitStack() as files:
+            out = files.enter_context(open(output, "wb"))
+            source = files.enter_context(open(stdin, "rb")) if stdin is not None else subprocess.DEVNULL
+            sink = files.enter_context(open(stdout, "wb")) if stdout is not None else out
+            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=source, stdout=sink,
+                                    stderr=out if stdout is not None else subprocess.STDOUT,
+                                    start_new_session=True)
 
             def expire() -> None:
                 if proc.poll() is None:

@@ -1,0 +1,53 @@
+"""How the team's board and workers look: rich tables, and the JSON of `--json`."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from clude.team.board import Board, counts
+
+_STYLE = {"done": "green", "failed": "red", "blocked": "red", "claimed": "cyan", "open": ""}
+
+
+def board_json(board: Board) -> dict:
+    return {"counts": counts(board), "problems": board.problems, "tasks": [{
+        "id": item.task.id, "title": item.task.title, "state": item.state, "reason": item.reason,
+        "attempts": item.attempts, "max_attempts": item.task.max_attempts, "priority": item.task.priority,
+        "role": item.task.role, "deps": item.task.deps, "tests": item.task.tests,
+        "holder": item.lock.agent if item.lock and item.state == "claimed" else None,
+    } for item in board.tasks.values()]}
+
+
+def board_table(board: Board) -> Table:
+    table = Table(title="tasks", title_justify="left", show_edge=False)
+    for column in ("task", "state", "attempts", "holder", "title"):
+        table.add_column(column)
+    for item in board.tasks.values():
+        style = _STYLE.get(item.state, "")
+        state = f"[{style}]{item.state}[/]" if style else item.state
+        holder = item.lock.agent if item.lock and item.state == "claimed" else ""
+        title = item.task.title + (f" [dim]({item.reason})[/]" if item.reason else "")
+        table.add_row(item.task.id, state, f"{item.attempts}/{item.task.max_attempts}", holder, title)
+    return table
+
+
+def print_board(board: Board, console: Console | None = None) -> None:
+    console = console or Console(highlight=False, soft_wrap=True)
+    if not board.tasks:
+        console.print("no tasks yet: clude team task add \"TITLE\"")
+    else:
+        console.print(board_table(board))
+        summary = ", ".join(f"{n} {state}" for state, n in counts(board).items() if n)
+        console.print(summary)
+    for problem in board.problems:
+        console.print(f"[yellow]problem:[/] {problem}", markup=True)
+
+
+def workers_table(workers: list[dict]) -> Table:
+    table = Table(title="workers", title_justify="left", show_edge=False)
+    for column in ("worker", "state", "task", "since", "last error"):
+        table.add_column(column)
+    for w in workers:
+        table.add_row(w["agent"], w["state"], w.get("task") or "", w.get("since") or "", w.get("error") or "")
+    return table

@@ -1,0 +1,111 @@
+"""What a person does to the board from their own machine: add tasks, list and show them, see the state;
+every change goes through a private clone of the upstream (.clude/team/view) in one push."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from clude.config.settings import Settings
+from clude.team.board import Board, dependency_problems, read_board
+from clude.team.git import Repo
+from clude.team.layout import TASKS_DIR, task_path
+from clude.team.sync import update_upstream
+from clude.team.tasks import Task, parse_task, render_task
+from clude.team.upstream import team_upstream
+
+DEPENDENCY = "dependency: "  # the prefix of a blocked_reason set by the dependency check (lifted again when fixed)
+
+
+class NoTeam(Exception):
+    """The project has no team upstream yet."""
+
+
+def upstream_of(root: Path, settings: Settings, given: str | None = None) -> str:
+    url = given or settings.team.upstream or team_upstream(root)
+    if not url:
+        raise NoTeam(f"{root} has no team upstream: run `clude team init` first (or pass --upstream, "
+                     "or set [team] upstream)")
+    return url
+
+
+def view(root: Path, upstream: str) -> Repo:
+    """The private clone this machine reads and changes the board through, fresh from the upstream."""
+    from clude.harness.runner import clude_dir
+
+    repo = Repo.clone(upstream, clude_dir(root) / "team" / "view")
+    repo.fetch()
+    repo.reset_to_upstream()
+    return repo
+
+
+def board_of(repo: Repo, lease_s: float) -> Board:
+    return read_board(repo.path, now=datetime.now(timezone.utc), lease_s=lease_s,
+                      lock_written_at=repo.commit_time)
+
+
+def mark_dependency_problems(checkout: Path) -> list[str]:
+    """Open tasks that can never run (unknown dependency, cycle, a failed or blocked dependency) become
+    blocked with the reason; tasks blocked that way whose problem is gone open again. Returns what changed."""
+    tasks: dict[str, tuple[Path, Task]] = {}
+    broken: list[str] = []
+    for file in sorted((checkout / TASKS_DIR).glob("*.md")):
+        try:
+            task = parse_task(file.read_text(encoding="utf-8"), f"{TASKS_DIR}/{file.name}")
+        except ValueError:
+            broken.append(file.stem)  # reported by read_board
+            continue
+        tasks[task.id] = (file, task)
+    # tasks this check blocked are judged as if open, so a fixed problem frees a whole chain at once
+    judged = {tid: t.model_copy(update={"status": "open", "blocked_reason": None}) if _ours(t) else t
+              for tid, (_, t) in tasks.items()}
+    problems = dependency_problems(judged, broken=broken)
+    changed = []
+    for tid, (file, task) in tasks.items():
+        problem = problems.get(tid)
+        if problem and task.status == "open":
+            task = task.model_copy(update={"status": "blocked", "blocked_reason": DEPENDENCY + problem})
+            changed.append(f"{tid} blocked: {problem}")
+        elif not problem and _ours(task):
+            task = task.model_copy(update={"status": "open", "blocked_reason": None})
+            changed.append(f"{tid} open again: its dependencies can be met now")
+        else:
+            continue
+        file.write_text(render_task(task), encoding="utf-8")
+    return changed
+
+
+def add_task(repo: Repo, fields: dict) -> tuple[Task, list[str]]:
+    """Add a task (the next free id) and apply the dependency check; one push."""
+    from clude.team.tasks import next_task_id
+
+    made: dict = {}
+
+    def change(checkout: Path) -> str:
+        existing = [p.stem for p in (checkout / TASKS_DIR).glob("*.md")]
+        task = Task(id=next_task_id(existing), **fields)
+        path = checkout / task_path(task.id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_task(task), encoding="utf-8")
+        made["notes"] = mark_dependency_problems(checkout)
+        made["task"] = parse_task(path.read_text(encoding="utf-8"), task_path(task.id))
+        return f"add {task.id}: {task.title}"
+
+    update_upstream(repo, change)
+    return made["task"], made["notes"]
+
+
+def check_dependencies(repo: Repo) -> list[str]:
+    """The dependency check on the upstream's tasks as they are (pushed when it changes anything)."""
+    notes: list[str] = []
+
+    def change(checkout: Path) -> str | None:
+        notes[:] = mark_dependency_problems(checkout)
+        return f"dependency check: {'; '.join(notes)}" if notes else None
+
+    update_upstream(repo, change)
+    return notes
+
+
+def _ours(task: Task) -> bool:
+    return task.status == "blocked" and (task.blocked_reason or "").startswith(DEPENDENCY)

@@ -1,0 +1,209 @@
+"""An agent's clone of the team upstream: clone, fetch, reset, commit, and a push classified ok | race | rejected."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Container
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from clude.gitcli import GitError, git_text, run_git
+from clude.team.layout import BRANCH, agent_identity
+
+# The remote every agent clone pushes to and pulls from.
+ORIGIN = "origin"
+# Network operations (clone, fetch, push, ls-remote) give up after this many seconds.
+NETWORK_TIMEOUT = 300.0
+# What an agent clone never commits nor cleans away: clude's local state (logs, reports, sessions).
+LOCAL_EXCLUDES = (".clude/",)
+
+# A push refused for a reason that retrying will not fix. Checked first: a disk-full or permission
+# error can also surface as "failed to update ref", which alone would look like a race.
+_REJECTED = re.compile("|".join([
+    r"hook declined", r"permission denied", r"read-only", r"read only", r"no space left",
+    r"disk quota", r"unable to write", r"insufficient permission", r"unpack(er)? (error|failed)",
+    r"authentication", r"could not read (from remote|username|password)", r"access denied",
+    r"does not appear to be a git repository", r"repository not found", r"could not resolve host",
+    r"connection (refused|reset|timed out)", r"network is unreachable", r"did not finish within",
+]), re.IGNORECASE)
+# The remote moved under us (compare-and-swap lost): fetch, redo the change, push again.
+_RACE = re.compile("|".join([
+    r"\(fetch first\)", r"non-fast-forward", r"failed to update ref", r"cannot lock ref",
+    r"reference already exists", r"incorrect old value provided", r"stale info",
+    r"unable to create '[^']*\.lock': file exists",
+]), re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """How a push ended: "ok" (landed), "race" (the upstream moved first: fetch and retry) or
+    "rejected" (refused for another reason: hooks, permissions, disk, network); message = git's words."""
+
+    status: Literal["ok", "race", "rejected"]
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def classify_push(stderr: str) -> Literal["race", "rejected"]:
+    """Why a push failed, from git's error output: "race" when only the remote moving under us
+    explains it, "rejected" for everything else (including output we do not recognise)."""
+    if _REJECTED.search(stderr):
+        return "rejected"
+    return "race" if _RACE.search(stderr) else "rejected"
+
+
+def is_local_url(url: str) -> bool:
+    """Whether a remote URL is a plain path (not scheme://..., file:// included; not scp-like host:path)."""
+    if "://" in url:
+        return False
+    head = url.split("/", 1)[0]
+    return ":" not in head
+
+
+def same_url(a: str, b: str) -> bool:
+    """Whether two remote URLs name the same repository (local paths compared resolved)."""
+    def norm(url: str) -> str:
+        url = url.strip()
+        if url.startswith("file://"):
+            url = url[len("file://"):]
+        if is_local_url(url):
+            return str(Path(url).expanduser().resolve())
+        return url.rstrip("/").removesuffix(".git")
+    return norm(a) == norm(b)
+
+
+class Repo:
+    """A working clone of the team upstream (remote "origin", branch main); commits as the agent."""
+
+    def __init__(self, path: Path, *, agent: str = "clude", timeout: float = NETWORK_TIMEOUT) -> None:
+        self.path = Path(path).absolute()
+        self.agent = agent
+        self.timeout = timeout
+        # Unattended: git never waits for an editor (rebase --continue, merge without -m).
+        self._env = {**agent_identity(agent), "GIT_EDITOR": "true", "GIT_MERGE_AUTOEDIT": "no"}
+
+    def __repr__(self) -> str:
+        return f"Repo({str(self.path)!r}, agent={self.agent!r})"
+
+    @classmethod
+    def clone(cls, url: str, path: Path, *, agent: str = "clude",
+              timeout: float = NETWORK_TIMEOUT) -> Repo:
+        """Clone the upstream's main into path; a path that already is a clone of url is reused
+        (fetched, its files left alone). Raises GitError when path holds something else."""
+        path = Path(path).absolute()
+        if is_local_url(url):  # made absolute: `git -C` below would move a relative path
+            url = str(Path(url).expanduser().absolute())
+        repo = cls(path, agent=agent, timeout=timeout)
+        if (path / ".git").exists():
+            current = git_text(path, "config", "--get", f"remote.{ORIGIN}.url", ok=(0, 1))
+            if not current or not same_url(current, url):
+                raise GitError(f"{path} is already a git repository, cloned from {current or 'nowhere'}"
+                               f" rather than {url}: remove it or choose another folder")
+            repo.fetch()
+        else:
+            if path.exists() and (not path.is_dir() or any(path.iterdir())):
+                raise GitError(f"cannot clone into {path}: it exists and is not an empty folder")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            has_main = git_text(path.parent, "ls-remote", "--heads", url, f"refs/heads/{BRANCH}",
+                                timeout=timeout)
+            branch = ("--branch", BRANCH) if has_main else ()
+            run_git(path.parent, "clone", "--quiet", "--origin", ORIGIN, *branch, url, str(path),
+                    timeout=timeout)
+            if not has_main:  # an upstream without commits yet: our first commit starts main
+                repo.git("symbolic-ref", "HEAD", f"refs/heads/{BRANCH}")
+        repo._exclude_local_state()
+        return repo
+
+    def _git_path(self, name: str) -> Path:
+        """A path inside the clone's .git folder (`git rev-parse --git-path`), absolute."""
+        path = Path(self.git("rev-parse", "--git-path", name))
+        return path if path.is_absolute() else self.path / path
+
+    def _exclude_local_state(self) -> None:
+        exclude = self._git_path("info/exclude")
+        lines = exclude.read_text(encoding="utf-8").splitlines() if exclude.exists() else []
+        missing = [p for p in LOCAL_EXCLUDES if p not in lines]
+        if missing:
+            exclude.parent.mkdir(parents=True, exist_ok=True)
+            exclude.write_text("\n".join([*lines, *missing]) + "\n", encoding="utf-8")
+
+    def git(self, *args: str, input: str | bytes | None = None, ok: Container[int] = (0,),
+            timeout: float | None = None) -> str:
+        """Run git in the clone with the agent's identity; its output without the final newline."""
+        data = input.encode("utf-8") if isinstance(input, str) else input
+        return git_text(self.path, *args, input=data, env=self._env, ok=ok, timeout=timeout)
+
+    def fetch(self) -> None:
+        """Fetch origin (branches pruned)."""
+        self.git("fetch", "--quiet", "--prune", ORIGIN, timeout=self.timeout)
+
+    def reset_to_upstream(self) -> str:
+        """Make the clone exactly origin/main: main checked out, local changes and untracked files
+        dropped (ignored ones such as .clude/ stay), any rebase or merge abandoned. Returns the commit."""
+        if any(self._git_path(m).exists() for m in ("rebase-merge", "rebase-apply")):
+            self.git("rebase", "--abort", ok=(0, 1, 128))
+        upstream = f"{ORIGIN}/{BRANCH}"
+        if not self.git("rev-parse", "-q", "--verify", f"refs/remotes/{upstream}", ok=(0, 1)):
+            raise GitError(f"the upstream has no {BRANCH} branch yet (run `clude team init`)")
+        self.git("checkout", "--quiet", "--force", "-B", BRANCH, upstream)
+        self.git("reset", "--quiet", "--hard", upstream)
+        self.git("clean", "-fdq")
+        return self.head()
+
+    def head(self) -> str:
+        """The commit checked out."""
+        return self.git("rev-parse", "HEAD")
+
+    def commit_all(self, message: str, paths: list[str] | None = None) -> bool:
+        """Commit every change in the clone (or only `paths`, deletions included) with the agent's
+        identity, hooks skipped; False when there was nothing to commit."""
+        if paths is None:
+            self.git("add", "-A")
+        else:
+            names = [str(p) for p in paths]
+            tracked = set(self.git("ls-files", "-z", "--", *(f":(literal){n}" for n in names))
+                          .split("\0")) if names else set()
+            present = [n for n in names if n in tracked or os.path.lexists(self.path / n)
+                       or any(t.startswith(n.rstrip("/") + "/") for t in tracked)]
+            if not present:
+                return False
+            self.git("add", "-A", "--", *(f":(literal){n}" for n in present))
+        if not self.git("diff", "--cached", "--name-only", "-z"):
+            return False
+        self.git("-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify", "-F", "-",
+                 input=message)
+        return True
+
+    def push(self) -> PushResult:
+        """`git push origin HEAD:main`, never forced; a refused push is returned, never raised."""
+        try:
+            out = run_git(self.path, "push", "--quiet", ORIGIN, f"HEAD:refs/heads/{BRANCH}",
+                          env=self._env, timeout=self.timeout)
+        except GitError as e:
+            message = e.stderr or str(e)
+            return PushResult(classify_push(message), message)
+        return PushResult("ok", out.stderr.decode("utf-8", "replace").strip())
+
+    def changed_files(self, a: str, b: str) -> list[str]:
+        """Paths that differ between two commits, sorted."""
+        out = run_git(self.path, "diff-tree", "-r", "-z", "--no-renames", "--name-only", a, b).stdout
+        return sorted(os.fsdecode(p) for p in out.split(b"\0") if p)
+
+    def commit_time(self, path: str, ref: str = "HEAD") -> float | None:
+        """Unix time of the last commit (up to ref) that touched path; None if none did."""
+        out = self.git("log", "-1", "--format=%ct", ref, "--", f":(literal){path}")
+        return float(out) if out else None
+
+    def show(self, ref: str, path: str) -> str | None:
+        """A file's text at ref, None when the file is not there (GitError for an unknown ref)."""
+        entry = self.git("ls-tree", "-z", ref, "--", path).rstrip("\0")
+        meta, _, name = entry.partition("\t")
+        parts = meta.split()
+        if name != path or len(parts) != 3 or parts[1] != "blob":
+            return None
+        return run_git(self.path, "cat-file", "blob", parts[2]).stdout.decode("utf-8", "replace")

@@ -1,0 +1,100 @@
+"""`clude team run`: N local worker processes until every task is done, failed or blocked."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from clude.team.board import Board, all_settled
+
+# How often the runner looks at the upstream and at its workers while they work.
+POLL_S = 1.0
+STOP_GRACE_S = 10.0  # SIGTERM, then SIGKILL: a worker releases its lock on SIGTERM
+
+
+@dataclass
+class WorkerProcess:
+    agent_id: str
+    role: str | None
+    proc: subprocess.Popen
+    log: Path
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.proc.poll()
+
+
+def assign_roles(agents: int, roles: dict[str, int]) -> list[tuple[str, str | None]]:
+    """(agent id, role) for each worker: the roles in the order given, the rest without a role."""
+    named = [role for role, count in roles.items() for _ in range(count)]
+    if len(named) > agents:
+        raise ValueError(f"--roles asks for {len(named)} workers but --agents is {agents}")
+    return [(f"a{i + 1}", named[i] if i < len(named) else None) for i in range(agents)]
+
+
+def parse_roles(text: str | None) -> dict[str, int]:
+    """'implementer=3,docs=1' -> {'implementer': 3, 'docs': 1}; a bad item is a ValueError naming it."""
+    roles: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        name, _, count = item.partition("=")
+        if not name.strip() or not count.strip().isdigit() or int(count) < 1:
+            raise ValueError(f"--roles item {item!r}: write ROLE=COUNT, e.g. implementer=3")
+        roles[name.strip()] = roles.get(name.strip(), 0) + int(count)
+    return roles
+
+
+def start_worker(root: Path, upstream: str, agent_id: str, role: str | None, *, backend: str,
+                 command: str | None, forever: bool, env: dict[str, str]) -> WorkerProcess:
+    from clude.harness.runner import clude_dir
+
+    state = clude_dir(root)
+    (state / "logs").mkdir(exist_ok=True)
+    log = state / "logs" / f"{agent_id}.out"
+    argv = [sys.executable, "-m", "clude", "team", "worker", "--upstream", upstream, "--agent-id", agent_id,
+            "--backend", backend, "--workdir", str(state / "agents" / agent_id), "--state-dir", str(state),
+            "-C", str(root)]
+    argv += ["--role", role] if role else []
+    argv += ["--command", command] if command else []
+    argv += ["--forever"] if forever else []
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    return WorkerProcess(agent_id, role, proc, log)
+
+
+def stop_workers(workers: list[WorkerProcess]) -> None:
+    """SIGTERM every worker's group (they release their locks), then SIGKILL what is left."""
+    for worker in workers:
+        if worker.proc.poll() is None:
+            try:
+                os.killpg(worker.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + STOP_GRACE_S
+    for worker in workers:
+        try:
+            worker.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(worker.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            worker.proc.wait()
+
+
+def supervise(workers: list[WorkerProcess], read_board: Callable[[], Board], *, forever: bool,
+              sleep: Callable[[float], None] = time.sleep) -> str:
+    """Wait until the board is settled (every task done, failed or blocked) or every worker has exited.
+    Returns why it stopped: 'settled' or 'workers exited'."""
+    while True:
+        if not forever and all_settled(read_board()):
+            return "settled"
+        if all(w.exit_code is not None for w in workers):
+            return "workers exited"
+        sleep(POLL_S)

@@ -1,0 +1,82 @@
+"""Shared pieces of the team tests: a team project with a bare upstream, agents as small scripts, and
+reading what happened from the upstream's history."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from agent_helpers import sample_project
+from conftest import write_files
+
+# A test command that costs ~30 ms: writes a JUnit report with one passing test per file under checks/
+# whose content is "ok", failing for "fail".
+FAST_TESTS = textwrap.dedent('''\
+    import pathlib, sys
+    cases = []
+    for f in sorted(pathlib.Path("checks").glob("*.txt")):
+        text = f.read_text().strip()
+        body = "" if text == "ok" else f'<failure message="{f.name} says {text}">{f.name}:1</failure>'
+        cases.append(f'<testcase classname="checks" name="{f.stem}" file="checks/{f.name}" line="1">{body}</testcase>')
+    pathlib.Path("junit.xml").write_text(
+        f'<testsuite name="checks" tests="{len(cases)}">' + "".join(cases) + "</testsuite>")
+    sys.exit(0 if all("<failure" not in c for c in cases) else 1)
+    ''')
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+
+
+def team_project(tmp_path: Path, *, fast: bool = False, team: str = "", files: dict | None = None) -> tuple[Path, str]:
+    """A git project made a team: (project, upstream path). `fast`: the JUnit-writing test command."""
+    from clude.team.upstream import init_team
+
+    root = tmp_path / "project"
+    extra = dict(files or {})
+    if fast:
+        command = json.dumps([sys.executable, "run_checks.py"])
+        extra.update({"run_checks.py": FAST_TESTS, "checks/base.txt": "ok\n", ".gitignore": "junit.xml\n",
+                      "clude.toml": f'[test]\ncommand = {command}\nframework = "generic"\njunit = "junit.xml"\n'
+                                    f"{team}\n"})
+        write_files(root, extra)
+        for args in (["init", "-q", "-b", "main"], ["add", "-A"],
+                     ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start"]):
+            git(root, *args)
+    else:
+        sample_project(root, **extra)
+        if team:
+            with open(root / "clude.toml", "a") as f:
+                f.write(team + "\n")
+            git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "team settings")
+    upstream = init_team(root, str(tmp_path / "upstream.git"))
+    return root, upstream
+
+
+def agent_script(tmp_path: Path, name: str, body: str) -> str:
+    """A command-backend template running a Python script (the agent); the script sees the task id in
+    sys.argv[1] and runs in the worker's clone."""
+    path = tmp_path / f"{name}.py"
+    path.write_text(textwrap.dedent(body))
+    return f"{sys.executable} {path} {{task_id}} {{prompt_file}}"
+
+
+def upstream_log(upstream: str) -> list[str]:
+    """The subjects of every commit on the upstream's main, oldest first."""
+    out = subprocess.run(["git", "--git-dir", upstream, "log", "--format=%s", "--reverse", "main"],
+                         capture_output=True, text=True, check=True).stdout
+    return out.splitlines()
+
+
+def upstream_file(upstream: str, path: str) -> str | None:
+    done = subprocess.run(["git", "--git-dir", upstream, "show", f"main:{path}"], capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else None
+
+
+def upstream_files(upstream: str, folder: str) -> list[str]:
+    out = subprocess.run(["git", "--git-dir", upstream, "ls-tree", "--name-only", f"main:{folder}"],
+                         capture_output=True, text=True)
+    return out.stdout.split() if out.returncode == 0 else []

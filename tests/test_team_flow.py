@@ -1,0 +1,125 @@
+"""Workers end to end, in process, against a real bare upstream: claim, work, verify, land or record;
+failed attempts, infrastructure failures, regressions, lost leases."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from agent_helpers import CALC_FIXED
+from clude.config.loader import load_settings
+from clude.team.admin import add_task, view
+from clude.team.backends import get_backend
+from clude.team.worker import EXIT_INFRA, EXIT_SETTLED, Worker, WorkerConfig
+from team_helpers import agent_script, team_project, upstream_file, upstream_files, upstream_log
+
+FIX_MEAN = '''
+import pathlib, sys
+p = pathlib.Path("calc.py")
+p.write_text(p.read_text().replace("(len(values) + 1)", "len(values)"))
+print("fixed the divisor of mean()")
+'''
+
+
+def worker(root: Path, upstream: str, template: str, tmp_path: Path, agent: str = "a1", **options) -> Worker:
+    settings, _ = load_settings(root)
+    sleeps = options.pop("sleeps", [])
+    return Worker(WorkerConfig(agent_id=agent, upstream=upstream, workdir=tmp_path / "agents" / agent,
+                               state_dir=tmp_path / "state", backend=get_backend("command", command=template),
+                               settings=settings, sleep=sleeps.append, **options))
+
+
+def add(root: Path, upstream: str, **fields) -> str:
+    settings, _ = load_settings(root)
+    task, _ = add_task(view(root, upstream), {"max_attempts": settings.team.max_attempts, **fields})
+    return task.id
+
+
+def test_a_worker_claims_fixes_verifies_and_lands_a_task(tmp_path):
+    root, upstream = team_project(tmp_path)
+    task = add(root, upstream, title="Fix mean", tests="test_calc.py::test_mean", body="mean is off by one")
+    w = worker(root, upstream, agent_script(tmp_path, "fix", FIX_MEAN), tmp_path)
+    assert w.run() == EXIT_SETTLED
+    log = upstream_log(upstream)
+    assert [s for s in log if task in s] == [f"add {task}: Fix mean", f"claim {task} (agent a1, attempt 1)",
+                                             f"{task}: Fix mean (agent a1, attempt 1)", f"done {task}: Fix mean (agent a1)"]
+    assert upstream_file(upstream, "calc.py") == CALC_FIXED
+    assert "status: done" in upstream_file(upstream, f"tasks/{task}.md")
+    assert upstream_files(upstream, "current_tasks") == [".gitkeep"]
+    progress = upstream_file(upstream, "PROGRESS.md")
+    assert f"done {task} (a1)" in progress and "fixed the divisor" in progress
+    prompt = (tmp_path / "agents/a1/prompts" / f"{task}_attempt_1.md").read_text()
+    assert "mean is off by one" in prompt and "test_calc.py::test_mean" in prompt
+
+
+def test_a_task_that_can_never_pass_uses_its_attempts_then_fails_and_is_never_claimed_again(tmp_path):
+    root, upstream = team_project(tmp_path)
+    task = add(root, upstream, title="Impossible", tests="test_calc.py::test_mean", max_attempts=3)
+    noop = agent_script(tmp_path, "noop", '''
+        import pathlib, sys
+        pathlib.Path("notes.txt").write_text("tried " + sys.argv[1])
+        print("I tried a note instead of a fix")
+    ''')
+    w = worker(root, upstream, noop, tmp_path)
+    w._open()
+    outcomes = [w.cycle() for _ in range(53)]
+    assert outcomes[:3] == ["failed"] * 3 and set(outcomes[3:]) == {"settled"}
+    assert upstream_files(upstream, "tasks/failures") == [".gitkeep"] + [f"{task}_attempt_{n}.md" for n in (1, 2, 3)]
+    assert sum(1 for s in upstream_log(upstream) if s.startswith(f"claim {task}")) == 3
+    record = upstream_file(upstream, f"tasks/failures/{task}_attempt_3.md")
+    assert "test_calc.py" in record and "test_mean" in record and "I tried a note instead of a fix" in record
+    assert "status: failed" in upstream_file(upstream, f"tasks/{task}.md")
+    assert f"failed {task}" in upstream_file(upstream, "PROGRESS.md")
+    second = upstream_file(upstream, "tasks/failures/" + f"{task}_attempt_2.md")
+    assert second and "attempt 2" in second.lower()
+
+
+def test_an_agent_that_cannot_start_uses_no_attempt_and_the_worker_stops_with_the_reason(tmp_path):
+    root, upstream = team_project(tmp_path)
+    task = add(root, upstream, title="Fix mean", tests="test_calc.py::test_mean")
+    broken = agent_script(tmp_path, "nokey", '''
+        import sys
+        print("ERROR: Missing environment variable: `OPENAI_API_KEY`", file=sys.stderr)
+        sys.exit(1)
+    ''')
+    w = worker(root, upstream, broken, tmp_path)
+    assert w.run() == EXIT_INFRA
+    assert upstream_files(upstream, "tasks/failures") == [".gitkeep"]
+    assert upstream_files(upstream, "current_tasks") == [".gitkeep"]
+    assert "status: open" in upstream_file(upstream, f"tasks/{task}.md")
+    from clude.team.events import read_events
+    events = read_events(tmp_path / "state")
+    infra = [e for e in events if e["kind"] == "infra"]
+    assert len(infra) == 3 and all(e["kind"] == "infra" and "OPENAI_API_KEY" in e["reason"] for e in infra)
+    assert events[-1]["kind"] == "worker_blocked" and "OPENAI_API_KEY" in events[-1]["reason"]
+
+
+def test_a_change_that_breaks_a_passing_test_is_rejected_as_a_regression(tmp_path):
+    root, upstream = team_project(tmp_path)
+    task = add(root, upstream, title="Fix mean", tests="test_calc.py::test_mean", max_attempts=1)
+    breaks = agent_script(tmp_path, "breaks", FIX_MEAN + '''
+p.write_text(p.read_text().replace("return a + b", "return a - b"))
+''')
+    w = worker(root, upstream, breaks, tmp_path)
+    assert w.run() == EXIT_SETTLED
+    record = upstream_file(upstream, f"tasks/failures/{task}_attempt_1.md")
+    assert "test_add" in record and "pass on the upstream" in record
+    assert upstream_file(upstream, "calc.py") != CALC_FIXED  # nothing of the work landed
+    assert "status: failed" in upstream_file(upstream, f"tasks/{task}.md")
+
+
+def test_a_lock_whose_lease_ran_out_is_broken_and_the_task_finished_by_another(tmp_path):
+    root, upstream = team_project(tmp_path, team="[team]\nlease_s = 60")
+    task = add(root, upstream, title="Fix mean", tests="test_calc.py::test_mean")
+    stuck = worker(root, upstream, agent_script(tmp_path, "fix", FIX_MEAN), tmp_path, agent="dead")
+    stuck._open()
+    claimed = stuck.claim()  # claims, then "dies" without renewing
+    assert not isinstance(claimed, str)
+    later = lambda: datetime.now(timezone.utc) + timedelta(minutes=5)  # noqa: E731 - the lease is over
+    rescuer = worker(root, upstream, agent_script(tmp_path, "fix2", FIX_MEAN), tmp_path, agent="a2",
+                     clock=later)
+    assert rescuer.run() == EXIT_SETTLED
+    log = upstream_log(upstream)
+    assert f"claim {task} (agent a2, attempt 1), breaking the expired lock of dead" in log
+    assert f"done {task}: Fix mean (agent a2)" in log
+    assert upstream_file(upstream, "calc.py") == CALC_FIXED

@@ -1,0 +1,514 @@
+"""The team's git layer with real git: clones, classified pushes, upstream updates under races, team init, git://."""
+
+from __future__ import annotations
+
+import os
+import random
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from clude.gitcli import GitError
+from clude.team import layout
+from clude.team.git import PushResult, Repo, classify_push, same_url
+from clude.team.sync import UpstreamRejected, backoff, update_upstream
+from clude.team.upstream import TeamInitError, default_upstream, init_team, team_upstream
+from gitdaemon import free_port, git_daemon
+
+
+@pytest.fixture(autouse=True)
+def bare_git_env(monkeypatch, tmp_path):
+    """No user or system git config (the code must bring its own identity), and no repository
+    above tmp_path can be found by accident."""
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL",
+                "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(cwd), *args],
+                          check=check, capture_output=True, text=True).stdout.strip()
+
+
+def make_project(tmp_path: Path, name: str = "proj", files: dict[str, str] | None = None) -> Path:
+    root = tmp_path / name
+    root.mkdir()
+    git(root, "init", "-q", "--initial-branch=work")
+    for rel, text in (files or {"README.md": "hello\n"}).items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "initial")
+    return root
+
+
+@pytest.fixture
+def upstream(tmp_path) -> Path:
+    """A bare upstream whose main holds one commit (README.md)."""
+    bare = tmp_path / "up.git"
+    git(tmp_path, "init", "-q", "--bare", "--initial-branch=main", str(bare))
+    seed = make_project(tmp_path, "seed")
+    git(seed, "push", "-q", str(bare), "HEAD:refs/heads/main")
+    return bare
+
+
+def files_at(bare: Path, ref: str = "main") -> list[str]:
+    return git(bare, "ls-tree", "-r", "--name-only", ref).splitlines()
+
+
+def add_hook(bare: Path, name: str, body: str) -> None:
+    hook = bare / "hooks" / name
+    hook.write_text("#!/bin/sh\n" + body)
+    hook.chmod(0o755)
+
+
+# --- layout -------------------------------------------------------------------------------
+
+def test_layout_paths():
+    assert layout.task_path("TASK-001") == "tasks/TASK-001.md"
+    assert layout.lock_path("TASK-001") == "current_tasks/TASK-001.lock"
+    assert layout.failure_path("TASK-001", 2) == "tasks/failures/TASK-001_attempt_2.md"
+    for bad in ("", "../x", "a/b", ".hidden"):
+        with pytest.raises(ValueError):
+            layout.task_path(bad)
+    with pytest.raises(ValueError):
+        layout.failure_path("TASK-001", 0)
+
+
+# --- Repo -----------------------------------------------------------------------------------
+
+def test_clone_commit_push_reset(tmp_path, upstream):
+    a = Repo.clone(str(upstream), tmp_path / "a", agent="a1")
+    b = Repo.clone(str(upstream), tmp_path / "b", agent="b1")
+    base = a.head()
+    assert b.head() == base == git(upstream, "rev-parse", "main")
+    assert not a.commit_all("nothing")
+
+    (a.path / "new.txt").write_text("one\n")
+    (a.path / "README.md").unlink()
+    assert a.commit_all("a1 adds new.txt")
+    assert git(a.path, "log", "-1", "--format=%an <%ae>|%cn|%s") == "a1 <a1@clude.localhost>|a1|a1 adds new.txt"
+    assert a.push().status == "ok"
+    assert a.push().status == "ok"  # nothing new: still ok
+    assert files_at(upstream) == ["new.txt"]
+    assert a.changed_files(base, a.head()) == ["README.md", "new.txt"]
+    assert a.show(a.head(), "new.txt") == "one\n"
+    assert a.show(base, "new.txt") is None and a.show(a.head(), "README.md") is None
+    assert a.show(base, "README.md") == "hello\n"
+    with pytest.raises(GitError):
+        a.show("no-such-ref", "README.md")
+    assert a.commit_time("README.md") == float(git(a.path, "log", "-1", "--format=%ct", "--", "README.md"))
+    assert a.commit_time("never.txt") is None
+
+    # b has local edits, untracked files, an ignored file and clude's state: reset keeps only the last two
+    (b.path / "README.md").write_text("local edit\n")
+    (b.path / "junk.txt").write_text("x")
+    (b.path / "build").mkdir()
+    (b.path / "build" / "out.o").write_text("x")
+    (b.path / ".gitignore").write_text("*.log\n")
+    (b.path / "keep.log").write_text("ignored")
+    (b.path / ".clude" / "logs").mkdir(parents=True)
+    (b.path / ".clude" / "logs" / "b1.log").write_text("log")
+    b.fetch()
+    assert b.reset_to_upstream() == a.head() == b.head()
+    assert sorted(p.name for p in b.path.iterdir()) == [".clude", ".git", "keep.log", "new.txt"]
+    (b.path / "keep.log").unlink()  # no longer ignored: its untracked .gitignore was cleaned away
+    (b.path / ".clude" / "state.json").write_text("{}")
+    assert not b.commit_all("clude's state is never committed")
+
+
+def test_commit_all_paths_only(tmp_path, upstream):
+    repo = Repo.clone(str(upstream), tmp_path / "c")
+    (repo.path / "tasks").mkdir()
+    (repo.path / "tasks" / "T1.md").write_text("t1")
+    (repo.path / "other.txt").write_text("not mine")
+    (repo.path / "README.md").unlink()
+    assert not repo.commit_all("nothing that exists", paths=["never.txt"])
+    assert repo.commit_all("task and deletion", paths=["tasks/T1.md", "README.md", "never.txt"])
+    assert git(repo.path, "show", "--name-status", "--format=", "HEAD").splitlines() == \
+        ["D\tREADME.md", "A\ttasks/T1.md"]
+    assert git(repo.path, "status", "--porcelain") == "?? other.txt"
+    assert git(repo.path, "log", "-1", "--format=%an <%ae>") == "clude <clude@clude.localhost>"
+
+
+def test_clone_reuses_a_clone_of_the_same_upstream(tmp_path, upstream):
+    first = Repo.clone(str(upstream), tmp_path / "w")
+    (first.path / "wip.txt").write_text("work in progress")
+    other = Repo.clone(str(upstream), tmp_path / "other")
+    (other.path / "more.txt").write_text("more")
+    other.commit_all("more")
+    assert other.push().status == "ok"
+
+    again = Repo.clone(f"file://{upstream}", tmp_path / "w")  # same repository, spelled differently
+    assert (again.path / "wip.txt").exists()  # reused, not re-cloned
+    assert git(again.path, "rev-parse", "origin/main") == other.head()  # fetched
+
+    elsewhere = tmp_path / "elsewhere.git"
+    git(tmp_path, "init", "-q", "--bare", str(elsewhere))
+    with pytest.raises(GitError, match="already a git repository"):
+        Repo.clone(str(elsewhere), tmp_path / "w")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(GitError, match="not an empty folder"):
+        Repo.clone(str(upstream), tmp_path / "full")
+
+
+def test_clone_of_an_empty_upstream_starts_main(tmp_path):
+    bare = tmp_path / "empty.git"
+    git(tmp_path, "init", "-q", "--bare", "--initial-branch=trunk", str(bare))
+    repo = Repo.clone(str(bare), tmp_path / "e")
+    (repo.path / "first.txt").write_text("1")
+    assert repo.commit_all("first")
+    assert repo.push().status == "ok"
+    assert files_at(bare, "main") == ["first.txt"]
+
+    git(bare, "update-ref", "-d", "refs/heads/main")
+    repo.fetch()
+    with pytest.raises(GitError, match="no main branch"):
+        repo.reset_to_upstream()
+
+
+def test_two_clones_racing_one_push_one_wins(tmp_path, upstream):
+    a = Repo.clone(str(upstream), tmp_path / "a", agent="a")
+    b = Repo.clone(str(upstream), tmp_path / "b", agent="b")
+    for round_ in range(4):
+        for repo in (a, b):
+            repo.fetch()
+            repo.reset_to_upstream()
+            (repo.path / f"{repo.agent}-{round_}.txt").write_text(repo.agent)
+            assert repo.commit_all(f"{repo.agent} round {round_}")
+        barrier = threading.Barrier(2)
+        results: dict[str, PushResult] = {}
+
+        def push(repo: Repo) -> None:
+            barrier.wait()
+            results[repo.agent] = repo.push()
+
+        threads = [threading.Thread(target=push, args=(r,)) for r in (a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(r.status for r in results.values()) == ["ok", "race"], results
+        winner = next(name for name, r in results.items() if r.status == "ok")
+        loser = results["b" if winner == "a" else "a"]
+        assert classify_push(loser.message) == "race" and loser.message
+        assert git(upstream, "rev-parse", "main") == (a if winner == "a" else b).head()
+
+
+# --- classify_push --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stderr, expected", [
+    (" ! [rejected]        HEAD -> main (fetch first)\nerror: failed to push some refs", "race"),
+    (" ! [rejected]        HEAD -> main (non-fast-forward)", "race"),
+    (" ! [remote rejected] HEAD -> main (failed to update ref)", "race"),
+    ("remote: error: cannot lock ref 'refs/heads/main': is at 1a but expected 2b", "race"),
+    ("error: cannot lock ref 'refs/heads/main': reference already exists", "race"),
+    ("remote: error: incorrect old value provided", "race"),
+    (" ! [rejected] main -> main (stale info)", "race"),
+    ("error: Unable to create '/up.git/refs/heads/main.lock': File exists.", "race"),
+    ("remote: refused by policy\n ! [remote rejected] HEAD -> main (pre-receive hook declined)", "rejected"),
+    (" ! [remote rejected] HEAD -> main (hook declined)", "rejected"),
+    ("error: Unable to create '/up.git/refs/heads/main.lock': Permission denied", "rejected"),
+    ("remote: fatal: write error: No space left on device\n ! [remote rejected] main (failed to update ref)",
+     "rejected"),
+    ("error: remote unpack failed: unable to create temporary object directory\n"
+     " ! [remote rejected] HEAD -> main (unpacker error)", "rejected"),
+    ("fatal: unable to write new index file", "rejected"),
+    ("fatal: '/nowhere' does not appear to be a git repository", "rejected"),
+    ("fatal: Authentication failed for 'https://example.com/x.git/'", "rejected"),
+    ("fatal: unable to connect to 127.0.0.1:\n127.0.0.1[0: 127.0.0.1]: errno=Connection refused", "rejected"),
+    ("remote: the repository is read-only", "rejected"),
+    ("something nobody has seen before", "rejected"),
+])
+def test_classify_push(stderr, expected):
+    assert classify_push(stderr) == expected
+
+
+def test_pre_receive_hook_refusal_is_rejected_with_its_words(tmp_path, upstream):
+    add_hook(upstream, "pre-receive", "echo 'pushes are frozen for the release' >&2\nexit 1\n")
+    repo = Repo.clone(str(upstream), tmp_path / "h")
+    (repo.path / "x.txt").write_text("x")
+    repo.commit_all("x")
+    result = repo.push()
+    assert result.status == "rejected"
+    assert "pushes are frozen for the release" in result.message
+    assert "hook declined" in result.message
+
+
+def test_read_only_upstream_is_rejected(tmp_path, upstream):
+    repo = Repo.clone(str(upstream), tmp_path / "r")
+    (repo.path / "x.txt").write_text("x")
+    repo.commit_all("x")
+    if os.geteuid() != 0:
+        objects = upstream / "objects"
+        dirs = [objects, *(p for p in objects.rglob("*") if p.is_dir())]
+        for d in dirs:
+            d.chmod(d.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+        try:
+            result = repo.push()
+        finally:
+            for d in dirs:
+                d.chmod(d.stat().st_mode | stat.S_IWUSR)
+    else:  # root ignores permissions: push from a mount namespace where the upstream is mounted read-only
+        script = ("import sys; from clude.team.git import Repo; r = Repo(sys.argv[1]).push(); "
+                  "print(r.status); print(r.message)")
+        proc = subprocess.run(
+            ["unshare", "-m", "sh", "-c", 'mount --bind -o ro "$1" "$1" && exec "$2" -c "$3" "$4"', "sh",
+             str(upstream), sys.executable, script, str(repo.path)],
+            capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            pytest.skip(f"running as root without a read-only mount namespace: {proc.stderr.strip()}")
+        status, _, message = proc.stdout.partition("\n")
+        result = PushResult(status, message)  # type: ignore[arg-type]
+    assert result.status == "rejected", result.message
+    assert upstream_main(str(upstream)) != repo.head()
+
+
+def test_same_url():
+    assert same_url("/a/b/../up.git", "file:///a/up.git")
+    assert same_url("git://h:9/x.git", "git://h:9/x")
+    assert not same_url("/a/up.git", "/a/other.git")
+
+
+# --- update_upstream ------------------------------------------------------------------------
+
+def test_eight_agents_each_land_exactly_once(tmp_path, upstream):
+    clones = [Repo.clone(str(upstream), tmp_path / f"agent{i}", agent=f"agent{i}") for i in range(8)]
+    barrier = threading.Barrier(len(clones))
+    calls = [0] * len(clones)
+    errors: list[BaseException] = []
+
+    def work(i: int, repo: Repo) -> None:
+        def change(path: Path) -> str:
+            calls[i] += 1
+            (path / f"agent{i}.txt").write_text(f"agent {i}\n")
+            with open(path / "log.txt", "a") as log:  # a file every agent edits: the races are real
+                log.write(f"agent {i}\n")
+            return f"agent {i} was here"
+        barrier.wait()
+        try:
+            update_upstream(repo, change, rng=random.Random(i))
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i, r)) for i, r in enumerate(clones)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(files_at(upstream)) == sorted(["README.md", "log.txt", *(f"agent{i}.txt" for i in range(8))])
+    log = git(upstream, "show", "main:log.txt").splitlines()
+    assert sorted(log) == sorted(f"agent {i}" for i in range(8))
+    subjects = git(upstream, "log", "--format=%s", "main").splitlines()
+    assert sorted(s for s in subjects if "was here" in s) == sorted(f"agent {i} was here" for i in range(8))
+    assert sum(calls) >= 8
+
+
+def test_change_that_no_longer_applies_pushes_nothing(tmp_path, upstream):
+    repo = Repo.clone(str(upstream), tmp_path / "n")
+    before = git(upstream, "rev-parse", "main")
+    assert update_upstream(repo, lambda path: None) is None
+    assert update_upstream(repo, lambda path: "a message, but no edit") == before
+    assert git(upstream, "rev-parse", "main") == before
+
+    def edit(path: Path) -> str:
+        (path / "a.txt").write_text("a")
+        return "add a"
+    pushed = update_upstream(repo, edit)
+    assert pushed == git(upstream, "rev-parse", "main") != before
+
+
+def test_a_lost_race_redoes_the_change_on_the_new_upstream(tmp_path, upstream):
+    repo = Repo.clone(str(upstream), tmp_path / "me", agent="me")
+    rival = Repo.clone(str(upstream), tmp_path / "rival", agent="rival")
+    seen: list[bool] = []
+    sleeps: list[float] = []
+
+    def change(path: Path) -> str:
+        seen.append((path / "rival.txt").exists())
+        if len(seen) == 1:  # the rival lands between our fetch and our push
+            (rival.path / "rival.txt").write_text("r")
+            rival.commit_all("rival")
+            assert rival.push().status == "ok"
+        (path / "mine.txt").write_text("m")
+        return "mine"
+
+    update_upstream(repo, change, sleep=sleeps.append, rng=random.Random(0))
+    assert seen == [False, True] and len(sleeps) == 1 and 0.025 <= sleeps[0] <= 0.05
+    assert sorted(files_at(upstream)) == ["README.md", "mine.txt", "rival.txt"]
+
+
+def test_gives_up_after_attempts_lost_races(tmp_path, upstream):
+    repo = Repo.clone(str(upstream), tmp_path / "me")
+    rival = Repo.clone(str(upstream), tmp_path / "rival")
+    sleeps: list[float] = []
+
+    def change(path: Path) -> str:
+        rival.fetch()
+        rival.reset_to_upstream()
+        (rival.path / "rival.txt").write_text(str(len(sleeps)) + os.urandom(4).hex())
+        rival.commit_all("rival again")
+        assert rival.push().status == "ok"
+        (path / "mine.txt").write_text("m")
+        return "mine"
+
+    with pytest.raises(UpstreamRejected, match="gave up after 3 lost races"):
+        update_upstream(repo, change, attempts=3, sleep=sleeps.append, rng=random.Random(1))
+    assert len(sleeps) == 2 and "mine.txt" not in files_at(upstream)
+
+
+def test_backoff_grows_to_two_seconds():
+    rng = random.Random(5)
+    delays = [backoff(n, rng) for n in range(1, 30)]
+    assert 0.025 <= delays[0] <= 0.05 and all(1.0 <= d <= 2.0 for d in delays[8:])
+
+
+def test_hook_refusal_raises_upstream_rejected_at_once(tmp_path, upstream):
+    add_hook(upstream, "pre-receive", "echo 'quota exceeded for team' >&2\nexit 1\n")
+    repo = Repo.clone(str(upstream), tmp_path / "q")
+    calls = []
+
+    def change(path: Path) -> str:
+        calls.append(1)
+        (path / "x.txt").write_text("x")
+        return "x"
+
+    with pytest.raises(UpstreamRejected, match="quota exceeded for team") as info:
+        update_upstream(repo, change, sleep=lambda s: pytest.fail("a refusal is not retried"))
+    assert calls == [1] and "hook declined" in info.value.stderr and "hooks" in str(info.value)
+
+
+# --- init_team ------------------------------------------------------------------------------
+
+def upstream_main(url: str) -> str:
+    return subprocess.run(["git", "ls-remote", url, "refs/heads/main"], capture_output=True,
+                          text=True, check=True).stdout.split("\t")[0]
+
+
+def test_init_creates_a_sibling_upstream_and_is_idempotent(tmp_path):
+    root = make_project(tmp_path)
+    (root / "staged.txt").write_text("user's own staged work")
+    git(root, "add", "staged.txt")
+    url = init_team(root, None)
+    assert Path(url) == default_upstream(root) == tmp_path / "proj.upstream.git"
+    assert git(Path(url), "rev-parse", "--is-bare-repository") == "true"
+    assert team_upstream(root) == url
+    assert sorted(files_at(Path(url))) == sorted(["PROGRESS.md", "README.md", "current_tasks/.gitkeep",
+                                                  "tasks/.gitkeep", "tasks/failures/.gitkeep"])
+    assert "running log" in git(Path(url), "show", "main:PROGRESS.md")
+    assert git(root, "log", "-1", "--format=%s") == "clude team init"
+    assert git(root, "rev-parse", "--abbrev-ref", "HEAD") == "work"
+    assert git(root, "status", "--porcelain") == "A  staged.txt"  # the user's index is untouched
+    head, main = git(root, "rev-parse", "HEAD"), upstream_main(url)
+    assert head == main
+
+    (root / ".clude").mkdir()
+    (root / ".clude" / "x").write_text("local")
+    assert init_team(root, None) == url  # again: nothing new anywhere
+    assert init_team(root, url) == url
+    assert git(root, "rev-parse", "HEAD") == head and upstream_main(url) == main
+    assert git(root, "status", "--porcelain") == "A  staged.txt"  # .clude/ is excluded
+
+    clone = Repo.clone(url, tmp_path / "agent")  # what a worker does next
+    assert (clone.path / "tasks" / "failures" / ".gitkeep").exists()
+
+
+def test_init_with_existing_upstreams(tmp_path):
+    root = make_project(tmp_path)
+    bare = tmp_path / "shared" / "team.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    url = init_team(root, f"file://{bare}")
+    assert url == f"file://{bare}" and team_upstream(root) == url
+    assert "PROGRESS.md" in files_at(bare)
+
+    # another repository that already is this project: an upstream whose main lacks the layout
+    other = make_project(tmp_path, "other", {"a.py": "x = 1\n"})
+    bare2 = tmp_path / "existing.git"
+    git(tmp_path, "clone", "-q", "--bare", str(other), str(bare2))
+    git(bare2, "branch", "-m", "work", "main")
+    url2 = init_team(other, str(bare2))  # upstream main == HEAD: fast-forward with the layout
+    assert sorted(files_at(bare2)) == sorted(["PROGRESS.md", "a.py", "current_tasks/.gitkeep",
+                                              "tasks/.gitkeep", "tasks/failures/.gitkeep"])
+    assert team_upstream(other) == url2 == str(bare2)
+
+    # switching a repository to an upstream that is another team's: refused, nothing pushed
+    before = upstream_main(str(bare2))
+    with pytest.raises(TeamInitError, match="unrelated"):
+        init_team(root, str(bare2))
+    assert upstream_main(str(bare2)) == before
+    assert team_upstream(root) == url  # still the first upstream
+
+
+def test_init_refuses_an_upstream_ahead_of_the_branch(tmp_path):
+    root = make_project(tmp_path)
+    bare = tmp_path / "ahead.git"
+    git(tmp_path, "clone", "-q", "--bare", str(root), str(bare))
+    git(bare, "branch", "-m", "work", "main")
+    ahead = tmp_path / "ahead"
+    git(tmp_path, "clone", "-q", "-b", "main", str(bare), str(ahead))
+    (ahead / "new.txt").write_text("n")
+    git(ahead, "add", "-A")
+    git(ahead, "commit", "-qm", "ahead")
+    git(ahead, "push", "-q", "origin", "main")
+    with pytest.raises(TeamInitError, match="git pull upstream main"):
+        init_team(root, str(bare))
+
+
+def test_init_errors_say_what_to_do(tmp_path):
+    empty = tmp_path / "fresh"
+    empty.mkdir()
+    git(empty, "init", "-q")
+    with pytest.raises(TeamInitError, match="no commits yet.*git commit"):
+        init_team(empty, None)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(TeamInitError, match="not a git repository.*git init"):
+        init_team(plain, None)
+    root = make_project(tmp_path)
+    with pytest.raises(TeamInitError, match="cannot reach the upstream"):
+        init_team(root, f"file://{tmp_path}/missing.git")
+    with pytest.raises(TeamInitError, match=r"cannot reach the upstream git://127\.0\.0\.1"):
+        init_team(root, f"git://127.0.0.1:{free_port()}/team.git")
+    assert team_upstream(root) is None
+    assert not (root / "PROGRESS.md").exists()
+
+
+# --- over the network: git daemon on loopback ------------------------------------------------
+
+def test_round_trip_through_git_daemon(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    git(served, "init", "-q", "--bare", "--initial-branch=main", "team.git")
+    root = make_project(tmp_path)
+    with git_daemon(served) as base:
+        url = base + "team.git"
+        assert init_team(root, url) == url  # an existing git:// upstream
+        assert "tasks/.gitkeep" in files_at(served / "team.git")
+
+        a = Repo.clone(url, tmp_path / "a", agent="a")
+        b = Repo.clone(url, tmp_path / "b", agent="b")
+        (a.path / "a.txt").write_text("a")
+        a.commit_all("a over git://")
+        assert a.push().status == "ok"
+        (b.path / "b.txt").write_text("b")
+        b.commit_all("b, behind")
+        lost = b.push()
+        assert lost.status == "race", lost.message
+
+        def add_b(path: Path) -> str:
+            (path / "b.txt").write_text("b")
+            return "b over git://"
+        assert update_upstream(b, add_b) == upstream_main(url)
+        a.fetch()
+        a.reset_to_upstream()
+        assert (a.path / "b.txt").read_text() == "b"
+        assert git(served / "team.git", "log", "-1", "--format=%an %s", "main") == "b b over git://"
