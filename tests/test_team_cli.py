@@ -135,11 +135,12 @@ def test_sixteen_workers_race_for_two_hundred_tasks_each_done_exactly_once(tmp_p
     assert done.returncode == 0, done.stderr + done.stdout[-3000:]
     log = upstream_log(upstream)
     claims = Counter(s.split()[1] for s in log if s.startswith("claim "))
+    claims.update(s.split("; claim ")[1].split()[0] for s in log if "; claim " in s)  # with a landing
     dones = Counter(s.split()[1].rstrip(":") for s in log if s.startswith("done "))
     assert len(dones) == 200 and set(dones.values()) == {1}
-    assert set(claims.values()) == {1}  # nobody ever claimed a task someone held
+    assert len(claims) == 200 and set(claims.values()) == {1}  # nobody claimed a task someone held
     assert len(upstream_files(upstream, "checks")) == 201
-    workers = Counter(s.rsplit("(agent ", 1)[1].rstrip(")") for s in log if s.startswith("done "))
+    workers = Counter(s.split("(agent ", 1)[1].split(")")[0] for s in log if s.startswith("done "))
     assert len(workers) >= 8  # the work was shared
 
 

@@ -90,7 +90,7 @@ def test_an_agent_that_cannot_start_uses_no_attempt_and_the_worker_stops_with_th
     from clude.team.events import read_events
     events = read_events(tmp_path / "state")
     infra = [e for e in events if e["kind"] == "infra"]
-    assert len(infra) == 3 and all(e["kind"] == "infra" and "OPENAI_API_KEY" in e["reason"] for e in infra)
+    assert len(infra) == 3 and all(e["cause"] == "missing_env" and "OPENAI_API_KEY" in e["reason"] for e in infra)
     assert events[-1]["kind"] == "worker_blocked" and "OPENAI_API_KEY" in events[-1]["reason"]
 
 
@@ -123,3 +123,111 @@ def test_a_lock_whose_lease_ran_out_is_broken_and_the_task_finished_by_another(t
     assert f"claim {task} (agent a2, attempt 1), breaking the expired lock of dead" in log
     assert f"done {task}: Fix mean (agent a2)" in log
     assert upstream_file(upstream, "calc.py") == CALC_FIXED
+
+
+def test_the_claude_code_backend_completes_a_task_end_to_end(tmp_path):
+    """The real npm CLI (`claude -p`) against the Anthropic stub server, run by a worker: claim, the
+    CLI's Write tool fixes calc.py, the harness verifies, the work lands."""
+    from claude_code import install_claude, write_arguments
+    from clude.llm.stubs import AnthropicStub
+    from test_team_backends import claude_user_env
+
+    claude = install_claude()  # skips without npm or the registry
+    root, upstream = team_project(tmp_path)
+    task = add(root, upstream, title="Fix mean", tests="test_calc.py::test_mean")
+    target = tmp_path / "agents" / "a1" / "work" / "calc.py"
+
+    def script(messages, tools):
+        if "Write" not in {tool["function"]["name"] for tool in tools or []}:
+            return "Stub side answer"
+        if not any(message["role"] == "tool" for message in messages):
+            return {"text": "I'll fix the divisor.", "tool_calls": [
+                {"id": "toolu_fix", "name": "Write", "arguments": write_arguments(tools, target, CALC_FIXED)}]}
+        return "Fixed mean(): it divided by len(values) + 1."
+
+    with AnthropicStub(script) as stub:
+        env = claude_user_env(claude, tmp_path, stub.base_url)
+        settings, _ = load_settings(root)
+        w = Worker(WorkerConfig(agent_id="a1", upstream=upstream, workdir=tmp_path / "agents" / "a1",
+                                state_dir=tmp_path / "state", backend=get_backend("claude"),
+                                settings=settings, env=env, sleep=lambda s: None))
+        assert w.run() == EXIT_SETTLED
+    assert upstream_file(upstream, "calc.py") == CALC_FIXED
+    assert f"done {task}: Fix mean (agent a1)" in upstream_log(upstream)
+    assert "Fixed mean()" in upstream_file(upstream, "PROGRESS.md")
+
+
+def test_a_conflict_with_upstream_goes_back_to_the_agent_once_and_then_lands(tmp_path):
+    root, upstream = team_project(tmp_path)
+    task = add(root, upstream, title="Fix mean", tests="test_calc.py::test_mean")
+    other = tmp_path / "someone-else"
+    resolve = agent_script(tmp_path, "resolve", f'''
+        import pathlib, subprocess, sys
+        calc = pathlib.Path("calc.py")
+        text = calc.read_text()
+        if "<<<<<<<" in text:  # second run: resolve, keeping both intents
+            calc.write_text({CALC_FIXED!r}.replace("len(values)\\n", "len(values)  # note\\n"))
+            print("resolved the conflict")
+            sys.exit(0)
+        # first run: meanwhile someone lands a change to the same line
+        git = ["git", "-c", "user.name=o", "-c", "user.email=o@o"]
+        subprocess.run(git + ["clone", "-q", {upstream!r}, {str(other)!r}], check=True)
+        theirs = pathlib.Path({str(other)!r}, "calc.py")
+        theirs.write_text(theirs.read_text().replace("(len(values) + 1)", "(len(values) + 1)  # note"))
+        subprocess.run(git + ["commit", "-qam", "a note"], cwd={str(other)!r}, check=True)
+        subprocess.run(git + ["push", "-q", "origin", "HEAD:main"], cwd={str(other)!r}, check=True)
+        calc.write_text(text.replace("(len(values) + 1)", "len(values)"))
+        print("fixed mean")
+    ''')
+    w = worker(root, upstream, resolve, tmp_path)
+    assert w.run() == EXIT_SETTLED
+    assert upstream_file(upstream, "calc.py") == CALC_FIXED.replace("len(values)\n", "len(values)  # note\n")
+    assert f"done {task}: Fix mean (agent a1)" in upstream_log(upstream)
+    prompt = (tmp_path / "agents/a1/prompts" / f"{task}_attempt_1_conflict.md").read_text()
+    assert "calc.py" in prompt and "conflict" in prompt.lower()
+    from clude.team.events import read_events
+    assert [e["files"] for e in read_events(tmp_path / "state") if e["kind"] == "conflict"] == ["calc.py"]
+
+
+def test_a_rate_limited_agent_releases_the_task_and_backs_off(tmp_path):
+    root, upstream = team_project(tmp_path)
+    task = add(root, upstream, title="Fix mean", tests="test_calc.py::test_mean")
+    limited = agent_script(tmp_path, "limited", '''
+        import sys
+        print("Error: 429 Too Many Requests: rate limit exceeded, retry after 42 seconds", file=sys.stderr)
+        sys.exit(1)
+    ''')
+    sleeps: list = []
+    w = worker(root, upstream, limited, tmp_path, sleeps=sleeps, max_tasks=1)
+    assert w.run() == EXIT_SETTLED
+    assert 42 in sleeps or 42.0 in sleeps
+    assert upstream_files(upstream, "tasks/failures") == [".gitkeep"]
+    assert upstream_files(upstream, "current_tasks") == [".gitkeep"]
+    assert "status: open" in upstream_file(upstream, f"tasks/{task}.md")
+
+
+def test_an_upstream_that_refuses_pushes_stops_the_worker_with_the_reason(tmp_path):
+    root, upstream = team_project(tmp_path)
+    add(root, upstream, title="Fix mean", tests="test_calc.py::test_mean")
+    hook = Path(upstream) / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'quota exceeded for this repository' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    w = worker(root, upstream, agent_script(tmp_path, "fix", FIX_MEAN), tmp_path)
+    from clude.team.worker import EXIT_UPSTREAM
+    assert w.run() == EXIT_UPSTREAM
+    from clude.team.events import read_events
+    stopped = read_events(tmp_path / "state")[-1]
+    assert stopped["kind"] == "worker_stopped" and "quota exceeded" in stopped["reason"]
+
+
+def test_roles_are_assigned_from_the_command_line():
+    from clude.team.runner import assign_roles, parse_roles
+    import pytest
+
+    assert parse_roles("implementer=2, docs=1") == {"implementer": 2, "docs": 1}
+    assert assign_roles(4, {"implementer": 2, "docs": 1}) == [
+        ("a1", "implementer"), ("a2", "implementer"), ("a3", "docs"), ("a4", None)]
+    with pytest.raises(ValueError, match="ROLE=COUNT"):
+        parse_roles("implementer")
+    with pytest.raises(ValueError, match="--agents is 1"):
+        assign_roles(1, {"docs": 2})

@@ -20,7 +20,7 @@ from clude.agent.session import Recovery, Session, StepRecord
 from clude.agent.states import State, StateMachine, Transition
 from clude.agent.step import BudgetExceeded, StepOutcome, run_step
 from clude.agent.tools import Toolbox
-from clude.agent.tools.shell import without_secrets
+from clude.secrets import without_secrets
 from clude.config.settings import Settings
 from clude.llm.base import ChatModel, ModelError, Reply
 

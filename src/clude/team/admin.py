@@ -63,7 +63,7 @@ def mark_dependency_problems(checkout: Path) -> list[str]:
     changed = []
     for tid, (file, task) in tasks.items():
         problem = problems.get(tid)
-        if problem and task.status == "open":
+        if problem and (task.status == "open" or (_ours(task) and task.blocked_reason != DEPENDENCY + problem)):
             task = task.model_copy(update={"status": "blocked", "blocked_reason": DEPENDENCY + problem})
             changed.append(f"{tid} blocked: {problem}")
         elif not problem and _ours(task):

@@ -17,7 +17,9 @@ ORIGIN = "origin"
 # Network operations (clone, fetch, push, ls-remote) give up after this many seconds.
 NETWORK_TIMEOUT = 300.0
 # What an agent clone never commits nor cleans away: clude's local state (logs, reports, sessions).
-LOCAL_EXCLUDES = (".clude/",)
+# Never committed from a worker's clone, whatever the project's .gitignore says: clude's local state,
+# and what running the tests leaves behind (bytecode, pytest's cache).
+LOCAL_EXCLUDES = (".clude/", "__pycache__/", "*.py[co]", ".pytest_cache/")
 
 # A push refused for a reason that retrying will not fix. Checked first: a disk-full or permission
 # error can also surface as "failed to update ref", which alone would look like a race.

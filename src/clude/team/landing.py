@@ -65,6 +65,8 @@ def land(work: Repo, lock: Lock, *, verified_on: str, bookkeeping: Callable[[Pat
     rng = rng or random.Random()
     work_commit = work.head()
     for race in range(MAX_RACES):
+        work.git("reset", "-q", "--hard")  # what the test runs left behind goes; the work is committed
+        work.git("clean", "-fdq")
         work.fetch()
         upstream = work.git("rev-parse", "origin/main").strip()
         try:

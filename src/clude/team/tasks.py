@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
 import yaml
+
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+# libyaml's loader and dumper when PyYAML has them (ten times faster), else the pure-Python ones
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 TaskStatus = Literal["open", "done", "failed", "blocked"]
 STATUSES: tuple[str, ...] = ("open", "done", "failed", "blocked")
@@ -106,7 +112,13 @@ class Task(BaseModel):
 
 
 def parse_task(text: str, path: str) -> Task:
-    """The Task in a task file's text; raises TaskFileError naming `path` and what is wrong."""
+    """The Task in a task file's text; raises TaskFileError naming `path` and what is wrong.
+    A board is read at every claim: a text already parsed is not parsed again."""
+    return _parse(text, path).model_copy()
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse(text: str, path: str) -> Task:
     lines = re.split(r"(?<=\n)", text.removeprefix("\ufeff"))  # "\n" only: YAML and bodies keep the rest
     if not lines or not _DELIMITER.fullmatch(lines[0].rstrip("\r\n")):
         raise TaskFileError(path, ["no front matter: the file must start with a '---' line, then the "
@@ -115,7 +127,7 @@ def parse_task(text: str, path: str) -> Task:
     if end is None:
         raise TaskFileError(path, ["front matter not closed: no '---' line after the fields"])
     try:
-        fields = yaml.safe_load("".join(lines[1:end]))
+        fields = yaml.load("".join(lines[1:end]), Loader=_LOADER)
     except yaml.YAMLError as err:
         raise TaskFileError(path, [_yaml_problem(err)]) from None
     if fields is None:
@@ -145,7 +157,7 @@ def render_task(task: Task) -> str:
     """The task file's text: front matter in a stable key order (every field), then the body."""
     fields = {name: getattr(task, name) for name in FIELD_ORDER}
     front = _dump(fields, allow_unicode=True)
-    if yaml.safe_load(front) != fields:  # characters YAML writes raw but reads back as line breaks
+    if yaml.load(front, Loader=_LOADER) != fields:  # characters YAML writes raw but reads back as line breaks
         front = _dump(fields, allow_unicode=False)
     return f"---\n{front}---\n" + (f"{task.body}\n" if task.body else "")
 
@@ -157,7 +169,7 @@ def next_task_id(existing: Iterable[str]) -> str:
 
 
 def _dump(fields: dict[str, Any], *, allow_unicode: bool) -> str:
-    return yaml.safe_dump(fields, sort_keys=False, allow_unicode=allow_unicode, default_flow_style=None,
+    return yaml.dump(fields, Dumper=_DUMPER, sort_keys=False, allow_unicode=allow_unicode, default_flow_style=None,
                           width=10**6)
 
 

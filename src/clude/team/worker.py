@@ -4,6 +4,7 @@ record the failure. Every change to the upstream is one push that lands whole or
 from __future__ import annotations
 
 import os
+import random
 import socket
 import threading
 import time
@@ -20,11 +21,12 @@ from clude.team.git import Repo
 from clude.team.landing import commit_work, land
 from clude.team.layout import failure_path, lock_path, task_path
 from clude.team.lease import LeaseKeeper, lock_on_disk, same_holder
-from clude.team.locks import Lock, new_lock
+from clude.team.locks import Lock, new_lock, render_lock
 from clude.team.prompt import task_prompt
 from clude.team.records import append_progress, failure_record, progress_line
 from clude.team.sync import UpstreamRejected, update_upstream
 from clude.team.tasks import parse_task, render_task
+from clude.team.turns import push_turn
 from clude.team.verify import BaselineUnusable, Verification, baseline, verify_task
 
 # Exit codes of `clude team worker`.
@@ -33,6 +35,7 @@ EXIT_UPSTREAM = 3       # the upstream refuses pushes (permissions, hooks, disk)
 EXIT_INFRA = 4          # the agent cannot run here (MAX_INFRA_IN_A_ROW infrastructure failures in a row)
 EXIT_INTERRUPTED = 130
 MAX_INFRA_IN_A_ROW = 3  # then the worker stops; the monitor (and a person) must fix the environment
+CLAIM_SPREAD = 16       # equal-priority tasks a worker picks among at random, to spread the claims
 
 
 def utc_now() -> datetime:
@@ -68,6 +71,9 @@ class Worker:
         self.infra_in_a_row: list[InfraFailure] = []
         self.attempts_made = 0
         self.holding: Lock | None = None
+        self.prepared: tuple[BoardTask, Lock] | None = None  # the next task, claimed with a landing
+        self._next: tuple[BoardTask, Lock] | None = None
+        self.rng = random.Random(config.agent_id)
 
     # the loop --------------------------------------------------------------------------------
     def run(self) -> int:
@@ -76,7 +82,7 @@ class Worker:
         try:
             problems = self.c.backend.check(self.c.env)
             if problems:  # a required variable or the program is missing: no task is touched
-                self.events.emit("worker_blocked", "ERROR", reason=problems[0].message, kind=problems[0].kind)
+                self.events.emit("worker_blocked", "ERROR", reason=problems[0].message, cause=problems[0].kind)
                 return EXIT_INFRA
             self._open()
             while True:
@@ -88,7 +94,7 @@ class Worker:
                     return EXIT_SETTLED
                 if len(self.infra_in_a_row) >= MAX_INFRA_IN_A_ROW:
                     last = self.infra_in_a_row[-1]
-                    self.events.emit("worker_blocked", "ERROR", kind=last.kind, reason=last.message)
+                    self.events.emit("worker_blocked", "ERROR", cause=last.kind, reason=last.message)
                     return EXIT_INFRA
                 if outcome in ("idle", "settled"):
                     self.c.sleep(self.team.poll_s)
@@ -108,7 +114,7 @@ class Worker:
 
     def cycle(self) -> str:
         """One look at the board: 'settled', 'idle', or what became of the task it claimed."""
-        claimed = self.claim()
+        claimed, self.prepared = self.prepared or self.claim(), None
         if isinstance(claimed, str):
             return claimed
         task, lock = claimed
@@ -117,12 +123,37 @@ class Worker:
         try:
             return self.attempt(task, lock)
         finally:
-            self.holding = None
+            self.holding = self.prepared[1] if self.prepared else None
 
     # claiming --------------------------------------------------------------------------------
     def _board(self, checkout: Path):
         return read_board(checkout, now=self.c.clock(), lease_s=self.team.lease_s,
                           lock_written_at=self.control.commit_time)
+
+    def _pick(self, board, ready: list[str]) -> str:
+        """The highest-priority claimable task; among several of that priority, one chosen at random
+        (seeded by the agent id) from the first CLAIM_SPREAD, so workers racing for the board do not all
+        push for the same task and lose to each other."""
+        top = board.tasks[ready[0]].task.priority
+        same = [t for t in ready[:CLAIM_SPREAD] if board.tasks[t].task.priority == top]
+        return same[self.rng.randrange(len(same))]
+
+    def _claim_next(self, checkout: Path, *, exclude: str) -> tuple[BoardTask, Lock] | None:
+        """In a landing's push, the claim of this worker's next task (one push instead of two)."""
+        self._next = None
+        if self.c.max_tasks is not None and self.attempts_made >= self.c.max_tasks:
+            return None
+        board = read_board(checkout, now=self.c.clock(), lease_s=self.team.lease_s,
+                           lock_written_at=self.work.commit_time)
+        ready = [t for t in claimable(board, role=self.c.role, now=self.c.clock()) if t != exclude]
+        if not ready:
+            return None
+        task = board.tasks[self._pick(board, ready)]
+        lock = new_lock(task.task.id, self.c.agent_id, self.host, os.getpid(), task.attempts + 1,
+                        self.c.clock(), self.team.lease_s)
+        (checkout / lock_path(task.task.id)).write_text(render_lock(lock), encoding="utf-8")
+        self._next = (task, lock)
+        return self._next
 
     def claim(self) -> tuple[BoardTask, Lock] | str:
         picked: dict = {}
@@ -137,18 +168,17 @@ class Worker:
             if not ready:
                 picked["none"] = "idle"
                 return None
-            task = board.tasks[ready[0]]
+            task = board.tasks[self._pick(board, ready)]
             lock = new_lock(task.task.id, self.c.agent_id, self.host, os.getpid(), task.attempts + 1,
                             self.c.clock(), self.team.lease_s)
             path = checkout / lock_path(task.task.id)
             path.parent.mkdir(parents=True, exist_ok=True)
-            from clude.team.locks import render_lock
             path.write_text(render_lock(lock), encoding="utf-8")
             picked.update(task=task, lock=lock)
             broke = f", breaking the expired lock of {task.lock.agent}" if task.lock else ""
             return f"claim {task.task.id} (agent {self.c.agent_id}, attempt {lock.attempt}){broke}"
 
-        with self.control_guard:
+        with push_turn(self.c.state_dir), self.control_guard:
             update_upstream(self.control, change)
         if "lock" not in picked:
             return picked.get("none", "idle")
@@ -166,8 +196,7 @@ class Worker:
             try:
                 base_verdict = baseline(self.work.path, self.c.settings.test, test_env)
             except BaselineUnusable as error:
-                return self._infra(task, lock, InfraFailure(kind="start_failed", message=str(error),
-                                                            name=None, retry_after_s=None))
+                return self._infra(task, lock, InfraFailure(kind="start_failed", message=str(error)))
             run, verification = self._run_agent(task, lock, base, base_verdict, test_env)
             if isinstance(run, InfraFailure):
                 return self._infra(task, lock, run)
@@ -214,8 +243,9 @@ class Worker:
                                 env=test_env)
 
     def _test_env(self) -> dict[str, str]:
-        from clude.agent.tools.shell import without_secrets
-        return without_secrets(self.c.env)
+        """What verification runs with: no secrets, and no bytecode written into the clone."""
+        from clude.secrets import without_secrets
+        return {**without_secrets(self.c.env), "PYTHONDONTWRITEBYTECODE": "1"}
 
     # outcomes --------------------------------------------------------------------------------
     def _land(self, task, lock, run, base, base_verdict, test_env, lease, *, retried=False) -> str:
@@ -239,13 +269,21 @@ class Worker:
             append_progress(checkout, progress_line("done", task.task.id, f"{task.task.title} — "
                                                     f"{_one_line(run.summary)[:200]}", agent=self.c.agent_id,
                                                     when=self.c.clock()))
-            return f"done {task.task.id}: {task.task.title} (agent {self.c.agent_id})"
+            following = self._claim_next(checkout, exclude=task.task.id)
+            then = f"; claim {following[0].task.id} (attempt {following[1].attempt})" if following else ""
+            return f"done {task.task.id}: {task.task.title} (agent {self.c.agent_id}){then}"
 
         self.work.git("checkout", "-q", "-B", "main")
-        landing = land(self.work, lease.lock, verified_on=base, bookkeeping=bookkeeping, reverify=reverify)
+        with push_turn(self.c.state_dir):
+            landing = land(self.work, lease.lock, verified_on=base, bookkeeping=bookkeeping, reverify=reverify)
         lease.stop()
         if landing.status == "landed":
             self.events.emit("done", task=task.task.id, attempt=lock.attempt, commit=landing.commit)
+            if self._next is not None:  # claimed in the landing's own push
+                self.prepared = self._next
+                self.holding = self._next[1]
+                self.events.emit("claimed", task=self._next[0].task.id, attempt=self._next[1].attempt,
+                                 with_landing=task.task.id)
             return "done"
         if landing.status == "lost":
             self.events.emit("lost", "WARNING", task=task.task.id, reason=landing.detail)
@@ -261,9 +299,12 @@ class Worker:
         """The work conflicts with what landed meanwhile: once, the agent resolves it on the new upstream."""
         work_commit = self.work.head()
         base = self.work.reset_to_upstream()
+        try:
+            base_verdict = baseline(self.work.path, self.c.settings.test, test_env)  # the clean upstream
+        except BaselineUnusable as error:
+            return self._infra(task, lock, InfraFailure(kind="start_failed", message=str(error)))
         self.work.git("cherry-pick", "--no-commit", work_commit, ok=(0, 1))
         self.work.git("reset", "-q")  # markers stay in the files; nothing staged
-        base_verdict = baseline(self.work.path, self.c.settings.test, test_env)
         note = (f"Files with conflict markers: {files}. Resolve them keeping both your change and what "
                 "landed upstream, then make sure the tests still pass.")
         run, verification = self._run_agent(task, lock, base, base_verdict, test_env, conflict=note)
@@ -275,8 +316,9 @@ class Worker:
 
     def _record_failure(self, task: BoardTask, lock: Lock, run: AgentRun, verification: Verification) -> str:
         n = lock.attempt
-        record = failure_record(task.task, n, agent=self.c.agent_id, verdict_summary=verification.report
-                                or verification.reason, failures=verification.failures,
+        summary = verification.reason + (f"\n\n{verification.report}" if verification.report else "")
+        record = failure_record(task.task, n, agent=self.c.agent_id, verdict_summary=summary,
+                                failures=verification.failures,
                                 agent_summary=run.summary, log_path=f"{self.host}:{run.log_path}",
                                 when=self.c.clock())
         final: dict = {}
@@ -310,7 +352,7 @@ class Worker:
         """The agent could not run: the task goes back untouched (no record, no attempt used)."""
         self._release(lock)
         self.infra_in_a_row.append(failure)
-        self.events.emit("infra", "ERROR", task=task.task.id, kind=failure.kind, reason=failure.message)
+        self.events.emit("infra", "ERROR", task=task.task.id, cause=failure.kind, reason=failure.message)
         if failure.kind == "rate_limited":
             wait = failure.retry_after_s or self.team.poll_s * (2 ** len(self.infra_in_a_row))
             self.events.emit("backoff", "WARNING", seconds=wait)

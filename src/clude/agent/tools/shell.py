@@ -14,15 +14,10 @@ from pathlib import Path
 from clude.agent.tools.result import ToolError, clip, split_budget
 from clude.agent.tools.workspace import Workspace
 from clude.harness.process import run_group
-from clude.secrets import SECRET_NAME, Redactor
+from clude.secrets import Redactor, without_secrets
 
 # A requested timeout is capped at this many times the default.
 TIMEOUT_CAP = 4
-
-
-def without_secrets(env: Mapping[str, str]) -> dict[str, str]:
-    """The environment minus every variable whose name says it holds a secret (API keys, tokens)."""
-    return {name: value for name, value in env.items() if not SECRET_NAME.search(name)}
 
 
 def shell_program(env: Mapping[str, str]) -> str:
