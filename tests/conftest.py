@@ -42,3 +42,30 @@ def copy_project(tmp_path):
         return dest
 
     return _copy
+
+
+def exits_within(pid: int, seconds: float) -> bool:
+    """True when the process has ended (zombie or gone) within `seconds`: a SIGKILL is delivered
+    asynchronously, so wait on a pidfd for the exit itself rather than look once."""
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], seconds)[0])
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def bare_git_env(monkeypatch, tmp_path):
+    """No user or system git config (the code must bring its own identity), and no repository
+    above tmp_path can be found by accident."""
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL",
+                "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+        monkeypatch.delenv(var, raising=False)

@@ -18,16 +18,7 @@ from clude.agent.worktrees import (NotAGitRepo, StepWorktree, changed_files, cre
 from conftest import write_files
 
 
-@pytest.fixture(autouse=True)
-def bare_git_env(monkeypatch, tmp_path):
-    """No user or system git config (the code must bring its own identity), and no repository
-    above tmp_path can be found by accident."""
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
-    for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL",
-                "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
-        monkeypatch.delenv(var, raising=False)
+pytestmark = pytest.mark.usefixtures("bare_git_env")
 
 
 def git(cwd: Path, *args: str) -> str:

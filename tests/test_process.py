@@ -1,7 +1,6 @@
 """Process groups, timeouts and the check that the program a command starts exists."""
 
 import os
-import select
 import signal
 import sys
 
@@ -10,20 +9,8 @@ import pytest
 from clude.config import TestConfig
 from clude.harness import Status, run_tests
 from clude.harness.process import MissingProgram, resolve_program, run_group
-from conftest import project_env
+from conftest import exits_within, project_env
 
-
-def _exits_within(pid: int, seconds: float) -> bool:
-    """True when the process has ended (zombie or gone) within `seconds`: a SIGKILL is delivered
-    asynchronously, so wait on a pidfd for the exit itself rather than look once."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return bool(select.select([fd], [], [], seconds)[0])
-    finally:
-        os.close(fd)
 
 
 def test_timeout_kills_the_group(tmp_path):
@@ -40,7 +27,7 @@ def test_what_a_command_leaves_running_in_its_group_is_killed(tmp_path):
     done = run_group(["sh", str(script)], tmp_path, dict(os.environ), tmp_path / "out.log",
                      timeout_s=60)
     assert (done.exit_code, done.timed_out) == (0, False)
-    assert _exits_within(int((tmp_path / "grandchild.pid").read_text()), 30)
+    assert exits_within(int((tmp_path / "grandchild.pid").read_text()), 30)
     assert (tmp_path / "out.log").read_text() == "done\n"
 
 

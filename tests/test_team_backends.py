@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import shlex
 import signal
 import sys
@@ -14,6 +13,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from conftest import exits_within
 
 from agent_helpers import CALC_FIXED, call, done, plan, sample_project
 from claude_code import claude_env, install_claude, write_arguments
@@ -324,17 +325,6 @@ def test_agent_env_is_explicit(tmp_path):
     assert names <= set(BASE_ENV) | {"MY_SETTING", "CLUDE_AGENT_ID", "CLUDE_TASK_ID", "LC_CTYPE"}
 
 
-def _exits_within(pid: int, seconds: float) -> bool:
-    """True when the process has ended within `seconds` (waits on a pidfd, no polling)."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return bool(select.select([fd], [], [], seconds)[0])
-    finally:
-        os.close(fd)
-
 
 def test_the_timeout_kills_the_whole_group(tmp_path):
     backend = script_backend(tmp_path, """
@@ -347,7 +337,7 @@ def test_the_timeout_kills_the_whole_group(tmp_path):
     result = run(backend, tmp_path, timeout_s=1)
     assert result.timed_out and result.exit_code is None and result.signal == signal.SIGTERM
     assert 1 <= result.duration_s < 60
-    assert _exits_within(int((tmp_path / "work" / "child.pid").read_text()), 30)
+    assert exits_within(int((tmp_path / "work" / "child.pid").read_text()), 30)
     assert "started" in result.log_path.read_text()
 
 
