@@ -525,3 +525,30 @@ def test_claude_backend_with_a_rejected_key_is_an_auth_failure(claude_bin, tmp_p
     assert result.infra is not None and result.infra.kind == "auth", (result.infra, result.summary)
     assert "Invalid API key" in result.infra.message
     assert not list(work.iterdir())
+
+
+# result readers of the CLIs not installed here, from the formats their docs give ----------------
+CODEX_OK = "\n".join([
+    '{"type":"thread.started","thread_id":"t1"}',
+    '{"type":"item.completed","item":{"id":"i1","type":"command_execution","command":"pytest"}}',
+    '{"type":"item.completed","item":{"id":"i2","type":"agent_message","text":"Fixed mean()."}}',
+    '{"type":"turn.completed","usage":{"input_tokens":10,"output_tokens":5}}'])
+CODEX_AUTH = '{"type":"error","message":"unexpected status 401 Unauthorized: Incorrect API key provided"}'
+GEMINI_OK = '{"response": "Done: mean() fixed.", "stats": {"models": {}}}'
+GEMINI_429 = '{"error": {"type": "ApiError", "message": "Quota exceeded, retry after 30s", "code": 429}}'
+
+
+@pytest.mark.parametrize("fmt, stdout, exit_code, summary, kind", [
+    ("codex", CODEX_OK, 0, "Fixed mean().", None),
+    ("codex", CODEX_AUTH, 1, "", "auth"),
+    ("gemini", GEMINI_OK, 0, "Done: mean() fixed.", None),
+    ("gemini", GEMINI_429, 1, "", "rate_limited"),
+    ("aider", "", 0, "", None),
+])
+def test_result_readers_of_codex_gemini_and_aider(fmt, stdout, exit_code, summary, kind):
+    from clude.team.backends.results import read_result
+
+    outcome = read_result(fmt, stdout, stdout or "Applied edit to calc.py\n", exit_code)
+    if summary:
+        assert outcome.summary == summary
+    assert (outcome.infra.kind if outcome.infra else None) == kind
