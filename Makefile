@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo demo-run test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,10 +12,15 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# clude's main job on its bundled example: a copy of examples/calc (one bug, one failing test) in a
+# clude's main job: a team of agents on a sample project, offline (clude team demo): three workers
+# fix three bugs, a fourth task fails after 3 attempts, a fourth worker without its API key is blocked.
+demo: $(STAMP)
+	$(VENV)/bin/clude team demo
+
+# The single agent on its bundled example: a copy of examples/calc (one bug, one failing test) in a
 # temp dir; `clude test` shows the failure, `clude run` plans, fixes and verifies it with a scripted
 # model (offline), `clude test` confirms. The copy is kept so you can look at it.
-demo: $(STAMP)
+demo-run: $(STAMP)
 	@set -e; dir=$$(mktemp -d /tmp/clude-demo.XXXXXX); cp -r examples/calc/. $$dir/; \
 	rm -rf $$dir/__pycache__ $$dir/tests/__pycache__ $$dir/.clude; clude=$$PWD/$(VENV)/bin/clude; cd $$dir; \
 	git init -q && git add -A && git -c user.name=demo -c user.email=demo@localhost commit -qm start; \

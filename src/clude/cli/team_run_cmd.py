@@ -44,9 +44,11 @@ def _backend_of(settings, name: str | None, command: str | None):
               help="Where events.jsonl and logs/ go [default: .clude].")
 @click.option("--forever", is_flag=True, help="Keep waiting for new tasks when none is left.")
 @click.option("--max-tasks", type=click.IntRange(1), default=None, help="Stop after this many attempts.")
+@click.option("--exit-with-parent", is_flag=True, hidden=True,
+              help="Stop (releasing the task) when the process that started this worker is gone.")
 @_project
 def worker_command(upstream, agent_id, backend, command, role, workdir, state_dir, forever, max_tasks,
-                   project) -> None:
+                   exit_with_parent, project) -> None:
     """One worker: claim, work, verify, push, until no task is left (local, or on another machine)."""
     from clude.harness.runner import clude_dir
     from clude.team.worker import Worker, WorkerConfig
@@ -56,7 +58,8 @@ def worker_command(upstream, agent_id, backend, command, role, workdir, state_di
     worker = Worker(WorkerConfig(
         agent_id=agent_id, upstream=upstream, workdir=(workdir or state / "agents" / agent_id).resolve(),
         state_dir=Path(state).resolve(), backend=_backend_of(settings, backend, command),
-        settings=settings, role=role, env=dict(os.environ), forever=forever, max_tasks=max_tasks))
+        settings=settings, role=role, env=dict(os.environ), forever=forever, max_tasks=max_tasks,
+        parent_pid=os.getppid() if exit_with_parent else None))
     import signal
 
     def stop(signum, frame):
@@ -77,50 +80,92 @@ def worker_command(upstream, agent_id, backend, command, role, workdir, state_di
 @_upstream
 @_project
 def run_command(agents, backend, command, roles, forever, as_json, upstream, project) -> None:
-    """Start N workers and return when every task is done, failed or blocked."""
-    from clude.team.admin import NoTeam, board_of, upstream_of, view
-    from clude.team.runner import assign_roles, parse_roles, start_worker, stop_workers, supervise
+    """Start N workers, restart the ones that exit (a crash loop blocks a worker with its reason), and
+    return when every task is done, failed or blocked."""
+    from clude.team.admin import NoTeam, upstream_of
+    from clude.team.monitor import Plan
+    from clude.team.runner import assign_roles, parse_roles
 
     root = project.resolve()
     settings = settings_of(project)
     try:
         url = upstream_of(root, settings, upstream)
-        plan = assign_roles(agents or settings.team.agents, parse_roles(roles) or settings.team.roles)
+        assigned = assign_roles(agents or settings.team.agents, parse_roles(roles) or settings.team.roles)
     except (NoTeam, ValueError) as error:
         fail(str(error))
-    backend_obj = _backend_of(settings, backend, command)  # checked here: a bad name stops at once
-    workers = [start_worker(root, url, agent_id, role, backend=backend_obj.name, command=command,
-                            forever=forever, env=dict(os.environ)) for agent_id, role in plan]
-    click.echo(f"started {len(workers)} workers ({backend_obj.name}) on {url}", err=True)
+    name = _backend_of(settings, backend, command).name  # a bad name stops here, before any worker
+    plans = [Plan(agent_id, role, name, command) for agent_id, role in assigned]
+    sys.exit(run_team(root, settings, url, plans, forever=forever, as_json=as_json))
+
+
+def run_team(root: Path, settings, url: str, plans, *, forever: bool, as_json: bool,
+             echo=lambda text: click.echo(text, err=True)) -> int:
+    """The monitor over `plans` until the board is settled or no worker can work; prints the end."""
+    import signal
+
+    from clude.harness.runner import clude_dir
+    from clude.team.admin import board_of, note_progress, view
+    from clude.team.board import all_settled
+    from clude.team.crashloop import Policy
+    from clude.team.events import EventLog
+    from clude.team.monitor import Monitor
+
+    team = settings.team
+    state = clude_dir(root)
     repo = view(root, url)
+    logs: dict[str, EventLog] = {}
+
+    def emit(kind: str, level: str = "INFO", *, worker: str, **details) -> None:
+        logs.setdefault(worker, EventLog(state, worker)).emit(kind, level, by="monitor", **details)
 
     def current():
         repo.fetch()
         repo.reset_to_upstream()
-        return board_of(repo, settings.team.lease_s)
+        return board_of(repo, team.lease_s)
 
+    def blocked(worker: str, reason: str) -> None:
+        echo(f"worker {worker} blocked: {reason}")
+        note_progress(repo, "blocked", f"worker {worker}", reason, agent=worker)
+
+    policy = Policy(k=team.crash_loop, window_s=team.crash_window_s, base_s=team.restart_s,
+                    cap_s=team.restart_cap_s)
+    monitor = Monitor(root, state, url, plans, env=dict(os.environ), policy=policy,
+                      heartbeat_s=team.heartbeat_s, forever=forever,
+                      board_settled=lambda: all_settled(current()), emit=emit, on_blocked=blocked)
+    echo(f"started {len(plans)} workers ({', '.join(sorted({p.backend for p in plans}))}) on {url}")
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt()
+
+    saved = signal.signal(signal.SIGTERM, terminate)
     try:
-        why = supervise(workers, current, forever=forever)
+        why = monitor.run()
     except KeyboardInterrupt:
         why = "interrupted"
-    stop_workers(workers)
+    finally:
+        monitor.stop()
+        signal.signal(signal.SIGTERM, saved)
     board = current()
-    exits = {w.agent_id: w.proc.returncode for w in workers}
+    workers = {a: {"state": w.state, "restarts": w.restarts, "reason": w.reason,
+                   "exit_code": w.process.exit_code if w.process else None}
+               for a, w in monitor.workers.items()}
     if as_json:
         from clude.cli.team_view import board_json
-        click.echo(json.dumps({"stopped": why, "workers": exits, **board_json(board)}, ensure_ascii=False))
+        click.echo(json.dumps({"stopped": why, "workers": workers, **board_json(board)}, ensure_ascii=False))
     else:
         from clude.cli.team_view import print_board
         print_board(board)
-        click.echo(f"stopped: {why}; worker exit codes: "
-                   + ", ".join(f"{a}={c}" for a, c in exits.items()))
-        click.echo(f"PROGRESS.md: {repo.path / 'PROGRESS.md'}; logs: {root / '.clude' / 'logs'}")
+        for agent, w in workers.items():
+            click.echo(f"worker {agent}: {w['state']}" + (f" — {w['reason']}" if w["state"] == "blocked" else "")
+                       + (f" ({w['restarts']} restarts)" if w["restarts"] else ""))
+        click.echo(f"stopped: {why}")
+        click.echo(f"PROGRESS.md: {repo.path / 'PROGRESS.md'}; logs: {state / 'logs'}")
     if why == "interrupted":
-        sys.exit(130)
+        return 130
     states = {item.state for item in board.tasks.values()}
-    if why == "workers exited" and states & {"open", "claimed"}:
-        sys.exit(EXIT_INFRA)
-    sys.exit(EXIT_TASKS_LEFT if states & {"failed", "blocked", "open", "claimed"} else 0)
+    if why in ("all workers blocked", "workers exited") and states & {"open", "claimed"}:
+        return EXIT_INFRA
+    return EXIT_TASKS_LEFT if states & {"failed", "blocked", "open", "claimed"} else 0
 
 
 @click.command("status")
@@ -135,7 +180,10 @@ def status_command(as_json, upstream, project) -> None:
 
     settings, repo = board_repo(project, upstream)
     board = board_of(repo, settings.team.lease_s)
-    workers = worker_states(read_events(clude_dir(project.resolve())))
+    from clude.team.heartbeat import read_heartbeats
+
+    state = clude_dir(project.resolve())
+    workers = worker_states(read_events(state), read_heartbeats(state))
     if as_json:
         from clude.cli.team_view import board_json
         click.echo(json.dumps({**board_json(board), "workers": workers}, ensure_ascii=False))
@@ -149,24 +197,70 @@ def status_command(as_json, upstream, project) -> None:
         console.print(workers_table(workers))
 
 
-_STATE_AFTER = {"worker_started": "idle", "claimed": "working", "agent_started": "working",
+_STATE_AFTER = {"worker_restarted": "restarting", "worker_started": "idle", "claimed": "working", "agent_started": "working",
                 "agent_finished": "verifying", "done": "idle", "failed_attempt": "idle", "infra": "idle",
                 "lost": "idle", "worker_blocked": "blocked", "worker_done": "exited",
                 "worker_stopped": "exited"}
 
 
-def worker_states(events: list[dict]) -> list[dict]:
-    """Each worker's state from its events: the last state-changing event, its task and last error."""
+def worker_states(events: list[dict], beats: dict[str, dict] | None = None, now: float | None = None) -> list[dict]:
+    """Each worker's state from its events (and heartbeats): the last state-changing event, its task
+    and attempt, uptime, restarts and last error."""
+    now = time.time() if now is None else now
     workers: dict[str, dict] = {}
     for event in events:
         agent = str(event.get("agent", "?"))
-        w = workers.setdefault(agent, {"agent": agent, "state": "idle", "task": None, "since": None,
-                                       "error": None})
+        w = workers.setdefault(agent, {"agent": agent, "state": "idle", "task": None, "attempt": None,
+                                       "since": None, "uptime_s": None, "restarts": 0, "error": None})
         kind = event.get("kind")
+        at = float(event.get("at", 0))
+        if kind == "worker_started":
+            w["started"] = at
+        if kind == "worker_restarted":
+            w["restarts"] = int(event.get("restarts") or w["restarts"] + 1)
         if kind in _STATE_AFTER:
             w["state"] = _STATE_AFTER[kind]
-            w["since"] = time.strftime("%H:%M:%S", time.localtime(float(event.get("at", 0))))
-            w["task"] = event.get("task") if w["state"] in ("working", "verifying") else None
+            w["since"] = time.strftime("%H:%M:%S", time.localtime(at))
+            working = w["state"] in ("working", "verifying")
+            w["task"] = event.get("task") if working else None
+            w["attempt"] = event.get("attempt") if working else None
         if event.get("level") == "ERROR":
             w["error"] = event.get("reason") or event.get("message")
+    for agent, beat in (beats or {}).items():
+        w = workers.setdefault(agent, {"agent": agent, "restarts": 0, "error": None})
+        if w.get("state") not in ("blocked", "exited"):
+            w.update(state=beat.get("state"), task=beat.get("task"), attempt=beat.get("attempt"),
+                     since=time.strftime("%H:%M:%S", time.localtime(float(beat.get("since") or 0))))
+        w["started"] = float(beat.get("started") or w.get("started") or now)
+        w["heartbeat_age_s"] = round(now - float(beat.get("at") or 0), 1)
+    for w in workers.values():
+        started = w.pop("started", None)
+        w["uptime_s"] = round(now - started) if started and w.get("state") not in ("exited", "blocked") else None
     return list(workers.values())
+
+
+@click.command("demo")
+@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to make the demo project [default: a new temp folder].")
+def demo_command(folder) -> None:
+    """A whole team offline in under a minute: a sample library with failing tests, four tasks, three
+    workers with clude's agent on a scripted model, and a fourth whose backend lacks its API key."""
+    import tempfile
+
+    from clude.config import load_settings
+    from clude.team.demo import WORKERS, create_demo
+    from clude.team.monitor import Plan
+
+    folder = (folder or Path(tempfile.mkdtemp(prefix="clude-team-demo-"))).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    click.echo(f"making the demo project in {folder} ...", err=True)
+    root, upstream = create_demo(folder)
+    settings, _ = load_settings(root)
+    plans = [Plan(agent, None, backend) for agent, backend in WORKERS]
+    code = run_team(root, settings, upstream, plans, forever=False, as_json=False)
+    click.echo(f"\nthe project: {root}  (its upstream: {upstream})\n"
+               f"what happened: {root / '.clude/team/view/PROGRESS.md'}, failure records in "
+               f"{root / '.clude/team/view/tasks/failures'}, logs in {root / '.clude/logs'}\n"
+               f"look again with: clude team status -C {root}")
+    # the demo ends as designed: 3 tasks done, 1 failed after 3 attempts, worker a4 blocked
+    sys.exit(0 if code == EXIT_TASKS_LEFT else 1)

@@ -46,8 +46,12 @@ def print_board(board: Board, console: Console | None = None) -> None:
 
 def workers_table(workers: list[dict]) -> Table:
     table = Table(title="workers", title_justify="left", show_edge=False)
-    for column in ("worker", "state", "task", "since", "last error"):
+    for column in ("worker", "state", "task", "attempt", "since", "uptime", "restarts", "last error"):
         table.add_column(column)
     for w in workers:
-        table.add_row(w["agent"], w["state"], w.get("task") or "", w.get("since") or "", w.get("error") or "")
+        style = {"blocked": "red", "working": "cyan", "exited": "dim"}.get(w.get("state") or "", "")
+        state = f"[{style}]{w.get('state')}[/]" if style else str(w.get("state"))
+        uptime = f"{w['uptime_s'] // 60}m{w['uptime_s'] % 60:02d}s" if w.get("uptime_s") is not None else ""
+        table.add_row(w["agent"], state, w.get("task") or "", str(w.get("attempt") or ""), w.get("since") or "",
+                      uptime, str(w.get("restarts") or 0), (w.get("error") or "")[:80])
     return table

@@ -117,6 +117,13 @@ class TeamConfig(Section):
     poll_s: float = Field(default=5.0, gt=0, description="seconds between looks for work when idle")
     agent_timeout_s: float = Field(default=3600.0, gt=0, description="seconds one agent run may take")
     workdir: str = Field(default=".clude/agents", description="where local workers keep their clones")
+    heartbeat_s: float = Field(default=5.0, gt=0, description="seconds between a worker's heartbeats; "
+                                                               "silent for 6 of them, it is restarted")
+    crash_loop: int = Field(default=3, ge=1, description="starts failing before any work, in a row, "
+                                                         "that block a worker")
+    crash_window_s: float = Field(default=600.0, gt=0, description="... within this many seconds")
+    restart_s: float = Field(default=1.0, gt=0, description="first restart delay (doubled, capped)")
+    restart_cap_s: float = Field(default=60.0, gt=0, description="longest restart delay")
 
 
 class BackendConfig(Section):

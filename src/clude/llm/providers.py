@@ -77,10 +77,41 @@ def scripted_from_file(config: ModelConfig, base_dir: Path) -> ChatModel:
         raise ModelError(f"[model] script {path}: cannot be read ({error.strerror})") from None
     except ValueError as error:
         raise ModelError(f"[model] script {path}: not valid JSON ({error})") from None
+    name = config.name or f"scripted:{path.name}"
+    if isinstance(replies, dict) and isinstance(replies.get("rules"), list):
+        return ScriptedModel(rules_script(replies, path), name=name)
     if not isinstance(replies, list):
-        raise ModelError(f"[model] script {path}: must hold a JSON list of replies, "
-                         f"not a {type(replies).__name__}")
-    return ScriptedModel(replies, name=config.name or f"scripted:{path.name}")
+        raise ModelError(f"[model] script {path}: must hold a JSON list of replies, or an object "
+                         f"with \"rules\", not a {type(replies).__name__}")
+    return ScriptedModel(replies, name=name)
+
+
+def rules_script(data: dict, path: Path):
+    """A script of rules {"rules": [{"when": TEXT, "replies": [...]}]}: a request goes to the first
+    rule whose text is in its first user message, and takes that rule's next reply (in this process)."""
+    rules = data["rules"]
+    for n, rule in enumerate(rules):
+        if not isinstance(rule, dict) or not isinstance(rule.get("when"), str) \
+                or not isinstance(rule.get("replies"), list):
+            raise ModelError(f"[model] script {path}: rules[{n}] needs \"when\" (a text) and "
+                             f"\"replies\" (a list)")
+    taken = [0] * len(rules)
+    lock = threading.Lock()
+
+    def reply(messages, tools):
+        first = next((m.get("content") for m in messages if m.get("role") == "user"), "") or ""
+        first = first if isinstance(first, str) else json.dumps(first)
+        for n, rule in enumerate(rules):
+            if rule["when"] in first:
+                with lock:
+                    if taken[n] >= len(rule["replies"]):
+                        raise ModelError(f"[model] script {path}: rule {rule['when']!r} has no reply "
+                                         f"left ({len(rule['replies'])} scripted)")
+                    taken[n] += 1
+                    return rule["replies"][taken[n] - 1]
+        raise ModelError(f"[model] script {path}: no rule matches this request")
+
+    return reply
 
 
 class ProviderModel:

@@ -109,3 +109,15 @@ def check_dependencies(repo: Repo) -> list[str]:
 
 def _ours(task: Task) -> bool:
     return task.status == "blocked" and (task.blocked_reason or "").startswith(DEPENDENCY)
+
+
+def note_progress(repo: Repo, kind: str, subject: str, text: str, *, agent: str) -> None:
+    """A line in the upstream's PROGRESS.md (a worker blocked, a note), in one push."""
+    from clude.team.records import append_progress, progress_line
+
+    def change(checkout: Path) -> str:
+        append_progress(checkout, progress_line(kind, subject, text, agent=agent,
+                                                when=datetime.now(timezone.utc)))
+        return f"progress: {kind} {subject}"
+
+    update_upstream(repo, change)

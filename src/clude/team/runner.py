@@ -1,4 +1,4 @@
-"""`clude team run`: N local worker processes until every task is done, failed or blocked."""
+"""Local worker processes for `clude team run`: roles, starting one, stopping them all."""
 
 from __future__ import annotations
 
@@ -9,12 +9,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from clude.team.board import Board, all_settled
-
-# How often the runner looks at the upstream and at its workers while they work.
-POLL_S = 1.0
 STOP_GRACE_S = 10.0  # SIGTERM, then SIGKILL: a worker releases its lock on SIGTERM
 
 
@@ -24,6 +19,7 @@ class WorkerProcess:
     role: str | None
     proc: subprocess.Popen
     log: Path
+    log_start: int = 0  # where this run's output begins in the log (restarts append)
 
     @property
     def exit_code(self) -> int | None:
@@ -50,7 +46,8 @@ def parse_roles(text: str | None) -> dict[str, int]:
 
 
 def start_worker(root: Path, upstream: str, agent_id: str, role: str | None, *, backend: str,
-                 command: str | None, forever: bool, env: dict[str, str]) -> WorkerProcess:
+                 command: str | None, forever: bool, env: dict[str, str],
+                 exit_with_parent: bool = False) -> WorkerProcess:
     from clude.harness.runner import clude_dir
 
     state = clude_dir(root)
@@ -62,10 +59,12 @@ def start_worker(root: Path, upstream: str, agent_id: str, role: str | None, *, 
     argv += ["--role", role] if role else []
     argv += ["--command", command] if command else []
     argv += ["--forever"] if forever else []
+    argv += ["--exit-with-parent"] if exit_with_parent else []
     with open(log, "ab") as out:
+        start = out.tell()
         proc = subprocess.Popen(argv, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-    return WorkerProcess(agent_id, role, proc, log)
+    return WorkerProcess(agent_id, role, proc, log, start)
 
 
 def stop_workers(workers: list[WorkerProcess]) -> None:
@@ -86,15 +85,3 @@ def stop_workers(workers: list[WorkerProcess]) -> None:
             except ProcessLookupError:
                 pass
             worker.proc.wait()
-
-
-def supervise(workers: list[WorkerProcess], read_board: Callable[[], Board], *, forever: bool,
-              sleep: Callable[[float], None] = time.sleep) -> str:
-    """Wait until the board is settled (every task done, failed or blocked) or every worker has exited.
-    Returns why it stopped: 'settled' or 'workers exited'."""
-    while True:
-        if not forever and all_settled(read_board()):
-            return "settled"
-        if all(w.exit_code is not None for w in workers):
-            return "workers exited"
-        sleep(POLL_S)

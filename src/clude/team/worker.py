@@ -17,6 +17,7 @@ from clude.config.settings import Settings
 from clude.team.backends import AgentRun, Backend, InfraFailure
 from clude.team.board import BoardTask, all_settled, claimable, read_board
 from clude.team.events import EventLog
+from clude.team.heartbeat import Heartbeat
 from clude.team.git import Repo
 from clude.team.landing import commit_work, land
 from clude.team.layout import failure_path, lock_path, task_path
@@ -56,6 +57,7 @@ class WorkerConfig:
     max_tasks: int | None = None  # stop after this many attempts (tests, one-shot runs)
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], datetime] = utc_now
+    parent_pid: int | None = None  # exit (releasing the task) when this process is gone: the monitor
 
 
 class Worker:
@@ -79,6 +81,15 @@ class Worker:
     def run(self) -> int:
         self.events.emit("worker_started", backend=self.c.backend.name, role=self.c.role,
                          upstream=self.c.upstream, pid=os.getpid())
+        beat = Heartbeat(self.c.state_dir, self.c.agent_id, self.team.heartbeat_s, self.c.parent_pid)
+        self.heartbeat = beat
+        beat.start()
+        try:
+            return self._run()
+        finally:
+            beat.stop()
+
+    def _run(self) -> int:
         try:
             problems = self.c.backend.check(self.c.env)
             if problems:  # a required variable or the program is missing: no task is touched
@@ -114,16 +125,23 @@ class Worker:
 
     def cycle(self) -> str:
         """One look at the board: 'settled', 'idle', or what became of the task it claimed."""
+        self._state("claiming")
         claimed, self.prepared = self.prepared or self.claim(), None
         if isinstance(claimed, str):
+            self._state("idle")
             return claimed
         task, lock = claimed
         self.holding = lock
+        self._state("working", task.task.id, lock.attempt)
         self.attempts_made += 1
-        try:
-            return self.attempt(task, lock)
-        finally:
-            self.holding = self.prepared[1] if self.prepared else None
+        outcome = self.attempt(task, lock)  # on an interruption `holding` stays: released on the way out
+        self.holding = self.prepared[1] if self.prepared else None
+        return outcome
+
+    def _state(self, state: str, task: str | None = None, attempt: int | None = None) -> None:
+        beat = getattr(self, "heartbeat", None)
+        if beat is not None:
+            beat.set(state, task, attempt)
 
     # claiming --------------------------------------------------------------------------------
     def _board(self, checkout: Path):

@@ -1,0 +1,64 @@
+"""The monitor's rules, pure: when to restart a worker that exited, how long to wait, when to give up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+# Exit codes a worker ends with (clude.team.worker) that say restarting cannot help.
+SETTLED, UPSTREAM_REFUSES, INFRA_BLOCKED = 0, 3, 4
+
+
+@dataclass(frozen=True)
+class Policy:
+    k: int = 3                 # failures before any work, in a row, that make a crash loop
+    window_s: float = 600.0    # ... within this long
+    base_s: float = 1.0        # first restart delay; doubled after each failure
+    cap_s: float = 60.0        # longest delay
+    healthy_s: float = 120.0   # a run this long (or one that did work) resets the backoff
+
+
+@dataclass(frozen=True)
+class Run:
+    """One life of a worker process."""
+
+    started: float
+    ended: float
+    exit_code: int | None      # None: killed by a signal
+    worked: bool               # it claimed at least one task
+    reason: str                # why it ended, classified from its output (or its own last words)
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Literal["restart", "blocked", "done"]
+    delay_s: float = 0.0
+    reason: str = ""
+
+
+def decide(runs: list[Run], policy: Policy = Policy()) -> Decision:
+    """What to do after the last of `runs` ended."""
+    last = runs[-1]
+    if last.exit_code == SETTLED:
+        return Decision("done", reason="no task left")
+    if last.exit_code == UPSTREAM_REFUSES or (last.exit_code == INFRA_BLOCKED and last.worked):
+        # an upstream refusing pushes, or a worker whose last agent runs all failed with the same
+        # error across tasks: the environment is the suspect, restarting cannot help
+        return Decision("blocked", reason=last.reason or f"exited with {last.exit_code}")
+    streak = failures_in_a_row(runs, policy)
+    if len(streak) >= policy.k and streak[-1].ended - streak[0].started <= policy.window_s:
+        return Decision("blocked", reason=f"crash loop: {len(streak)} starts failed before doing any "
+                                          f"work: {last.reason or 'no reason given'}")
+    delay = min(policy.cap_s, policy.base_s * 2 ** max(0, len(streak) - 1)) if streak else policy.base_s
+    return Decision("restart", delay_s=delay, reason=last.reason)
+
+
+def failures_in_a_row(runs: list[Run], policy: Policy = Policy()) -> list[Run]:
+    """The runs since the last healthy one (did work, or lived healthy_s) that ended badly."""
+    streak: list[Run] = []
+    for run in reversed(runs):
+        healthy = run.worked or (run.ended - run.started) >= policy.healthy_s
+        if healthy or run.exit_code == SETTLED:
+            break
+        streak.append(run)
+    return list(reversed(streak))
