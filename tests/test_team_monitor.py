@@ -88,7 +88,8 @@ def test_a_required_variable_missing_before_any_claim_is_a_crash_loop_of_three_s
     team = FAST_TEAM + '\n[backends.needs-key]\ncommand = "true"\nrequired_env = ["DEMO_MODEL_KEY"]\n'
     root, upstream = team_project(tmp_path, fast=True, team=team)
     assert clude("team", "task", "add", "check 1", root=root).returncode == 0
-    done = clude("team", "run", "--agents", "1", "--backend", "needs-key", "--json", root=root)
+    # --no-doctor: doctor would catch the missing variable before any worker starts (test_doctor.py)
+    done = clude("team", "run", "--agents", "1", "--backend", "needs-key", "--json", "--no-doctor", root=root)
     result = json.loads(done.stdout)
     assert done.returncode == 4 and result["workers"]["a1"]["state"] == "blocked"
     assert result["workers"]["a1"]["restarts"] == 2 and "DEMO_MODEL_KEY" in result["workers"]["a1"]["reason"]

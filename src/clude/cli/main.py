@@ -5,9 +5,11 @@ from __future__ import annotations
 import click
 
 from clude import __version__
+from clude.cli.doctor_cmd import doctor_command
 from clude.cli.models_cmd import models_group
 from clude.cli.run_cmd import resume_command, run_command, sessions_command
 from clude.cli.team_cmd import team_group
+from clude.cli.team_logs_cmd import logs_group
 from clude.cli.team_run_cmd import demo_command, run_command as team_run, status_command, worker_command
 from clude.cli.test_cmd import test_command
 
@@ -24,5 +26,6 @@ main.add_command(run_command)
 main.add_command(resume_command)
 main.add_command(sessions_command)
 main.add_command(team_group)
-for _command in (worker_command, team_run, status_command, demo_command):
+main.add_command(doctor_command)
+for _command in (worker_command, team_run, status_command, demo_command, logs_group):
     team_group.add_command(_command)

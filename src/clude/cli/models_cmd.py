@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -31,7 +30,7 @@ def check_command(provider, name, base_url, api_key_env, as_json, project) -> No
     """Send the configured model a one-token request: `OK model ...` or `ERROR model — fix`."""
     from clude.config import ConfigError, load_settings
     from clude.llm.base import ModelError
-    from clude.llm.providers import make_model
+    from clude.team.preflight import ask_model
 
     overrides = {"model": {"provider": provider, "name": name, "base_url": base_url,
                            "api_key_env": api_key_env}}
@@ -40,21 +39,13 @@ def check_command(provider, name, base_url, api_key_env, as_json, project) -> No
     except ConfigError as exc:
         click.echo(f"clude: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    # one quick question: no retries, a handful of tokens
-    config = settings.model.model_copy(update={"max_retries": 0, "max_tokens": 8})
-    start = time.monotonic()
-    try:
-        model = make_model(config, prices=settings.prices)
-        reply = model.chat([{"role": "user", "content": "Reply with the single word OK."}])
+    try:  # one quick question: no retries, a handful of tokens
+        answer = ask_model(settings.model, project, prices=settings.prices)
     except ModelError as exc:
         _report(False, f"ERROR model — {exc}", as_json, {"error": str(exc)})
         sys.exit(1)
-    seconds = time.monotonic() - start
-    where = getattr(model, "where", model.name)
-    line = (f"OK model — {where} answered in {seconds:.2f} s "
-            f"({reply.usage.input_tokens} tokens in, {reply.usage.output_tokens} out)")
-    _report(True, line, as_json, {"where": where, "seconds": round(seconds, 3),
-                                  "usage": reply.usage.model_dump()})
+    _report(True, f"OK model — {answer}", as_json, {"where": answer.where, "seconds": round(answer.seconds, 3),
+                                                    "usage": answer.usage.model_dump()})
 
 
 def _report(ok: bool, line: str, as_json: bool, data: dict) -> None:

@@ -35,8 +35,9 @@ _headless = click.option("--headless", is_flag=True,
 @click.option("--max-iterations", type=click.IntRange(1, 1000), default=None, metavar="N",
               help="Model turns per step [default: [agent] max_iterations, 30].")
 @click.option("--verbose", "-v", is_flag=True, help="Progress output even with --headless.")
+@click.option("--no-doctor", is_flag=True, help="Skip the pre-flight checks (clude doctor --scope run).")
 def run_command(goal, task_file, project, as_json, headless, confirm, parallel, verify, max_iterations,
-                verbose) -> None:
+                verbose, no_doctor) -> None:
     """Plan, carry out and verify GOAL with the configured model: `clude run "fix the failing test"`.
 
     \b
@@ -59,6 +60,8 @@ def run_command(goal, task_file, project, as_json, headless, confirm, parallel, 
         _usage("--confirm asks questions; --headless never does: choose one")
     overrides = {"agent": {"parallel": parallel, "verify": verify, "max_iterations": max_iterations}}
     settings = _settings(project, overrides)
+    if not no_doctor:  # before any session exists: an environment that cannot work is refused at once
+        _preflight(project, settings, as_json)
     console = _console(as_json, headless and not verbose)
     from clude.agent import start_run
     from clude.cli.run_view import ConsoleView, confirm_plan
@@ -155,10 +158,20 @@ def _console(as_json: bool, quiet: bool):
     return Console(stderr=as_json, highlight=False, soft_wrap=True)
 
 
-def _infra_error(message: str, as_json: bool) -> None:
+def _preflight(project: Path, settings, as_json: bool) -> None:
+    from clude.cli.doctor_cmd import preflight, print_refusal
+    from clude.team.preflight import refusal
+
+    errors = preflight(project.resolve(), settings, scope="run")
+    if errors:
+        print_refusal(errors)
+        _infra_error(refusal(errors), as_json, quiet=True)
+
+
+def _infra_error(message: str, as_json: bool, quiet: bool = False) -> None:
     if as_json:
         click.echo(json.dumps({"status": "error", "reason": message, "session_id": None}))
-    else:
+    elif not quiet:
         click.echo(f"clude: {message}", err=True)
     sys.exit(EXIT_ERROR)
 

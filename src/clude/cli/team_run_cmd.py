@@ -77,9 +77,10 @@ def worker_command(upstream, agent_id, backend, command, role, workdir, state_di
 @click.option("--roles", default=None, metavar="ROLE=N,...", help="e.g. implementer=3,docs=1.")
 @click.option("--forever", is_flag=True, help="Keep the workers waiting for new tasks.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final board as JSON.")
+@click.option("--no-doctor", is_flag=True, help="Skip the pre-flight checks (clude doctor --scope team).")
 @_upstream
 @_project
-def run_command(agents, backend, command, roles, forever, as_json, upstream, project) -> None:
+def run_command(agents, backend, command, roles, forever, as_json, no_doctor, upstream, project) -> None:
     """Start N workers, restart the ones that exit (a crash loop blocks a worker with its reason), and
     return when every task is done, failed or blocked."""
     from clude.team.admin import NoTeam, upstream_of
@@ -94,6 +95,16 @@ def run_command(agents, backend, command, roles, forever, as_json, upstream, pro
     except (NoTeam, ValueError) as error:
         fail(str(error))
     name = _backend_of(settings, backend, command).name  # a bad name stops here, before any worker
+    if not no_doctor:  # an environment that cannot work stops here, before any worker, with the fixes
+        from clude.cli.doctor_cmd import preflight, print_refusal
+
+        errors = preflight(root, settings, scope="team", backends=[name], command=command, upstream=url)
+        if errors:
+            print_refusal(errors)
+            if as_json:
+                click.echo(json.dumps({"stopped": "doctor", "ok": False,
+                                       "checks": [c.as_dict() for c in errors]}, ensure_ascii=False))
+            sys.exit(EXIT_INFRA)
     plans = [Plan(agent_id, role, name, command) for agent_id, role in assigned]
     sys.exit(run_team(root, settings, url, plans, forever=forever, as_json=as_json))
 
@@ -170,19 +181,33 @@ def run_team(root: Path, settings, url: str, plans, *, forever: bool, as_json: b
 
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print tasks and workers as JSON.")
+@click.option("--watch", "live", is_flag=True, help="Refresh every second until Ctrl-C.")
 @_upstream
 @_project
-def status_command(as_json, upstream, project) -> None:
+def status_command(as_json, live, upstream, project) -> None:
     """Tasks (state, attempts, holder) and workers (state, task, last error)."""
     from clude.harness.runner import clude_dir
     from clude.team.admin import board_of
     from clude.team.events import read_events
 
-    settings, repo = board_repo(project, upstream)
-    board = board_of(repo, settings.team.lease_s)
     from clude.team.heartbeat import read_heartbeats
 
+    settings, repo = board_repo(project, upstream)
     state = clude_dir(project.resolve())
+    if live:
+        if as_json:
+            fail("--watch and --json do not go together")
+        from clude.cli.team_logs_cmd import status_view, watch
+
+        def render():
+            repo.fetch()
+            repo.reset_to_upstream()
+            return status_view(board_of(repo, settings.team.lease_s),
+                               worker_states(read_events(state), read_heartbeats(state)))
+
+        watch(render, 1.0)
+        return
+    board = board_of(repo, settings.team.lease_s)
     workers = worker_states(read_events(state), read_heartbeats(state))
     if as_json:
         from clude.cli.team_view import board_json
