@@ -13,30 +13,25 @@ count twice). Every pass is linear in the input.
 
 from __future__ import annotations
 
-import json
-import re
 import statistics
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
-from functools import lru_cache
-from pathlib import Path
 
-EVENT_FILES = (".jsonl",)
-TEXT_SUFFIXES = (".log", ".out", ".txt", ".jsonl")  # what a folder given as input is searched for
+from clude.team.logread import (KINDS, EventList, Line, agent_of, classify_reason, default_inputs,
+                                mirrored_event, normalize_error, parse_lines, read_inputs, source_header)
+
+# read_inputs and its helpers live in logread.py; the command line and the tests take them from here
+__all__ = ["Report", "analyze", "read_inputs", "default_inputs", "source_header", "normalize_error",
+           "classify_reason", "EventList", "KINDS"]
+
 TOP_ERRORS = 10
 SLOWEST = 5
 HEALTHY_S = 120.0  # a worker life this long without an error counts as healthy (crashloop.Policy)
-SIGNATURE_CHARS = 200
 EXAMPLE_CHARS = 300
 
 # what the agent did work on: an infrastructure failure streak ends here (as in Worker.attempt)
 _WORK = frozenset({"done", "failed_attempt", "lost", "conflict"})
 _LIFE_END = frozenset({"worker_blocked", "worker_stopped", "worker_done", "worker_silent"})
 _ACCOUNTED = frozenset({"failed_attempt", "done", "infra", "lost"})
-# what workers and the monitor emit (worker.py, monitor.py): log lines of these kinds mirror events
-KINDS = frozenset({"worker_started", "claimed", "agent_started", "agent_finished", "done", "failed_attempt",
-                   "infra", "backoff", "lost", "conflict", "lease_error", "worker_blocked", "worker_done",
-                   "worker_stopped", "worker_restarted", "worker_silent"})
 _DETAIL_KEYS = ("reason", "message", "files", "error")
 
 
@@ -102,209 +97,6 @@ class Report:
 
     def to_json(self) -> dict:
         return {**asdict(self), "time_summary": self.time_summary()}
-
-
-class EventList(list):
-    """The events read_inputs found, with the number of unreadable lines it skipped."""
-
-    skipped: int = 0
-
-
-# -- inputs ---------------------------------------------------------------------------------------------
-def default_inputs(root: Path) -> list[Path]:
-    state = root / ".clude"
-    logs = state / "logs"
-    found = [state / "events.jsonl"] if (state / "events.jsonl").is_file() else []
-    if logs.is_dir():
-        found += sorted(p for p in logs.iterdir() if p.is_file())
-    return found
-
-
-def source_header(path: Path | str) -> str:
-    return f"==> {path} <=="
-
-
-def read_inputs(paths: list[Path], *, root: Path = Path(".")) -> tuple[list[dict], list[str]]:
-    """(events of the *.jsonl files, lines of the other files, each file's lines after a `==> PATH <==`).
-
-    No paths: .clude/events.jsonl and .clude/logs/* under root. A folder: its *.jsonl, *.log, *.out and
-    *.txt files. A missing file is left out. Unreadable event lines are skipped and counted in the
-    events list's `skipped`."""
-    files: list[Path] = []
-    for path in paths or default_inputs(root):
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES)
-        elif path.is_file():
-            files.append(path)
-    events = EventList()
-    lines: list[str] = []
-    for path in files:
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        if path.suffix in EVENT_FILES:
-            for line in text.splitlines():
-                if not line.strip():
-                    continue
-                try:
-                    value = json.loads(line)
-                except ValueError:
-                    value = None
-                if isinstance(value, dict) and isinstance(value.get("kind"), str):
-                    events.append(value)
-                else:
-                    events.skipped += 1
-        else:
-            lines.append(source_header(path))
-            lines.extend(text.splitlines())
-    return events, lines
-
-
-# -- normalization --------------------------------------------------------------------------------------
-_NORMAL = re.compile(
-    r"(?P<env>\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b)"                                   # OPENAI_API_KEY stays
-    r"|(?P<uuid>\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b)"
-    r"|(?P<time>\b\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?(?:Z|[+-]\d\d:?\d\d)?)?"
-    r"|\b\d\d:\d\d:\d\d(?:[.,]\d+)?)"
-    r"|(?P<tmp>(?:/private)?/(?:tmp|var/folders|var/tmp)/[^\s'\"`:,;)\]}>]*)"
-    r"|(?P<quoted>(?<!\w)(?:'[^'\n]*'|\"[^\"\n]*\")(?!\w))"
-    r"|(?P<hex>\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,}\b)"
-    r"|(?P<number>(?<![A-Za-z])\d+(?:\.\d+)*)")
-_NAME = re.compile(r"[A-Za-z_][\w.-]{0,63}")  # a quoted name (variable, module, command) stays
-_SPACES = re.compile(r"\s+")
-
-
-def _normal_piece(match: re.Match) -> str:
-    kind = match.lastgroup
-    text = match.group()
-    if kind == "env":
-        return text
-    if kind == "quoted":
-        inner = text[1:-1]
-        return text if _NAME.fullmatch(inner) and not inner.startswith("tmp") else f"{text[0]}…{text[0]}"
-    return {"uuid": "<uuid>", "time": "<time>", "tmp": "<tmp>", "hex": "<hex>", "number": "<n>"}[kind]
-
-
-def normalize_error(text: str) -> str:
-    """One signature for the same error: numbers, hex ids, uuids, timestamps, paths under /tmp and
-    quoted values are replaced; names of environment variables and commands (OPENAI_API_KEY, codex) and
-    quoted names stay."""
-    text = _SPACES.sub(" ", text).strip()
-    return _NORMAL.sub(_normal_piece, text)[:SIGNATURE_CHARS]
-
-
-# -- plain lines ----------------------------------------------------------------------------------------
-_HEADER = re.compile(r"^==> (.+) <==$")
-_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:[.,](\d{1,6}))?(Z|[+-]\d\d:?\d\d)?\s+"
-                       r"(?:\[?(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)\]?:?\s+)?(.*)$")
-_MIRROR = re.compile(r"^([a-z][a-z0-9_]*)(?: (?=[a-z_]+=)(.*))?$")
-_KEY = re.compile(r"(?:^| )([a-z_][a-z0-9_]*)=")
-_BARE_ERROR = re.compile(r"^\s*(?:(?:ERROR|Error|error|FATAL|Fatal|fatal|CRITICAL)\b[:\s]"
-                         r"|(?:[\w.]+\.)?\w*(?:Error|Exception)(?::\s|$))")
-_BARE_WARNING = re.compile(r"^\s*(?:WARNING|Warning|warning|WARN)\b[:\s]")
-_LEVELS = {"WARN": "WARNING", "CRITICAL": "ERROR", "FATAL": "ERROR"}
-
-
-@dataclass(slots=True)
-class _Line:
-    source: str
-    at: float | None
-    level: str | None
-    message: str
-    raw: str
-
-
-def _parse_lines(lines: list[str]) -> list[_Line]:
-    parsed: list[_Line] = []
-    source = ""
-    seconds: dict[tuple[str, str, str], float] = {}
-    for raw in lines:
-        if raw.startswith("==> "):
-            header = _HEADER.match(raw)
-            if header:
-                source = header.group(1)
-                continue
-        match = _LOG_LINE.match(raw)
-        if match:
-            day, clock, fraction, zone, level, message = match.groups()
-            key = (day, clock, zone or "")
-            base = seconds.get(key)
-            if base is None:
-                try:
-                    base = datetime.fromisoformat(f"{day}T{clock}{(zone or '').replace('Z', '+00:00')}").timestamp()
-                except ValueError:
-                    base = 0.0
-                seconds[key] = base
-            at = base + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
-            level = _LEVELS.get(level, level) if level else _bare_level(message)
-            parsed.append(_Line(source, at, level, message, raw))
-        else:
-            parsed.append(_Line(source, None, _bare_level(raw), raw.strip(), raw))
-    return parsed
-
-
-def _bare_level(text: str) -> str | None:
-    if _BARE_ERROR.match(text):
-        return "ERROR"
-    if _BARE_WARNING.match(text):
-        return "WARNING"
-    return None
-
-
-@lru_cache(maxsize=1024)
-def _agent_of(source: str) -> str:
-    return Path(source).stem if source else ""
-
-
-def _mirrored_event(line: _Line) -> dict | None:
-    """The event a `TIME LEVEL kind k=v ...` line of EventLog mirrors, or None."""
-    if line.at is None or line.level is None:
-        return None
-    match = _MIRROR.match(line.message)
-    if not match or (match.group(2) is None and match.group(1) not in KINDS):
-        return None
-    event: dict = {"at": line.at, "agent": _agent_of(line.source), "kind": match.group(1), "level": line.level}
-    rest = match.group(2) or ""
-    keys = list(_KEY.finditer(rest))
-    for i, key in enumerate(keys):
-        end = keys[i + 1].start() if i + 1 < len(keys) else len(rest)
-        event[key.group(1)] = rest[key.end():end]
-    return event
-
-
-# -- classification -------------------------------------------------------------------------------------
-_ENV_NAME = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b")
-_SECRETISH = re.compile(r"_(?:API_KEY|KEY|TOKEN|SECRET)$")
-_PROGRAM = re.compile(r"^(\S+) (?:was not found|does not exist)|(?:^|\s)([^\s:]+): (?:command )?not found")
-_MONITOR_PREFIX = re.compile(r"^crash loop: \d+ starts failed before doing any work: ")
-_LABELS = {"auth": "authentication failed", "rate_limited": "rate limited", "network": "network unreachable"}
-
-
-def classify_reason(cause: str | None, reason: str) -> str:
-    """One short reason: missing environment variable NAME, command not found: NAME, authentication
-    failed, rate limited, network unreachable, interpreter missing: NAME, else the error line itself."""
-    from clude.team.backends import classify
-
-    reason = _MONITOR_PREFIX.sub("", " ".join(str(reason or "").split()))
-    found = classify(reason, 1) if reason else None
-    kind = cause or (found.kind if found else None)
-    name = found.name if found is not None and found.kind == kind else None
-    if kind == "missing_env":
-        if not name:
-            names = _ENV_NAME.findall(reason)
-            name = next((n for n in names if _SECRETISH.search(n)), names[0] if names else None)
-        return f"missing environment variable {name}" if name else "missing environment variable"
-    if kind == "command_not_found":
-        if not name:
-            match = _PROGRAM.search(reason)
-            name = (match.group(1) or match.group(2)) if match else None
-        return f"command not found: {name}" if name else "command not found"
-    if kind == "interpreter_missing":
-        return f"interpreter missing: {name}" if name else "interpreter missing"
-    if kind in _LABELS:
-        return _LABELS[kind]
-    return reason[:160] or "no reason given"
 
 
 # -- the analysis ---------------------------------------------------------------------------------------
@@ -415,7 +207,7 @@ def _crash_loops_from_events(events: list[dict], k: int, window_s: float) -> lis
     return found
 
 
-def _crash_loops_from_lines(lines: list[_Line], k: int, window_s: float) -> list[CrashLoop]:
+def _crash_loops_from_lines(lines: list[Line], k: int, window_s: float) -> list[CrashLoop]:
     """The same normalized ERROR line K times in a row (other levels between do not break it) in one source."""
     found: list[CrashLoop] = []
     current: dict[str, list] = {}  # source -> [signature, times, first raw message]
@@ -424,7 +216,7 @@ def _crash_loops_from_lines(lines: list[_Line], k: int, window_s: float) -> list
         run = current.pop(source, None)
         if run and _loop_in(run[1], k, window_s):
             times = [t for t in run[1] if t is not None]
-            found.append(CrashLoop(_agent_of(source), len(run[1]), times[0] if times else None,
+            found.append(CrashLoop(agent_of(source), len(run[1]), times[0] if times else None,
                                    times[-1] if times else None, classify_reason(None, run[2]), source))
 
     for line in lines:
@@ -454,7 +246,7 @@ def _signature(text: str) -> str:
     return signature
 
 
-def _repeated_errors(events: list[dict], lines: list[_Line]) -> list[RepeatedError]:
+def _repeated_errors(events: list[dict], lines: list[Line]) -> list[RepeatedError]:
     groups: dict[tuple[str, str], RepeatedError] = {}
 
     def count(level: str, signature: str, at: float | None, example: str, agent: str) -> None:
@@ -480,7 +272,7 @@ def _repeated_errors(events: list[dict], lines: list[_Line]) -> list[RepeatedErr
               f"{kind}: {detail}" if detail else str(kind), str(event.get("agent", "")))
     for line in lines:
         if line.level in ("ERROR", "WARNING"):
-            count(line.level, _signature(line.message), line.at, line.raw.strip(), _agent_of(line.source))
+            count(line.level, _signature(line.message), line.at, line.raw.strip(), agent_of(line.source))
     ranked = sorted(groups.values(), key=lambda g: (-g.count, g.level != "ERROR",
                                                     g.first if g.first is not None else float("inf")))
     return ranked[:TOP_ERRORS]
@@ -541,11 +333,11 @@ def analyze(events: list[dict], lines: list[str], *, loop_threshold: int = 3, wi
         else:
             skipped += 1
     with_events = {str(e.get("agent", "?")) for e in valid}
-    parsed = _parse_lines(lines)
-    plain: list[_Line] = []
+    parsed = parse_lines(lines)
+    plain: list[Line] = []
     mirrored: list[dict] = []
     for line in parsed:
-        event = _mirrored_event(line) if line.source else None
+        event = mirrored_event(line) if line.source else None
         if event is not None:
             if event["agent"] not in with_events:
                 mirrored.append(event)
