@@ -42,9 +42,11 @@ def test_work_or_a_healthy_while_resets_the_backoff_and_old_failures_do_not_coun
 def test_exit_codes_that_end_or_block_at_once():
     assert decide([run(0, 1, code=0)], POLICY).action == "done"
     assert decide([run(0, 1, code=3, reason="hook declined")], POLICY).action == "blocked"
-    worked = decide([run(0, 9, code=4, worked=True, reason="auth failed x3")], POLICY)
-    assert worked.action == "blocked" and worked.reason == "auth failed x3"
-    assert decide([run(0, 1, code=4)], POLICY).action == "restart"  # before any work: a streak
+    ran = decide([Run(started=0, ended=9, exit_code=4, worked=False, claimed=True, reason="auth x3")], POLICY)
+    assert ran.action == "blocked" and ran.reason == "auth x3"  # its agent runs failed alike
+    assert decide([run(0, 1, code=4)], POLICY).action == "restart"  # before any claim: a streak
+    crashing = [Run(started=t, ended=t + 1, exit_code=5, worked=False, claimed=True, reason="bug") for t in (0, 2, 4)]
+    assert decide(crashing, POLICY).action == "blocked"  # claims that never come to anything
 
 
 def clude(*args: str, root: Path, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
@@ -153,3 +155,26 @@ def test_workers_stop_and_release_their_task_when_their_monitor_is_killed(tmp_pa
         time.sleep(0.1)
     assert not Path(f"/proc/{pid}").exists()
     assert upstream_files(upstream, "current_tasks") == [".gitkeep"]  # released, not left to expire
+
+
+def test_the_environment_is_the_suspect_when_runs_fail_alike():
+    from clude.team.backends import InfraFailure
+    from clude.team.worker import environment_suspect
+
+    key = InfraFailure(kind="missing_env", message="OPENAI_API_KEY is not set", name="OPENAI_API_KEY")
+    limit = InfraFailure(kind="rate_limited", message="429", retry_after_s=30)
+    assert environment_suspect([key] * 3, [])["cause"] == "missing_env"
+    assert environment_suspect([key] * 2, []) is None
+    assert environment_suspect([limit] * 5, []) is None  # rate limits back off, they do not block
+    same = "ImportError: No module named 'requests'"
+    suspect = environment_suspect([], [("T1", same), ("T2", same), ("T3", same)])
+    assert suspect["cause"] == "same_failure" and "different tasks" in suspect["reason"]
+    assert environment_suspect([], [("T1", same)] * 3) is None  # one hard task is not the environment
+
+
+def test_credentials_in_urls_never_reach_events_or_logs(tmp_path):
+    from clude.team.events import EventLog, read_events
+
+    EventLog(tmp_path, "a1", env={}).emit("worker_started", upstream="https://bob:hunter2pass@host/r.git")
+    assert "hunter2pass" not in json.dumps(read_events(tmp_path))
+    assert "hunter2pass" not in (tmp_path / "logs" / "a1.log").read_text()

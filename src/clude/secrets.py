@@ -14,6 +14,8 @@ KEY_SHAPES = re.compile(
     r"sk-ant-[A-Za-z0-9_-]{16,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{30,}"
     r"|github_pat_[A-Za-z0-9_]{30,}|xox[abprs]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}"
     r"|AIza[0-9A-Za-z_-]{35}|hf_[A-Za-z0-9]{30,}")
+# user:password in a URL (https://bob:hunter2@host/repo.git): the password never shown
+URL_CREDENTIALS = re.compile(r"://[^/@\s:]+:[^/@\s]+@")
 FILE_IN_MEMORY = 64 * 1024 * 1024  # bytes; a larger run file is redacted line by line
 MIN_SECRET_LEN = 8  # shorter values ("1", "true") would redact ordinary words
 _TOKEN = re.compile(r"[A-Za-z0-9_+/=-]{%d,}" % MIN_SECRET_LEN)
@@ -39,7 +41,7 @@ class Redactor:
                 text = text.replace(value, f"[redacted ${name}]")
         if self.secrets:  # pieces too: pytest shows a long value as 'sk-proj-abcd...wx0123456789'
             text = _TOKEN.sub(self._piece, text)
-        return KEY_SHAPES.sub("[redacted]", text)
+        return URL_CREDENTIALS.sub("://[redacted]@", KEY_SHAPES.sub("[redacted]", text))
 
     def _piece(self, match: re.Match) -> str:
         token = match.group()

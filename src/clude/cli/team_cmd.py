@@ -93,6 +93,12 @@ def task_add_command(title, body, body_file, tests, deps, role, priority, max_at
         fail("give --body or --body-file, not both")
     text = body_file.read_text(encoding="utf-8") if body_file else (body or "")
     settings, repo = board_repo(project, upstream)
+    if role:
+        from clude.team.roles import role_names
+        known = role_names(Path(settings.team.roles_dir) if settings.team.roles_dir else None)
+        if role not in known:
+            fail(f"unknown role {role!r}: the roles are {', '.join(known)} (or add {role}.md to "
+                 "[team] roles_dir)")
     fields = {"title": title, "body": text, "tests": tests, "role": role, "priority": priority,
               "deps": [d.strip() for d in deps.split(",") if d.strip()],
               "max_attempts": max_attempts or settings.team.max_attempts}

@@ -94,6 +94,12 @@ def run_command(agents, backend, command, roles, forever, as_json, no_doctor, up
         assigned = assign_roles(agents or settings.team.agents, parse_roles(roles) or settings.team.roles)
     except (NoTeam, ValueError) as error:
         fail(str(error))
+    from clude.team.roles import role_names
+    known = role_names(Path(settings.team.roles_dir) if settings.team.roles_dir else None)
+    unknown = sorted({role for _, role in assigned if role and role not in known})
+    if unknown:
+        fail(f"unknown role {', '.join(unknown)}: the roles are {', '.join(known)} (or add ROLE.md to "
+             "[team] roles_dir)")
     name = _backend_of(settings, backend, command).name  # a bad name stops here, before any worker
     if not no_doctor:  # an environment that cannot work stops here, before any worker, with the fixes
         from clude.cli.doctor_cmd import preflight, print_refusal
@@ -123,16 +129,26 @@ def run_team(root: Path, settings, url: str, plans, *, forever: bool, as_json: b
 
     team = settings.team
     state = clude_dir(root)
-    repo = view(root, url)
+    repo = view(root, url, "monitor")
     logs: dict[str, EventLog] = {}
+    seen: list = []  # the last board read: a failed fetch (a network blip) keeps it for one more look
 
     def emit(kind: str, level: str = "INFO", *, worker: str, **details) -> None:
         logs.setdefault(worker, EventLog(state, worker)).emit(kind, level, by="monitor", **details)
 
     def current():
-        repo.fetch()
-        repo.reset_to_upstream()
-        return board_of(repo, team.lease_s)
+        from clude.gitcli import GitError
+
+        try:
+            repo.fetch()
+            repo.reset_to_upstream()
+        except GitError as error:
+            if not seen:
+                raise
+            echo(f"could not read the upstream ({error}); trying again")
+            return seen[-1]
+        seen[:] = [board_of(repo, team.lease_s)]
+        return seen[-1]
 
     def blocked(worker: str, reason: str) -> None:
         echo(f"worker {worker} blocked: {reason}")
@@ -143,7 +159,9 @@ def run_team(root: Path, settings, url: str, plans, *, forever: bool, as_json: b
     monitor = Monitor(root, state, url, plans, env=dict(os.environ), policy=policy,
                       heartbeat_s=team.heartbeat_s, forever=forever,
                       board_settled=lambda: all_settled(current()), emit=emit, on_blocked=blocked)
-    echo(f"started {len(plans)} workers ({', '.join(sorted({p.backend for p in plans}))}) on {url}")
+    from clude.secrets import Redactor
+    echo(f"started {len(plans)} workers ({', '.join(sorted({p.backend for p in plans}))}) on "
+         f"{Redactor({}).text(url)}")
 
     def terminate(signum, frame):
         raise KeyboardInterrupt()

@@ -29,11 +29,12 @@ def upstream_of(root: Path, settings: Settings, given: str | None = None) -> str
     return url
 
 
-def view(root: Path, upstream: str) -> Repo:
-    """The private clone this machine reads and changes the board through, fresh from the upstream."""
+def view(root: Path, upstream: str, name: str = "view") -> Repo:
+    """The private clone this machine reads and changes the board through, fresh from the upstream
+    (`team run` keeps its own, `name` "monitor", so that a `task add` meanwhile never collides)."""
     from clude.harness.runner import clude_dir
 
-    repo = Repo.clone(upstream, clude_dir(root) / "team" / "view")
+    repo = Repo.clone(upstream, clude_dir(root) / "team" / name)
     repo.fetch()
     repo.reset_to_upstream()
     return repo

@@ -25,8 +25,9 @@ class Run:
     started: float
     ended: float
     exit_code: int | None      # None: killed by a signal
-    worked: bool               # it claimed at least one task
+    worked: bool               # an agent run of it was judged (a task done or an attempt recorded)
     reason: str                # why it ended, classified from its output (or its own last words)
+    claimed: bool = False      # it claimed a task (its agent ran, whatever came of it)
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def decide(runs: list[Run], policy: Policy = Policy()) -> Decision:
     last = runs[-1]
     if last.exit_code == SETTLED:
         return Decision("done", reason="no task left")
-    if last.exit_code == UPSTREAM_REFUSES or (last.exit_code == INFRA_BLOCKED and last.worked):
+    if last.exit_code == UPSTREAM_REFUSES or (last.exit_code == INFRA_BLOCKED and (last.worked or last.claimed)):
         # an upstream refusing pushes, or a worker whose last agent runs all failed with the same
         # error across tasks: the environment is the suspect, restarting cannot help
         return Decision("blocked", reason=last.reason or f"exited with {last.exit_code}")

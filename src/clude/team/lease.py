@@ -55,6 +55,8 @@ class LeaseKeeper:
                 self.renew()
             except UpstreamRejected as error:
                 self.on_error(f"lease renewal of {self.lock.task} refused by the upstream: {error}")
+            except Exception as error:  # a network blip: try again at the next renewal
+                self.on_error(f"lease renewal of {self.lock.task} failed: {type(error).__name__}: {error}")
             if self.lost:
                 return
 

@@ -50,7 +50,8 @@ class Monitor:
         self.forever, self.board_settled, self.emit, self.on_blocked = forever, board_settled, emit, on_blocked
         self.clock, self.sleep = clock, sleep
         self._events_offset = 0
-        self._claims: dict[str, list[float]] = {}
+        self._claims: dict[str, list[float]] = {}    # agent -> times it claimed a task
+        self._progress: dict[str, list[float]] = {}  # agent -> times an agent run of it was judged
         self._last_words: dict[str, tuple[float, str]] = {}  # agent -> (at, ERROR reason) from its events
 
     def run(self) -> str:
@@ -114,7 +115,8 @@ class Monitor:
         if code is None:
             return
         run = Run(started=watched.started, ended=now, exit_code=code if code >= 0 else None,
-                  worked=any(t >= watched.started for t in self._claims.get(watched.plan.agent_id, [])),
+                  worked=any(t >= watched.started for t in self._progress.get(watched.plan.agent_id, [])),
+                  claimed=any(t >= watched.started for t in self._claims.get(watched.plan.agent_id, [])),
                   reason=self._reason(watched))
         watched.runs.append(run)
         decision = decide(watched.runs, self.policy)
@@ -170,7 +172,9 @@ class Monitor:
             except ValueError:
                 continue
             agent = str(event.get("agent", ""))
-            if event.get("kind") == "claimed":
+            if event.get("kind") in ("done", "failed_attempt"):  # it worked: an agent run was judged
+                self._progress.setdefault(agent, []).append(float(event.get("at", 0)))
+            elif event.get("kind") == "claimed":
                 self._claims.setdefault(agent, []).append(float(event.get("at", 0)))
             elif event.get("level") == "ERROR" and event.get("reason") and agent in self.workers:
                 self._last_words[agent] = (float(event.get("at", 0)), str(event["reason"]))

@@ -31,9 +31,17 @@ class BaselineUnusable(Exception):
     """The tests cannot run on the upstream itself: an environment problem, not the task's."""
 
 
+def _run(workdir: Path, config: TestConfig, env: Mapping[str, str], command: list[str] | None = None) -> Verdict:
+    """run_tests, except that a run stopped by SIGINT/SIGTERM stops the worker too (never a verdict)."""
+    verdict = run_tests(workdir, config, command=command, env=dict(env))
+    if verdict.status is Status.INTERRUPTED:
+        raise KeyboardInterrupt()
+    return verdict
+
+
 def baseline(workdir: Path, config: TestConfig, env: Mapping[str, str]) -> Verdict:
     """The whole suite on the upstream's tree (the clone before the agent works; cached by tree)."""
-    verdict = run_tests(workdir, config, env=dict(env))
+    verdict = _run(workdir, config, env)
     if verdict.status in UNUSABLE_BASELINE:
         raise BaselineUnusable(f"the tests cannot run on the upstream: {verdict.status.value}: "
                                f"{verdict.reason or verdict.counts.summary()} (report: {verdict.report_path})")
@@ -59,14 +67,14 @@ def verify_task(workdir: Path, config: TestConfig, base: Verdict, *, tests: str 
         argv = acceptance_command(workdir, config, tests, env)
         if argv is None:
             return Verification(False, f"no test command to run the acceptance tests {tests!r}", "")
-        accepted = run_tests(workdir, config, command=argv, env=dict(env))
+        accepted = _run(workdir, config, env, argv)
         reports.append(f"acceptance tests ({tests}):\n{concise(accepted)}")
         if accepted.status is not Status.PASSED:
             failures += _lines(accepted)
             return Verification(False, f"the acceptance tests {tests} did not pass: {accepted.status.value}, "
                                        f"{accepted.counts.summary()}", "\n\n".join(reports), failures,
                                 accepted)
-    verdict = run_tests(workdir, config, env=dict(env))
+    verdict = _run(workdir, config, env)
     comparison = compare(base, verdict)
     reports.append(f"whole suite:\n{concise(verdict)}")
     if comparison.regressions:

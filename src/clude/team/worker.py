@@ -8,6 +8,7 @@ import random
 import socket
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +35,7 @@ from clude.team.verify import BaselineUnusable, Verification, baseline, verify_t
 EXIT_SETTLED = 0        # no task left to do (or --max-tasks reached)
 EXIT_UPSTREAM = 3       # the upstream refuses pushes (permissions, hooks, disk): says why
 EXIT_INFRA = 4          # the agent cannot run here (MAX_INFRA_IN_A_ROW infrastructure failures in a row)
+EXIT_CRASHED = 5        # an unexpected error (the traceback is in the worker's log); the task released
 EXIT_INTERRUPTED = 130
 MAX_INFRA_IN_A_ROW = 3  # then the worker stops; the monitor (and a person) must fix the environment
 CLAIM_SPREAD = 16       # equal-priority tasks a worker picks among at random, to spread the claims
@@ -71,6 +73,7 @@ class Worker:
         self.control: Repo | None = None
         self.work: Repo | None = None
         self.infra_in_a_row: list[InfraFailure] = []
+        self.failed_in_a_row: list[tuple[str, str]] = []  # (task, error signature) of failed attempts
         self.attempts_made = 0
         self.holding: Lock | None = None
         self.prepared: tuple[BoardTask, Lock] | None = None  # the next task, claimed with a landing
@@ -103,9 +106,9 @@ class Worker:
                     return EXIT_SETTLED
                 if self.c.max_tasks is not None and self.attempts_made >= self.c.max_tasks:
                     return EXIT_SETTLED
-                if len(self.infra_in_a_row) >= MAX_INFRA_IN_A_ROW:
-                    last = self.infra_in_a_row[-1]
-                    self.events.emit("worker_blocked", "ERROR", cause=last.kind, reason=last.message)
+                suspect = environment_suspect(self.infra_in_a_row, self.failed_in_a_row)
+                if suspect:
+                    self.events.emit("worker_blocked", "ERROR", **suspect)
                     return EXIT_INFRA
                 if outcome in ("idle", "settled"):
                     self.c.sleep(self.team.poll_s)
@@ -116,10 +119,19 @@ class Worker:
             self._release_on_exit()
             self.events.emit("worker_stopped", "WARNING", reason="interrupted")
             return EXIT_INTERRUPTED
+        except Exception as error:  # a bug or an OS/git failure: say it, give the task back, stop
+            self._release_on_exit()
+            self.events.emit("worker_stopped", "ERROR", reason=f"{type(error).__name__}: {error}",
+                             traceback=traceback.format_exc()[-4000:])
+            return EXIT_CRASHED
 
     def _open(self) -> None:
         """This worker's two clones: `control` for the board (claims, leases, records), `work` for the agent."""
         self.c.workdir.mkdir(parents=True, exist_ok=True)
+        for clone in ("control", "work"):  # git's own locks left by a worker killed mid-command
+            git_dir = self.c.workdir / clone / ".git"
+            for stale in [*git_dir.glob("*.lock"), *git_dir.glob("refs/**/*.lock")]:
+                stale.unlink(missing_ok=True)
         self.control = Repo.clone(self.c.upstream, self.c.workdir / "control", agent=self.c.agent_id)
         self.work = Repo.clone(self.c.upstream, self.c.workdir / "work", agent=self.c.agent_id)
 
@@ -267,11 +279,16 @@ class Worker:
 
     # outcomes --------------------------------------------------------------------------------
     def _land(self, task, lock, run, base, base_verdict, test_env, lease, *, retried=False) -> str:
+        unusable: list[str] = []
+
         def reverify(upstream: str) -> str | None:
             head = self.work.head()
             self.work.git("checkout", "-q", "--detach", upstream)
             try:
                 new_base = baseline(self.work.path, self.c.settings.test, test_env)
+            except BaselineUnusable as error:
+                unusable.append(str(error))
+                return f"the tests cannot run on the new upstream: {error}"
             finally:
                 self.work.git("checkout", "-q", head)
             again = verify_task(self.work.path, self.c.settings.test, new_base, tests=task.task.tests,
@@ -296,6 +313,7 @@ class Worker:
             landing = land(self.work, lease.lock, verified_on=base, bookkeeping=bookkeeping, reverify=reverify)
         lease.stop()
         if landing.status == "landed":
+            self.failed_in_a_row.clear()
             self.events.emit("done", task=task.task.id, attempt=lock.attempt, commit=landing.commit)
             if self._next is not None:  # claimed in the landing's own push
                 self.prepared = self._next
@@ -309,6 +327,8 @@ class Worker:
         if landing.status == "conflict" and not retried:
             self.events.emit("conflict", "WARNING", task=task.task.id, files=landing.detail)
             return self._after_conflict(task, lock, landing.detail, test_env, lease)
+        if unusable:  # the upstream's own tests broke meanwhile: not this task's failure
+            return self._infra(task, lock, InfraFailure(kind="start_failed", message=unusable[-1]))
         reason = (f"merge conflict with the upstream persisted ({landing.detail})"
                   if landing.status == "conflict" else f"no longer verified on the new upstream: {landing.detail}")
         return self._record_failure(task, lock, run, Verification(False, reason, "", []))
@@ -362,6 +382,7 @@ class Worker:
 
         with self.control_guard:
             update_upstream(self.control, change)
+        self.failed_in_a_row.append((task.task.id, error_signature(verification.reason)))
         self.events.emit("failed_attempt", "WARNING", task=task.task.id, attempt=n,
                          reason=verification.reason, final=final.get("failed", False))
         return "failed"
@@ -372,7 +393,7 @@ class Worker:
         self.infra_in_a_row.append(failure)
         self.events.emit("infra", "ERROR", task=task.task.id, cause=failure.kind, reason=failure.message)
         if failure.kind == "rate_limited":
-            wait = failure.retry_after_s or self.team.poll_s * (2 ** len(self.infra_in_a_row))
+            wait = failure.retry_after_s or min(600.0, self.team.poll_s * 2 ** min(10, len(self.infra_in_a_row)))
             self.events.emit("backoff", "WARNING", seconds=wait)
             self.c.sleep(wait)
         return "infra"
@@ -394,6 +415,26 @@ class Worker:
                 self._release(self.holding)
             except Exception:  # best effort on the way out: the lease expires anyway
                 pass
+
+
+def error_signature(text: str) -> str:
+    from clude.team.logread import normalize_error
+    return normalize_error(text)
+
+
+def environment_suspect(infra: list[InfraFailure], failed: list[tuple[str, str]],
+                        k: int = MAX_INFRA_IN_A_ROW) -> dict | None:
+    """When the environment, not the tasks, is failing this worker: its last k agent runs could not
+    work with the same cause (rate limits excepted: they back off), or its last k failed attempts, on
+    different tasks, failed with the same error. None otherwise."""
+    last = infra[-k:]
+    if len(last) == k and len({(f.kind, f.name) for f in last}) == 1 and last[0].kind != "rate_limited":
+        return {"cause": last[-1].kind, "reason": last[-1].message}
+    recent = failed[-k:]
+    if len(recent) == k and len({sig for _, sig in recent}) == 1 and len({t for t, _ in recent}) > 1:
+        return {"cause": "same_failure", "reason": f"the last {k} attempts, on different tasks, failed "
+                                                    f"alike: {recent[-1][1][:200]}"}
+    return None
 
 
 def _one_line(text: str) -> str:
