@@ -21,7 +21,8 @@ class EventLog:
         self.agent = agent
         self.redactor = Redactor(dict(env if env is not None else os.environ))
         (state_dir / "logs").mkdir(parents=True, exist_ok=True)
-        self.logger = logging.getLogger(f"clude.team.{agent}")
+        # one logger per log file (in one process, agents of the same name may log to different state dirs)
+        self.logger = logging.getLogger(f"clude.team.{agent}@{(state_dir / 'logs').resolve()}")
         if not self.logger.handlers:
             handler = logging.FileHandler(state_dir / "logs" / f"{agent}.log", encoding="utf-8")
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
