@@ -302,8 +302,8 @@ def demo_command(folder) -> None:
     plans = [Plan(agent, None, backend) for agent, backend in WORKERS]
     code = run_team(root, settings, upstream, plans, forever=False, as_json=False)
     click.echo(f"\nthe project: {root}  (its upstream: {upstream})\n"
-               f"what happened: {root / '.clude/team/view/PROGRESS.md'}, failure records in "
-               f"{root / '.clude/team/view/tasks/failures'}, logs in {root / '.clude/logs'}\n"
+               f"what happened: {root / '.clude/team/monitor/PROGRESS.md'}, failure records in "
+               f"{root / '.clude/team/monitor/tasks/failures'}, logs in {root / '.clude/logs'}\n"
                f"look again with: clude team status -C {root}")
     # the demo ends as designed: 3 tasks done, 1 failed after 3 attempts, worker a4 blocked
     sys.exit(0 if code == EXIT_TASKS_LEFT else 1)
