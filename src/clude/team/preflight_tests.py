@@ -23,7 +23,6 @@ _PYTEST_ERROR_HEADER = re.compile(r"(?m)^_+ ERROR collecting (?P<file>\S+) _+$")
 _PYTEST_ERRORS = re.compile(r"(\d+) errors? during collection|(\d+) errors? in ")
 _E_LINE = re.compile(r"^E\s+(?P<text>.*\S)")
 _FILE_LINE = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
-_GO_LISTED = re.compile(r"(?m)^(?:Test|Example|Fuzz)\w*$")
 _UNITTEST_MARK = "CLUDE-UNITTEST-LIST "
 
 # Loads the suite exactly as `python -m unittest ARGS` would, counts it, and runs nothing.
@@ -181,22 +180,13 @@ def _go(argv: list[str], root: Path, env: Mapping[str, str], timeout: float) -> 
     """The number of top-level tests `go test -list .` finds in the packages the command names."""
     from clude.harness.diagnostics import explain
 
-    listing, skip = [], False
-    for n, word in enumerate(argv):
-        if skip:
-            skip = False
-            continue
-        if word == "-args":
-            listing.extend(argv[n:])
-            break
-        if word in ("-run", "--run", "-test.run"):
-            skip = True
-        elif word not in ("-json", "--json") and not word.startswith(("-run=", "--run=", "-test.run=")):
-            listing.append(word)
+    from clude.harness.frameworks.go import LISTED, without_run
+
+    listing, _ = without_run([word for word in argv if word not in ("-json", "--json")])
     listing[2:2] = ["-list", "."]
     code, output, timed_out = _run(listing, root, env, timeout)
     if timed_out:
         return f"`go test -list` took more than {timeout:g} s"
     if code != 0:
         return output if code is None else explain(output[-64 * 1024:], argv[0], str(root))
-    return len(_GO_LISTED.findall(output))
+    return sum(1 for line in output.splitlines() if LISTED.match(line))

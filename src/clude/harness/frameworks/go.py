@@ -21,7 +21,8 @@ _HEADER = re.compile(r"^# (?P<pkg>\S+)")
 _BUILD_FAIL = re.compile(r"^FAIL\s+(?P<pkg>\S+) \[(?P<what>build failed|setup failed)\]")
 # a stack frame: "\t/abs/path/x_test.go:28 +0x2e"
 _FRAME = re.compile(r"^\t(?P<file>/\S+\.go):(?P<line>\d+)(?: \+0x[0-9a-f]+)?$")
-_LISTED = re.compile(r"^(Test|Example|Fuzz)\w*$")
+# a line of `go test -list`: one top-level test, example or fuzz target
+LISTED = re.compile(r"^(Test|Example|Fuzz)\w*$")
 _LIST_PKG = re.compile(r"^(?:ok|\?|FAIL)\s+(?P<pkg>\S+)")
 _NOISE = ("=== RUN", "=== PAUSE", "=== CONT", "=== NAME", "--- PASS", "--- FAIL", "--- SKIP")
 
@@ -55,7 +56,7 @@ def _with_json(argv: list[str]) -> list[str]:
     return argv
 
 
-def _without_run(argv: list[str]) -> tuple[list[str], str | None]:
+def without_run(argv: list[str]) -> tuple[list[str], str | None]:
     """argv without its -run flag, and that flag's value."""
     out: list[str] = []
     value = None
@@ -99,7 +100,7 @@ class GoTest(Framework):
         chosen = sample(ids, ctx.seed, ctx.rate)
         picked = {i: n for i, (_, n) in zip(ids, listed)}
         names = sorted({picked[i] for i in chosen})
-        plain, _ = _without_run(argv)
+        plain, _ = without_run(argv)
         run = _with_json(plain)
         if names:
             run[2:2] = ["-run", "^(" + "|".join(names) + ")$"]
@@ -109,7 +110,7 @@ class GoTest(Framework):
 
     def _list(self, argv: list[str], ctx: RunContext) -> list[tuple[str, str]] | None:
         """(package, top-level test) pairs the command would run, or None when listing fails."""
-        plain, run = _without_run([a for a in argv if a not in ("-json", "--json")])
+        plain, run = without_run([a for a in argv if a not in ("-json", "--json")])
         pattern = run.split("/", 1)[0] if run else "."
         plain[2:2] = ["-list", pattern]
         lines = listing(plain, ctx)
@@ -118,7 +119,7 @@ class GoTest(Framework):
         found: list[tuple[str, str]] = []
         pending: list[str] = []
         for line in lines:
-            if _LISTED.match(line):
+            if LISTED.match(line):
                 pending.append(line)
             elif m := _LIST_PKG.match(line):
                 found.extend((m["pkg"], name) for name in pending)
