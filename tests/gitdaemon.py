@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import tempfile
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from clude.gitcli import git_env
+from clude.harness.process import kill_group
 
 
 def daemon_available() -> bool:
@@ -32,19 +32,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(timeout=wait)
-            break
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _answers(url: str) -> bool:
@@ -90,5 +77,5 @@ def git_daemon(base: Path, *, ports: int = 5, ready_within: float = 15.0) -> Ite
                 yield url
                 return
             finally:
-                _kill_group(proc)
+                kill_group(proc)
     raise RuntimeError("git daemon did not start: " + "; ".join(errors))

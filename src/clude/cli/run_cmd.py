@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from pathlib import Path
 
 import click
+
+from clude.cli.signals import stop_signals_as_interrupt
 
 EXIT_USAGE = 2
 EXIT_ERROR = 4  # the model or the environment cannot be used (same as the result's "error")
@@ -68,7 +69,7 @@ def run_command(goal, task_file, project, as_json, headless, confirm, parallel, 
     from clude.llm.base import ModelError
 
     try:
-        with _sigterm_as_interrupt():
+        with stop_signals_as_interrupt():
             result = start_run(project, text.strip(), settings, overrides=overrides["agent"],
                                confirm=confirm_plan(console) if confirm else None,
                                listener=ConsoleView(console) if console else None)
@@ -93,7 +94,7 @@ def resume_command(session_id, project, as_json, headless, verbose) -> None:
     from clude.llm.base import ModelError
 
     try:
-        with _sigterm_as_interrupt():
+        with stop_signals_as_interrupt():
             result = resume_run(project, settings, session_id,
                                 listener=ConsoleView(console) if console else None)
     except (SessionNotFound, SessionFinished, SessionBusy) as error:
@@ -186,19 +187,3 @@ def _finish(result, as_json: bool, console) -> None:
     elif not as_json:  # --headless: one line to act on
         click.echo(f"{result.status}: {result.reason} (session {result.session_id})")
     sys.exit(result.exit_code)
-
-
-class _sigterm_as_interrupt:
-    """SIGTERM and SIGHUP stop a run like Ctrl-C: the session is saved and can be resumed."""
-
-    def __enter__(self):
-        def stop(signum, frame):
-            raise KeyboardInterrupt()
-
-        self.saved = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
-        return self
-
-    def __exit__(self, *exc):
-        for s, handler in self.saved.items():
-            signal.signal(s, handler)
-        return False

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 
 import click
 
+from clude.cli.signals import stop_signals_as_interrupt
 from clude.cli.team_cmd import _project, _upstream, board_repo, fail, settings_of
 
 EXIT_TASKS_LEFT = 1   # team run: some tasks failed or are blocked
@@ -60,13 +62,9 @@ def worker_command(upstream, agent_id, backend, command, role, workdir, state_di
         state_dir=Path(state).resolve(), backend=_backend_of(settings, backend, command),
         settings=settings, role=role, env=dict(os.environ), forever=forever, max_tasks=max_tasks,
         parent_pid=os.getppid() if exit_with_parent else None))
-    import signal
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt()
-
-    signal.signal(signal.SIGTERM, stop)
-    sys.exit(worker.run())
+    with stop_signals_as_interrupt((signal.SIGTERM,)):
+        code = worker.run()
+    sys.exit(code)
 
 
 @click.command("run")
@@ -118,8 +116,6 @@ def run_command(agents, backend, command, roles, forever, as_json, no_doctor, up
 def run_team(root: Path, settings, url: str, plans, *, forever: bool, as_json: bool,
              echo=lambda text: click.echo(text, err=True)) -> int:
     """The monitor over `plans` until the board is settled or no worker can work; prints the end."""
-    import signal
-
     from clude.harness.runner import clude_dir
     from clude.team.admin import board_of, note_progress, view
     from clude.team.board import all_settled
@@ -163,17 +159,13 @@ def run_team(root: Path, settings, url: str, plans, *, forever: bool, as_json: b
     echo(f"started {len(plans)} workers ({', '.join(sorted({p.backend for p in plans}))}) on "
          f"{Redactor({}).text(url)}")
 
-    def terminate(signum, frame):
-        raise KeyboardInterrupt()
-
-    saved = signal.signal(signal.SIGTERM, terminate)
-    try:
-        why = monitor.run()
-    except KeyboardInterrupt:
-        why = "interrupted"
-    finally:
-        monitor.stop()
-        signal.signal(signal.SIGTERM, saved)
+    with stop_signals_as_interrupt((signal.SIGTERM,)):
+        try:
+            why = monitor.run()
+        except KeyboardInterrupt:
+            why = "interrupted"
+        finally:
+            monitor.stop()
     board = current()
     workers = {a: {"state": w.state, "restarts": w.restarts, "reason": w.reason,
                    "exit_code": w.process.exit_code if w.process else None}

@@ -182,12 +182,12 @@ def kill_group(proc: subprocess.Popen, first: int = signal.SIGTERM) -> None:
             continue
 
 
-def tail(path: Path, size: int = TAIL_BYTES) -> str:
-    """The last `size` bytes of a file as text, whatever its encoding."""
+def tail(path: Path, size: int = TAIL_BYTES, start: int = 0) -> str:
+    """The last `size` bytes of a file as text, whatever its encoding; nothing before `start`."""
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - size))
+            f.seek(max(start, f.tell() - size))
             return f.read().decode("utf-8", "replace")
     except OSError:
         return ""

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from clude.harness.process import tail as process_tail
 from clude.team.crashloop import Policy, Run, decide
 from clude.team.runner import STOP_GRACE_S, WorkerProcess, start_worker
 
@@ -148,7 +149,7 @@ class Monitor:
             return words
         from clude.team.backends import classify
 
-        tail = _tail(watched.process.log, watched.process.log_start) if watched.process else ""
+        tail = process_tail(watched.process.log, 16384, watched.process.log_start) if watched.process else ""
         found = classify(tail, watched.process.exit_code if watched.process else 1)
         if found is not None:
             return found.message
@@ -185,14 +186,3 @@ def _signal_group(process: WorkerProcess, sig: int) -> None:
         os.killpg(process.proc.pid, sig)
     except ProcessLookupError:
         pass
-
-
-def _tail(path: Path, start: int, size: int = 16384) -> str:
-    """The end of what a run wrote to its log (from `start`, where that run began)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(start, f.tell() - size))
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""

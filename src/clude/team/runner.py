@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,23 +62,3 @@ def start_worker(root: Path, upstream: str, agent_id: str, role: str | None, *, 
         proc = subprocess.Popen(argv, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     return WorkerProcess(agent_id, role, proc, log, start)
-
-
-def stop_workers(workers: list[WorkerProcess]) -> None:
-    """SIGTERM every worker's group (they release their locks), then SIGKILL what is left."""
-    for worker in workers:
-        if worker.proc.poll() is None:
-            try:
-                os.killpg(worker.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    deadline = time.monotonic() + STOP_GRACE_S
-    for worker in workers:
-        try:
-            worker.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(worker.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            worker.proc.wait()
