@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-run test bench clean
+.PHONY: demo demo-run test bench clean sandbox
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,15 +12,26 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# bubblewrap, the sandbox every agent and test run goes in: installed with the system's package
+# manager when it is missing and we are root; otherwise say how (clude refuses to start agents without it).
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing bubblewrap (apt-get install -y bubblewrap)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null; }; \
+	elif [ "$$(id -u)" = 0 ] && command -v dnf >/dev/null 2>&1; then dnf install -y -q bubblewrap; \
+	else echo "bubblewrap (bwrap) is missing: install it (e.g. sudo apt-get install bubblewrap); clude needs it to sandbox agents"; fi
+
 # clude's main job: a team of agents on a sample project, offline (clude team demo): three workers
 # fix three bugs, a fourth task fails after 3 attempts, a fourth worker without its API key is blocked.
-demo: $(STAMP)
+demo: sandbox $(STAMP)
 	$(VENV)/bin/clude team demo
 
 # The single agent on its bundled example: a copy of examples/calc (one bug, one failing test) in a
 # temp dir; `clude test` shows the failure, `clude run` plans, fixes and verifies it with a scripted
 # model (offline), `clude test` confirms. The copy is kept so you can look at it.
-demo-run: $(STAMP)
+demo-run: sandbox $(STAMP)
 	@set -e; dir=$$(mktemp -d /tmp/clude-demo.XXXXXX); cp -r examples/calc/. $$dir/; \
 	rm -rf $$dir/__pycache__ $$dir/tests/__pycache__ $$dir/.clude; clude=$$PWD/$(VENV)/bin/clude; cd $$dir; \
 	git init -q && git add -A && git -c user.name=demo -c user.email=demo@localhost commit -qm start; \
@@ -30,7 +41,7 @@ demo-run: $(STAMP)
 	echo; echo "== git diff"; git --no-pager diff --stat; echo "The project is in $$dir (its session: $$dir/.clude/sessions)"
 
 # The whole suite. pytest exits 5 when it collects nothing, which fails this target too.
-test: $(STAMP)
+test: sandbox $(STAMP)
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)

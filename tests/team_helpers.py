@@ -24,7 +24,8 @@ status=0
     if [ "$text" = ok ]; then
       echo "<testcase classname=\\"checks\\" name=\\"$name\\" file=\\"$f\\" line=\\"1\\"/>"
     else
-      echo "<testcase classname=\\"checks\\" name=\\"$name\\" file=\\"$f\\" line=\\"1\\"><failure message=\\"$name says $text\\">$f:1</failure></testcase>"
+      echo "<testcase classname=\\"checks\\" name=\\"$name\\" file=\\"$f\\" line=\\"1\\">\\
+<failure message=\\"$name says $text\\">$f:1</failure></testcase>"
       status=1
     fi
   done

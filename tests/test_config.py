@@ -59,7 +59,8 @@ def test_unknown_key_names_file_key_and_the_keys_expected(tmp_path):
 
 def test_unknown_section(tmp_path):
     write(tmp_path / "clude.toml", '[tests]\ncommand = "pytest"\n')
-    with pytest.raises(ConfigError, match=r"unknown key .tests. \(expected one of: test, model, agent, team, backends, prices\)"):
+    with pytest.raises(ConfigError, match=r"unknown key .tests. \(expected one of: test, model, agent, team, "
+                                          r"sandbox, backends, prices\)"):
         load_settings(tmp_path)
 
 

@@ -56,7 +56,7 @@ def test_a_healthy_pytest_project_is_all_ok_with_the_tests_counted(tmp_path):
     assert result.exit_code == 0, result.output
     assert not lines_of(result.output, "ERROR", "")
     names = [line.split(" — ")[0] for line in result.output.splitlines()]
-    assert names == ["OK git", "OK model", "OK tests", "OK disk"]
+    assert names == ["OK git", "OK model", "OK tests", "OK sandbox", "OK disk"]
     assert "2 tests collected" in lines_of(result.output, "OK", "tests")[0]
     assert "scripted model" in lines_of(result.output, "OK", "model")[0]
 
@@ -67,9 +67,12 @@ def test_a_healthy_team_is_all_ok_and_json_has_the_documented_shape(tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert set(data) == {"ok", "checks"} and data["ok"] is True
-    assert all(set(c) == {"name", "ok", "detail"} and c["ok"] for c in data["checks"])
+    assert all(set(c) == {"name", "ok", "detail", "warn"} and c["ok"] and not c["warn"] for c in data["checks"])
     found = {c["name"]: c["detail"] for c in data["checks"]}
-    assert list(found) == ["git", "upstream", "upstream push", "backend clude", "model", "tests", "disk"]
+    assert list(found) == ["git", "upstream", "upstream push", "upstream protection", "backend clude", "model",
+                           "tests", "sandbox", "disk"]
+    assert "refuses force pushes and deleting branches" in found["upstream protection"]
+    assert "bubblewrap" in found["sandbox"] and "network shared" in found["sandbox"]
     assert upstream in found["upstream"] and "main at" in found["upstream"]
     assert "clude, version" in found["backend clude"]
     assert "GiB free" in found["disk"]
@@ -264,3 +267,28 @@ def test_a_team_whose_test_interpreter_is_not_committed_is_refused(tmp_path):
     [check] = [c for c in team if c.name == "tests"]
     assert not check.ok and "venv/bin/python, which is not committed to git" in check.detail
     assert str(root / "venv" / "bin" / "python") in check.detail
+
+
+# what keeps agents contained ----------------------------------------------------------------------
+def test_a_missing_bubblewrap_is_an_error_with_the_command_that_installs_it(tmp_path):
+    root = scripted_project(tmp_path)
+    result = doctor(root, "--scope", "run", env={"CLUDE_BWRAP": str(tmp_path / "no-bwrap")})
+    assert result.exit_code == 4
+    line = lines_of(result.output, "ERROR", "sandbox")[0]
+    assert "bubblewrap (bwrap) is not installed" in line and "install" in line and "--sandbox off" in line
+
+
+def test_a_sandbox_turned_off_is_a_warning_not_an_error(tmp_path):
+    root = scripted_project(tmp_path, **{"clude.toml": '[sandbox]\nmode = "off"\n' + SCRIPTED})
+    result = doctor(root, "--scope", "run")
+    assert result.exit_code == 0, result.output
+    assert "credentials" in lines_of(result.output, "WARN", "sandbox")[0]
+
+
+def test_an_upstream_that_allows_force_pushes_and_deletions_is_a_warning_with_the_fix(tmp_path):
+    root, upstream = team_project(tmp_path, team=SCRIPTED, files={"script.json": "[]"})
+    subprocess.run(["git", "--git-dir", upstream, "config", "receive.denyDeletes", "false"], check=True)
+    result = doctor(root)
+    assert result.exit_code == 0, result.output
+    line = lines_of(result.output, "WARN", "upstream protection")[0]
+    assert "deleting branches" in line and f"git -C {upstream} config receive.denyDeletes true" in line

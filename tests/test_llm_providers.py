@@ -1,4 +1,5 @@
-"""The openai and anthropic providers through the real SDKs against the loopback stubs: replies, tools, usage, normalization."""
+"""The openai and anthropic providers through the real SDKs against the loopback stubs: replies, tools,
+usage, normalization."""
 
 from __future__ import annotations
 

@@ -184,7 +184,8 @@ AWKWARD = {
     "orphan_result": [U("hello"), A("answer"), T("ghost_id", "stray output")],
     "call_without_result": [U("do"), A("trying", call("lost_1", "build", '{"target": "all"}')), U("well")],
     "empty_strings": [S(""), U(""), U("real words"), A(""), A("reply"), U("")],
-    "unicode": [S("règle système"), U("héllo wörld 日本語 😀"), A("ça va", call("u1", "écrire", '{"chemin": "fichier"}')),
+    "unicode": [S("règle système"), U("héllo wörld 日本語 😀"),
+                A("ça va", call("u1", "écrire", '{"chemin": "fichier"}')),
                 T("u1", "résultat ok")],
 }
 

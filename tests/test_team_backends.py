@@ -304,14 +304,18 @@ def test_agent_env_is_explicit(tmp_path):
            "ANTHROPIC_BASE_URL": "http://127.0.0.1:1", "OPENAI_API_KEY": "sk-openai-123456789",
            "MY_SETTING": "1", "CLUDE_TASK_ID": "stale"}
     claude = agent_env(get_backend("claude"), env, agent_id="a1", task_id="TASK-002")
+    identity = {f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER")
+                for what, value in (("NAME", "a1"), ("EMAIL", "a1@clude.localhost"))}
     assert claude == {"PATH": "/usr/bin", "HOME": "/home/u", "LANG": "C.UTF-8",
                       "ANTHROPIC_API_KEY": "sk-ant-key-123456789", "ANTHROPIC_BASE_URL": "http://127.0.0.1:1",
-                      "CLUDE_AGENT_ID": "a1", "CLUDE_TASK_ID": "TASK-002"}
+                      "CLUDE_AGENT_ID": "a1", "CLUDE_TASK_ID": "TASK-002", **identity}
     configured = get_backend("claude", {"claude": BackendConfig(env=["MY_SETTING", "NOT_SET_ANYWHERE"])})
     mine = agent_env(configured, env, agent_id="a1", task_id="T")
     assert mine["MY_SETTING"] == "1" and "NOT_SET_ANYWHERE" not in mine and "OPENAI_API_KEY" not in mine
     bare = agent_env(get_backend("command", command="x"), {}, agent_id="a", task_id="t")
-    assert bare == {"CLUDE_AGENT_ID": "a", "CLUDE_TASK_ID": "t"}  # nothing invented, no default paths
+    # nothing invented, no default paths: the ids, and a commit identity (~/.gitconfig is hidden)
+    assert set(bare) == {"CLUDE_AGENT_ID", "CLUDE_TASK_ID", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL",
+                         "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"}
     assert set(BASE_ENV) >= {"PATH", "HOME", "TMPDIR"}
     # and in a real run: a secret that is not forwarded is absent
     backend = script_backend(tmp_path, """
@@ -322,7 +326,7 @@ def test_agent_env_is_explicit(tmp_path):
     names = set(json.loads(result.summary)) - {"PWD"}
     assert {"MY_SETTING", "CLUDE_AGENT_ID", "CLUDE_TASK_ID", "PATH"} <= names
     assert "AWS_SECRET_ACCESS_KEY" not in names
-    assert names <= set(BASE_ENV) | {"MY_SETTING", "CLUDE_AGENT_ID", "CLUDE_TASK_ID", "LC_CTYPE"}
+    assert names <= set(BASE_ENV) | {"MY_SETTING", "CLUDE_AGENT_ID", "CLUDE_TASK_ID", "LC_CTYPE"} | set(identity)
 
 
 

@@ -235,7 +235,7 @@ def test_states_from_the_file_and_counts(tmp_path):
                     extra={"current_tasks/TASK-004.lock": lock_text("TASK-004")})
     board = read_board(root, now=NOW, lease_s=LEASE)
     assert board.tasks["TASK-003"].reason == "needs a GPU"
-    assert counts(board) == {"open": 0, "claimed": 1, "done": 1, "failed": 1, "blocked": 1}
+    assert counts(board) == {"open": 0, "claimed": 1, "done": 1, "done-unverified": 0, "failed": 1, "blocked": 1}
     assert not all_settled(board)
     (root / "current_tasks/TASK-004.lock").unlink()
     (root / "tasks/TASK-004.md").write_text(render_task(task("TASK-004", status="done")), encoding="utf-8")
@@ -362,3 +362,51 @@ def test_earlier_failures_newest_last_and_cut(tmp_path):
     newest = earlier_failures(tmp_path, "TASK-001", limit_chars=250)
     assert "# attempt 10" in newest and "# attempt 2" in newest and "# attempt 1\n" not in newest
     assert newest.startswith("(1 earlier failure record left out)")
+
+
+# a lock whose lease lies far in the future -----------------------------------------------------------------
+
+def _commit_at(root: Path, when: datetime, message: str) -> None:
+    import os
+    import subprocess
+    stamp = f"@{int(when.timestamp())} +0000"
+    env = {**os.environ, "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
+    for args in (["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message]):
+        subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
+
+
+def test_a_lease_far_in_the_future_ends_one_lease_after_the_lock_was_last_written(tmp_path):
+    import subprocess
+
+    from clude.team.git import Repo
+    root = checkout(tmp_path, task("TASK-001"), task("TASK-002"), extra={
+        "current_tasks/TASK-001.lock": lock_text("TASK-001", lease_s=10 * 365 * 86400, agent="greedy"),
+        "current_tasks/TASK-002.lock": lock_text("TASK-002", agent="honest")})
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
+    _commit_at(root, NOW, "claims")
+    repo = Repo(root)
+    asked: list[str] = []
+
+    def written_at(rel: str) -> float | None:
+        asked.append(rel)
+        return repo.commit_time(rel)
+
+    within = read_board(root, now=NOW + timedelta(seconds=30), lease_s=LEASE, lock_written_at=written_at)
+    assert within.tasks["TASK-001"].state == "claimed" and within.tasks["TASK-002"].state == "claimed"
+    assert within.tasks["TASK-001"].lease_end == NOW + timedelta(seconds=LEASE)
+    assert asked == ["current_tasks/TASK-001.lock"]  # a lock with a normal lease costs no git call
+    assert claimable(within, role=None, now=NOW + timedelta(seconds=30)) == []
+    later = NOW + timedelta(seconds=LEASE + 1)
+    after = read_board(root, now=later, lease_s=LEASE, lock_written_at=written_at)
+    assert after.tasks["TASK-001"].state == "open" and after.tasks["TASK-001"].lock.agent == "greedy"
+    assert claimable(after, role=None, now=later) == ["TASK-001", "TASK-002"]
+    # a renewal (the lock file written again) holds the task one more lease from then
+    renewal = NOW + timedelta(seconds=50)
+    (root / "current_tasks/TASK-001.lock").write_text(
+        lock_text("TASK-001", claimed=renewal, lease_s=10 * 365 * 86400, agent="greedy"), encoding="utf-8")
+    _commit_at(root, renewal, "renew")
+    renewed_board = read_board(root, now=later, lease_s=LEASE, lock_written_at=written_at)
+    assert renewed_board.tasks["TASK-001"].state == "claimed"
+    assert renewed_board.tasks["TASK-001"].lease_end == renewal + timedelta(seconds=LEASE)
+    assert read_board(root, now=renewal + timedelta(seconds=LEASE), lease_s=LEASE,
+                      lock_written_at=written_at).tasks["TASK-001"].state == "open"

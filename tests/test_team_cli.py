@@ -87,10 +87,10 @@ def test_team_run_with_three_workers_does_every_task_and_reports(tmp_path):
 def test_a_worker_killed_with_sigkill_mid_task_loses_nothing(tmp_path):
     root, upstream = team_project(tmp_path, fast=True, team="[team]\nlease_s = 3\npoll_s = 0.2")
     assert clude("team", "task", "add", "check 1", root=root).returncode == 0
-    started = tmp_path / "started"
-    hang = agent_script(tmp_path, "hang", f'''
+    started = root / ".clude/agents/victim/work/started"  # in its work tree: /tmp is the sandbox's own
+    hang = agent_script(tmp_path, "hang", '''
         import pathlib, time
-        pathlib.Path({str(started)!r}).write_text("yes")
+        pathlib.Path("started").write_text("yes")
         time.sleep(600)
     ''')
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLUDE_", "PYTEST_"))}
@@ -125,7 +125,8 @@ def test_sixteen_workers_race_for_two_hundred_tasks_each_done_exactly_once(tmp_p
 
     def two_hundred(checkout: Path) -> str:
         for n in range(1, 201):
-            (checkout / "tasks" / f"TASK-{n:03d}.md").write_text(render_task(Task(id=f"TASK-{n:03d}", title=f"check {n}")))
+            task = Task(id=f"TASK-{n:03d}", title=f"check {n}")
+            (checkout / "tasks" / f"TASK-{n:03d}.md").write_text(render_task(task))
         return "add 200 tasks"
 
     update_upstream(view(root, upstream), two_hundred)

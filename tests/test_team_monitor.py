@@ -134,10 +134,10 @@ def test_kill_9_of_the_whole_team_run_then_a_new_run_loses_no_task_and_runs_none
 def test_workers_stop_and_release_their_task_when_their_monitor_is_killed(tmp_path):
     root, upstream = team_project(tmp_path, fast=True, team=FAST_TEAM)
     assert clude("team", "task", "add", "check 1", root=root).returncode == 0
-    started = tmp_path / "started"
-    hang = agent_script(tmp_path, "hang", f'''
+    started = root / ".clude/agents/a1/work/started"  # in its work tree: /tmp is the sandbox's own
+    hang = agent_script(tmp_path, "hang", '''
         import pathlib, time
-        pathlib.Path({str(started)!r}).write_text("yes")
+        pathlib.Path("started").write_text("yes")
         time.sleep(600)
     ''')
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLUDE_", "PYTEST_"))}

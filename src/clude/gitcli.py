@@ -9,6 +9,8 @@ import subprocess
 from collections.abc import Container
 from pathlib import Path
 
+from clude.gitsafe import SAFE_GIT
+
 # The identity commits are made with unless the caller names another, so no user git config is needed.
 DEFAULT_NAME = "clude"
 DEFAULT_EMAIL = "clude@localhost"
@@ -55,7 +57,7 @@ def run_git(cwd: Path, *args: str, input: bytes | None = None, env: dict[str, st
 
     With a timeout (seconds) git runs in its own process group, killed as a group when the time is
     up (with the ssh or helper it started), and GitError is raised with returncode None."""
-    cmd = ["git", "-C", str(cwd), *args]
+    cmd = ["git", *SAFE_GIT, "-C", str(cwd), *args]
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=git_env(env),

@@ -122,7 +122,8 @@ def signal_in(text: str) -> Signal | None:
       "replan:" also counts mid-sentence.
     - Never a marker: part of a longer word (is_step_done, replanning), negated in its clause ("I will
       not replan", "no need to REPLAN"), or talked about ("print STEP_DONE when finished", "the REPLAN
-      marker", "then I will call step_done": the word before it is write/print/say/use/call/the/...), or ordinary prose ("the next step: done with it", "we may need to replan later").
+      marker", "then I will call step_done": the word before it is write/print/say/use/call/the/...), or
+      ordinary prose ("the next step: done with it", "we may need to replan later").
     If both signals appear, the one written last wins.
     """
     found = _markers(text)
@@ -154,7 +155,8 @@ _TEMP_RE = re.compile(
     r"(?:/private)?/var/folders/[^/\s]+/[^/\s]+/T/[^/\s'\"():,]*"
     r"|/(?:tmp|var/tmp|dev/shm)/[^/\s'\"():,]*"
     r"|[A-Za-z]:\\Users\\[^\\\s]+\\AppData\\Local\\Temp\\[^\\\s'\"():,]*", re.IGNORECASE)
-_HEX_RE = re.compile(r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F-]*\d)(?=[0-9a-fA-F-]*[a-fA-F])[0-9a-fA-F]{7,}(?:-[0-9a-fA-F]{4,})*\b")
+_HEX_RE = re.compile(r"\b0x[0-9a-fA-F]+\b"
+                     r"|\b(?=[0-9a-fA-F-]*\d)(?=[0-9a-fA-F-]*[a-fA-F])[0-9a-fA-F]{7,}(?:-[0-9a-fA-F]{4,})*\b")
 _DURATION_RE = re.compile(r"\b\d+(?:\.\d+)?\s*(?:ms|s|sec|secs|seconds)\b")
 _DIGITS_RE = re.compile(r"\d+")
 

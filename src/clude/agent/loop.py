@@ -20,7 +20,7 @@ from clude.agent.session import Recovery, Session, StepRecord
 from clude.agent.states import State, StateMachine, Transition
 from clude.agent.step import BudgetExceeded, StepOutcome, run_step
 from clude.agent.tools import Toolbox
-from clude.secrets import without_secrets
+from clude.sandbox import Sandbox, agent_sandbox, allowed_env
 from clude.config.settings import Settings
 from clude.llm.base import ChatModel, ModelError, Reply
 
@@ -44,7 +44,7 @@ class AgentRun:
 
     def __init__(self, root: Path, settings: Settings, model: ChatModel, session: Session, *,
                  confirm: Confirm | None = None, listener: Listener | None = None,
-                 env: Mapping[str, str] | None = None):
+                 env: Mapping[str, str] | None = None, sandbox: Sandbox | None = None):
         self.root = root.resolve()
         self.settings = settings
         self.config = settings.agent
@@ -54,9 +54,10 @@ class AgentRun:
         self.confirm = confirm
         self.listener = listener or (lambda kind, details: None)
         self.env = dict(os.environ if env is None else env)
-        # what the agent's tests run with: no API keys (a test the model writes could print one);
-        # a suite that needs a secret gets it from [test.env]
-        self.test_env = without_secrets(self.env)
+        # what the agent's shell commands and tests run with: an allowlist, never the model's key (a
+        # test the model writes could print one); a suite that needs more names them in [test] pass_env
+        self.test_env = allowed_env(self.env, settings.test.pass_env)
+        self.sandbox = sandbox if sandbox is not None else agent_sandbox(settings)
         self.parallel = int(self.state.options.get("parallel") or self.config.parallel)
         self.verify = str(self.state.options.get("verify") or self.config.verify)
         self.machine = StateMachine(self.state.state,
@@ -91,7 +92,8 @@ class AgentRun:
         except (KeyboardInterrupt, Stopped):
             self.stopping = True
             self.state.outcome = "interrupted"
-            self.state.reason = f"interrupted in {self.machine.state.value}; continue with: clude resume {self.state.id}"
+            self.state.reason = (f"interrupted in {self.machine.state.value}; continue with: "
+                                 f"clude resume {self.state.id}")
             self.session.log(f"interrupted in {self.machine.state.value}")
         except Exception as error:  # a bug or an OS/git failure: an error to report, never "failed"
             self.stopping = True
@@ -158,6 +160,9 @@ class AgentRun:
                 raise Halted(reason)
             else:
                 return self._block(outcome, reason)
+        if self.state.protected is None and not self.state.options.get("unverified") and self.verify != "never":
+            from clude.agent.protect import snapshot
+            self.state.protected = snapshot(self.root)
         self._go(State.PLANNING, f"goal read ({len(self.state.goal)} characters); asking for a plan")
 
     # PLANNING --------------------------------------------------------------------------------
@@ -316,14 +321,14 @@ class AgentRun:
             from clude.harness.report import concise
             from clude.harness.runner import run_tests
 
-            verdict = run_tests(workdir, self.settings.test, env=self.test_env)
+            verdict = run_tests(workdir, self.settings.test, env=self.test_env, sandbox=self.sandbox)
             if verdict.status.value == "interrupted":  # Ctrl-C reached the test run: stop the run
                 raise KeyboardInterrupt()
             return concise(verdict)
 
         return Toolbox(workdir, env=self.env, shell_timeout_s=self.config.shell_timeout,
                        output_budget=self.config.output_budget, output_dir=self.session.output_dir,
-                       test_runner=tests)
+                       test_runner=tests, sandbox=self.sandbox, pass_env=tuple(self.settings.test.pass_env))
 
     # VERIFYING -------------------------------------------------------------------------------
     def _verifying(self) -> None:
@@ -336,7 +341,11 @@ class AgentRun:
             if remaining:
                 return self._go(State.EXECUTING, f"not verified ({unverified}); {len(remaining)} steps to go")
             return self._go(State.DONE, f"all steps done; not verified: {unverified}")
-        verdict = run_tests(self.root, self.settings.test, env=self.test_env)
+        refused = self._test_changes()
+        if refused:
+            self.state.recovery = Recovery(kind="verify_failed", reason=refused)
+            return self._go(State.RECOVERING, "verification refused: the tests or their configuration changed")
+        verdict = run_tests(self.root, self.settings.test, env=self.test_env, sandbox=self.sandbox)
         if verdict.status.value == "interrupted":  # Ctrl-C or SIGTERM reached the test run
             raise KeyboardInterrupt()
         self.state.verdict = verdict.public()
@@ -357,6 +366,23 @@ class AgentRun:
         else:
             self.state.recovery = Recovery(kind="verify_failed", reason=report)
         self._go(State.RECOVERING, f"verification {verdict.status.value}: {verdict.counts.summary()}")
+
+    def _test_changes(self) -> str | None:
+        """Why the tests cannot judge this work: the agent changed them (or what configures them) and
+        the run does not allow it. With [agent] allow_tests the changed tests are said, not refused."""
+        if self.state.protected is None:
+            return None
+        from clude.agent.protect import changes
+
+        touched = changes(self.root, self.state.protected)
+        if not touched:
+            return None
+        listed = "; ".join(f"{p.path} ({p.why})" for p in touched[:12])
+        if self.config.allow_tests:
+            self.session.log(f"verification: the agent changed tests: {listed}")
+            self.listener("note", {"text": f"the agent changed tests: {listed}"})
+            return None
+        return render("tests_changed", files=listed)
 
     # RECOVERING ------------------------------------------------------------------------------
     def _recovering(self) -> None:

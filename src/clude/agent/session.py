@@ -68,6 +68,8 @@ class SessionState(_Model):
     elapsed_s: float = 0.0                             # running time over every resume
     transitions: list[dict] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)  # parallel, verify: as the run started
+    # the test files and test configuration as the run found them (agent/protect.py); None: not taken
+    protected: dict[str, str] | None = None
     pid: int | None = None
 
 

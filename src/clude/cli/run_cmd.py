@@ -21,6 +21,11 @@ _headless = click.option("--headless", is_flag=True,
                          help="Never ask anything; no progress output unless --verbose.")
 
 
+_sandbox = click.option("--sandbox", "sandbox_mode", type=click.Choice(["on", "off"]), default=None,
+                        help="Run the agent's shell commands and the tests in bubblewrap (on), or without "
+                             "a sandbox (off) [default: [sandbox] mode, on].")
+
+
 @click.command("run")
 @click.argument("goal", nargs=-1)
 @click.option("--task-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -37,8 +42,12 @@ _headless = click.option("--headless", is_flag=True,
               help="Model turns per step [default: [agent] max_iterations, 30].")
 @click.option("--verbose", "-v", is_flag=True, help="Progress output even with --headless.")
 @click.option("--no-doctor", is_flag=True, help="Skip the pre-flight checks (clude doctor --scope run).")
+@click.option("--allow-tests", is_flag=True, default=None,
+              help="Let the agent change the tests and their configuration (refused by default: the "
+                   "tests judge its work).")
+@_sandbox
 def run_command(goal, task_file, project, as_json, headless, confirm, parallel, verify, max_iterations,
-                verbose, no_doctor) -> None:
+                verbose, no_doctor, allow_tests, sandbox_mode) -> None:
     """Plan, carry out and verify GOAL with the configured model: `clude run "fix the failing test"`.
 
     \b
@@ -59,8 +68,10 @@ def run_command(goal, task_file, project, as_json, headless, confirm, parallel, 
         _usage("no goal: clude run \"what to do\", or clude run --task-file TASK.md")
     if confirm and headless:
         _usage("--confirm asks questions; --headless never does: choose one")
-    overrides = {"agent": {"parallel": parallel, "verify": verify, "max_iterations": max_iterations}}
-    settings = _settings(project, overrides)
+    overrides = {"agent": {"parallel": parallel, "verify": verify, "max_iterations": max_iterations,
+                           "allow_tests": allow_tests}}
+    settings = _settings(project, {**overrides, "sandbox": {"mode": sandbox_mode} if sandbox_mode else {}})
+    _sandbox_or_exit(settings, as_json)
     if not no_doctor:  # before any session exists: an environment that cannot work is refused at once
         _preflight(project, settings, as_json)
     console = _console(as_json, headless and not verbose)
@@ -84,9 +95,11 @@ def run_command(goal, task_file, project, as_json, headless, confirm, parallel, 
 @_json
 @_headless
 @click.option("--verbose", "-v", is_flag=True, help="Progress output even with --headless.")
-def resume_command(session_id, project, as_json, headless, verbose) -> None:
+@_sandbox
+def resume_command(session_id, project, as_json, headless, verbose, sandbox_mode) -> None:
     """Go on with an interrupted run (the latest one without SESSION_ID); done steps are not redone."""
-    settings = _settings(project, {})
+    settings = _settings(project, {"sandbox": {"mode": sandbox_mode}} if sandbox_mode else {})
+    _sandbox_or_exit(settings, as_json)
     console = _console(as_json, headless and not verbose)
     from clude.agent import resume_run
     from clude.agent.session import SessionBusy, SessionFinished, SessionNotFound
@@ -139,6 +152,19 @@ def sessions_command(project, as_json) -> None:
 def _usage(message: str) -> None:
     click.echo(f"clude: {message}", err=True)
     sys.exit(EXIT_USAGE)
+
+
+def _sandbox_or_exit(settings, as_json: bool) -> None:
+    """The run's shell commands and tests need the sandbox: stop with how to get bubblewrap when it
+    cannot be used here (before any session is made); this process keeps its environment (the
+    model's key) from them."""
+    from clude.sandbox import SandboxUnavailable, agent_sandbox, make_undumpable
+
+    try:
+        agent_sandbox(settings)
+    except SandboxUnavailable as error:
+        _infra_error(f"the agent's commands and tests need a sandbox: {error}", as_json)
+    make_undumpable()
 
 
 def _settings(project: Path, overrides: dict):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -30,18 +32,25 @@ def settings_of(project: Path):
         fail(str(error))
 
 
-def board_repo(project: Path, upstream: str | None):
-    """(settings, the view clone) of the team; a usage error when there is no team."""
-    from clude.team.admin import NoTeam, upstream_of, view
+@contextmanager
+def board_repo(project: Path, upstream: str | None, name: str | None = None) -> Iterator[tuple]:
+    """(settings, the team's clone `name` [default: the view clone] fresh from the upstream), the clone
+    kept to this command until the block ends (admin.clone_turn: two commands of this machine take
+    turns); a usage error when there is no team."""
     from clude.gitcli import GitError
+    from clude.team.admin import VIEW_CLONE, NoTeam, clone_turn, upstream_of, view
 
-    settings = settings_of(project)
+    root, settings = project.resolve(), settings_of(project)
     try:
-        return settings, view(project.resolve(), upstream_of(project.resolve(), settings, upstream))
+        url = upstream_of(root, settings, upstream)
     except NoTeam as error:
         fail(str(error))
-    except GitError as error:
-        fail(f"cannot read the team's upstream: {error}", 4)
+    with clone_turn(root, name or VIEW_CLONE):
+        try:
+            repo = view(root, url, name or VIEW_CLONE)
+        except GitError as error:
+            fail(f"cannot read the team's upstream: {error}", 4)
+        yield settings, repo
 
 
 @click.group("team")
@@ -81,9 +90,12 @@ def task_group() -> None:
 @click.option("--priority", type=int, default=0, show_default=True, help="Higher first.")
 @click.option("--max-attempts", type=click.IntRange(1, 100), default=None,
               help="Failed attempts before the task is failed [default: [team] max_attempts, 3].")
+@click.option("--allow-tests", is_flag=True,
+              help="The agent may change the project's tests (a tester's task always may).")
 @_upstream
 @_project
-def task_add_command(title, body, body_file, tests, deps, role, priority, max_attempts, upstream, project) -> None:
+def task_add_command(title, body, body_file, tests, deps, role, priority, max_attempts, allow_tests, upstream,
+                     project) -> None:
     """Add a task; a dependency that does not exist or a cycle is reported and the task blocked."""
     from pydantic import ValidationError
 
@@ -92,24 +104,43 @@ def task_add_command(title, body, body_file, tests, deps, role, priority, max_at
     if body and body_file:
         fail("give --body or --body-file, not both")
     text = body_file.read_text(encoding="utf-8") if body_file else (body or "")
-    settings, repo = board_repo(project, upstream)
-    if role:
-        from clude.team.roles import role_names
-        known = role_names(Path(settings.team.roles_dir) if settings.team.roles_dir else None)
-        if role not in known:
-            fail(f"unknown role {role!r}: the roles are {', '.join(known)} (or add {role}.md to "
-                 "[team] roles_dir)")
-    fields = {"title": title, "body": text, "tests": tests, "role": role, "priority": priority,
-              "deps": [d.strip() for d in deps.split(",") if d.strip()],
-              "max_attempts": max_attempts or settings.team.max_attempts}
-    try:
-        task, notes = add_task(repo, fields)
-    except ValidationError as error:
-        fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()))
+    with board_repo(project, upstream) as (settings, repo):
+        if role:
+            from clude.team.roles import role_names
+            known = role_names(Path(settings.team.roles_dir) if settings.team.roles_dir else None)
+            if role not in known:
+                fail(f"unknown role {role!r}: the roles are {', '.join(known)} (or add {role}.md to "
+                     "[team] roles_dir)")
+        if not tests and settings.team.verify == "tests":
+            _refuse_without_tests(repo.path, settings)
+        fields = {"title": title, "body": text, "tests": tests, "role": role, "priority": priority,
+                  "deps": [d.strip() for d in deps.split(",") if d.strip()], "allow_tests": allow_tests,
+                  "max_attempts": max_attempts or settings.team.max_attempts}
+        try:
+            task, notes = add_task(repo, fields)
+        except ValidationError as error:
+            fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()))
     click.echo(f"added {task.id}: {task.title}" + (f" (blocked: {task.blocked_reason})"
                                                     if task.status == "blocked" else ""))
     for note in notes:
         click.echo(f"note: {note}")
+
+
+def _refuse_without_tests(checkout: Path, settings) -> None:
+    """A usage failure when the upstream's tree (the view clone's `checkout`) has no tests to verify a
+    task without --tests."""
+    import os
+
+    from clude.harness import frameworks
+    from clude.team.admin import tests_detected
+
+    if tests_detected(checkout, settings, os.environ):
+        return
+    looked = ", ".join(adapter.name for adapter in frameworks.adapters())
+    fail(f"no tests were detected in the upstream's tree (looked for {looked}; [test] command is not "
+         "set), so a task without --tests could not be verified. Give the task --tests SELECTOR (the "
+         "tests that show it done), or set `[team] verify = \"none\"` in clude.toml to land tasks "
+         "unverified (shown as done-unverified).")
 
 
 @task_group.command("list")
@@ -120,9 +151,9 @@ def task_list_command(as_json, upstream, project) -> None:
     """Every task with its state, attempts and holder."""
     from clude.team.admin import board_of, check_dependencies
 
-    settings, repo = board_repo(project, upstream)
-    notes = check_dependencies(repo)
-    board = board_of(repo, settings.team.lease_s)
+    with board_repo(project, upstream) as (settings, repo):
+        notes = check_dependencies(repo)
+        board = board_of(repo, settings.team.lease_s)
     from clude.cli.team_view import board_json, print_board
 
     if as_json:
@@ -140,19 +171,23 @@ def task_list_command(as_json, upstream, project) -> None:
 def task_show_command(task_id, upstream, project) -> None:
     """One task: its file, state, lock and failure records."""
     from clude.team.admin import board_of
+    from clude.team.board import shown_state
     from clude.team.layout import FAILURES_DIR
 
-    settings, repo = board_repo(project, upstream)
-    board = board_of(repo, settings.team.lease_s)
-    item = board.tasks.get(task_id)
-    if item is None:
-        fail(f"no task {task_id!r} (tasks: {', '.join(board.tasks) or 'none'})")
-    click.echo((repo.path / item.path).read_text(encoding="utf-8").rstrip())
-    click.echo(f"\nstate: {item.state}" + (f" — {item.reason}" if item.reason else "")
-               + f"; attempts: {item.attempts} of {item.task.max_attempts}")
-    if item.lock:
-        click.echo(f"held by {item.lock.agent} on {item.lock.host} (attempt {item.lock.attempt}), "
-                   f"lease until {item.lock.lease_until:%Y-%m-%d %H:%M:%S}Z")
-    for record in sorted((repo.path / FAILURES_DIR).glob(f"{task_id}_attempt_*.md")):
-        click.echo(f"\n--- {record.relative_to(repo.path)}\n{record.read_text(encoding='utf-8').rstrip()}")
+    with board_repo(project, upstream) as (settings, repo):
+        board = board_of(repo, settings.team.lease_s)
+        item = board.tasks.get(task_id)
+        if item is None:
+            fail(f"no task {task_id!r} (tasks: {', '.join(board.tasks) or 'none'})")
+        click.echo((repo.path / item.path).read_text(encoding="utf-8").rstrip())
+        click.echo(f"\nstate: {shown_state(item)}" + (f" — {item.reason}" if item.reason else "")
+                   + f"; attempts: {item.attempts} of {item.task.max_attempts}")
+        if item.lock:
+            ends = item.lease_end or item.lock.lease_until
+            capped = f" (its lock says {item.lock.lease_until:%Y-%m-%d %H:%M:%S}Z: a lease ends at most " \
+                     f"[team] lease_s after the lock's last renewal)" if ends != item.lock.lease_until else ""
+            click.echo(f"held by {item.lock.agent} on {item.lock.host} (attempt {item.lock.attempt}), "
+                       f"lease until {ends:%Y-%m-%d %H:%M:%S}Z{capped}")
+        for record in sorted((repo.path / FAILURES_DIR).glob(f"{task_id}_attempt_*.md")):
+            click.echo(f"\n--- {record.relative_to(repo.path)}\n{record.read_text(encoding='utf-8').rstrip()}")
 

@@ -145,6 +145,15 @@ def report_lines(report) -> list[str]:
 
 
 # -- clude team status --watch --------------------------------------------------------------------------
+def sandbox_warning(workers: list[dict]) -> str | None:
+    """The warning status shows while workers run with --sandbox off."""
+    off = [w["agent"] for w in workers if w.get("sandbox") == "off"]
+    if not off:
+        return None
+    return (f"WARNING: {', '.join(off)} run without a sandbox (--sandbox off): their agents can read your "
+            "credentials and reach the upstream")
+
+
 def status_view(board, workers: list[dict]):
     """The renderable of `clude team status`: the tasks table and its counts, and the workers table."""
     from rich.console import Group
@@ -163,6 +172,8 @@ def status_view(board, workers: list[dict]):
         parts.append(Text.from_markup("[yellow]problem:[/] ") + Text(problem))
     if workers:
         parts.append(workers_table(workers))
+        if sandbox_warning(workers):
+            parts.append(Text(sandbox_warning(workers), style="yellow"))
     parts.append(Text(f"updated {time.strftime('%H:%M:%S')} — Ctrl-C to stop", style="dim"))
     return Group(*parts)
 

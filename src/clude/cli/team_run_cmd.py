@@ -24,6 +24,22 @@ _command = click.option("--command", default=None, metavar="TEMPLATE",
                              "{workdir} {agent_id}.")
 
 
+_sandbox = click.option("--sandbox", "sandbox_mode", type=click.Choice(["on", "off"]), default=None,
+                        help="Run agents and tests in bubblewrap (on), or without a sandbox (off: they can "
+                             "read your credentials and reach the upstream) [default: [sandbox] mode, on].")
+
+
+def sandbox_of(settings, mode: str | None):
+    """The sandbox of --sandbox / [sandbox]; a usage failure saying how to install bubblewrap when it is
+    on and cannot be used."""
+    from clude.sandbox import Sandbox, SandboxUnavailable
+
+    try:
+        return Sandbox.from_config(settings.sandbox, override=mode)
+    except SandboxUnavailable as error:
+        fail(f"agents are not started without a sandbox: {error}", EXIT_INFRA)
+
+
 def _backend_of(settings, name: str | None, command: str | None):
     from clude.team.backends import get_backend
 
@@ -48,9 +64,10 @@ def _backend_of(settings, name: str | None, command: str | None):
 @click.option("--max-tasks", type=click.IntRange(1), default=None, help="Stop after this many attempts.")
 @click.option("--exit-with-parent", is_flag=True, hidden=True,
               help="Stop (releasing the task) when the process that started this worker is gone.")
+@_sandbox
 @_project
 def worker_command(upstream, agent_id, backend, command, role, workdir, state_dir, forever, max_tasks,
-                   exit_with_parent, project) -> None:
+                   exit_with_parent, sandbox_mode, project) -> None:
     """One worker: claim, work, verify, push, until no task is left (local, or on another machine)."""
     from clude.harness.runner import clude_dir
     from clude.team.worker import Worker, WorkerConfig
@@ -61,7 +78,8 @@ def worker_command(upstream, agent_id, backend, command, role, workdir, state_di
         agent_id=agent_id, upstream=upstream, workdir=(workdir or state / "agents" / agent_id).resolve(),
         state_dir=Path(state).resolve(), backend=_backend_of(settings, backend, command),
         settings=settings, role=role, env=dict(os.environ), forever=forever, max_tasks=max_tasks,
-        parent_pid=os.getppid() if exit_with_parent else None))
+        parent_pid=os.getppid() if exit_with_parent else None, project=project.resolve(),
+        sandbox=sandbox_of(settings, sandbox_mode)))
     with stop_signals_as_interrupt((signal.SIGTERM,)):
         code = worker.run()
     sys.exit(code)
@@ -76,9 +94,11 @@ def worker_command(upstream, agent_id, backend, command, role, workdir, state_di
 @click.option("--forever", is_flag=True, help="Keep the workers waiting for new tasks.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final board as JSON.")
 @click.option("--no-doctor", is_flag=True, help="Skip the pre-flight checks (clude doctor --scope team).")
+@_sandbox
 @_upstream
 @_project
-def run_command(agents, backend, command, roles, forever, as_json, no_doctor, upstream, project) -> None:
+def run_command(agents, backend, command, roles, forever, as_json, no_doctor, sandbox_mode, upstream,
+                project) -> None:
     """Start N workers, restart the ones that exit (a crash loop blocks a worker with its reason), and
     return when every task is done, failed or blocked."""
     from clude.team.admin import NoTeam, upstream_of
@@ -87,6 +107,8 @@ def run_command(agents, backend, command, roles, forever, as_json, no_doctor, up
 
     root = project.resolve()
     settings = settings_of(project)
+    if sandbox_mode:  # the doctor's sandbox check and the workers follow the flag
+        settings = settings.model_copy(update={"sandbox": settings.sandbox.model_copy(update={"mode": sandbox_mode})})
     try:
         url = upstream_of(root, settings, upstream)
         assigned = assign_roles(agents or settings.team.agents, parse_roles(roles) or settings.team.roles)
@@ -109,7 +131,9 @@ def run_command(agents, backend, command, roles, forever, as_json, no_doctor, up
                 click.echo(json.dumps({"stopped": "doctor", "ok": False,
                                        "checks": [c.as_dict() for c in errors]}, ensure_ascii=False))
             sys.exit(EXIT_INFRA)
-    plans = [Plan(agent_id, role, name, command) for agent_id, role in assigned]
+    sandbox = sandbox_of(settings, None)  # refused here, before any worker, when bwrap is missing
+    plans = [Plan(agent_id, role, name, command, sandbox="on" if sandbox.enabled else "off")
+             for agent_id, role in assigned]
     sys.exit(run_team(root, settings, url, plans, forever=forever, as_json=as_json))
 
 
@@ -117,7 +141,7 @@ def run_team(root: Path, settings, url: str, plans, *, forever: bool, as_json: b
              echo=lambda text: click.echo(text, err=True)) -> int:
     """The monitor over `plans` until the board is settled or no worker can work; prints the end."""
     from clude.harness.runner import clude_dir
-    from clude.team.admin import board_of, note_progress, view
+    from clude.team.admin import MONITOR_CLONE, board_of, clone_turn, note_progress, view
     from clude.team.board import all_settled
     from clude.team.crashloop import Policy
     from clude.team.events import EventLog
@@ -125,7 +149,8 @@ def run_team(root: Path, settings, url: str, plans, *, forever: bool, as_json: b
 
     team = settings.team
     state = clude_dir(root)
-    repo = view(root, url, "monitor")
+    with clone_turn(root, MONITOR_CLONE):
+        repo = view(root, url, MONITOR_CLONE)
     logs: dict[str, EventLog] = {}
     seen: list = []  # the last board read: a failed fetch (a network blip) keeps it for one more look
 
@@ -135,26 +160,35 @@ def run_team(root: Path, settings, url: str, plans, *, forever: bool, as_json: b
     def current():
         from clude.gitcli import GitError
 
-        try:
-            repo.fetch()
-            repo.reset_to_upstream()
-        except GitError as error:
-            if not seen:
-                raise
-            echo(f"could not read the upstream ({error}); trying again")
-            return seen[-1]
-        seen[:] = [board_of(repo, team.lease_s)]
+        with clone_turn(root, MONITOR_CLONE):
+            try:
+                repo.fetch()
+                repo.reset_to_upstream()
+            except GitError as error:
+                if not seen:
+                    raise
+                echo(f"could not read the upstream ({error}); trying again")
+                return seen[-1]
+            seen[:] = [board_of(repo, team.lease_s)]
         return seen[-1]
 
     def blocked(worker: str, reason: str) -> None:
         echo(f"worker {worker} blocked: {reason}")
-        note_progress(repo, "blocked", f"worker {worker}", reason, agent=worker)
+        with clone_turn(root, MONITOR_CLONE):
+            note_progress(repo, "blocked", f"worker {worker}", reason, agent=worker)
 
     policy = Policy(k=team.crash_loop, window_s=team.crash_window_s, base_s=team.restart_s,
                     cap_s=team.restart_cap_s)
     monitor = Monitor(root, state, url, plans, env=dict(os.environ), policy=policy,
                       heartbeat_s=team.heartbeat_s, forever=forever,
                       board_settled=lambda: all_settled(current()), emit=emit, on_blocked=blocked)
+    unsandboxed = [p.agent_id for p in plans if p.sandbox == "off"]
+    if unsandboxed:
+        warning = (f"agents of {', '.join(unsandboxed)} run WITHOUT a sandbox (--sandbox off): they can read "
+                   "your credentials and files, write outside their work trees and reach the upstream")
+        echo(f"WARNING: {warning}")
+        with clone_turn(root, MONITOR_CLONE):
+            note_progress(repo, "note", "sandbox", warning, agent="monitor")
     from clude.secrets import Redactor
     echo(f"started {len(plans)} workers ({', '.join(sorted({p.backend for p in plans}))}) on "
          f"{Redactor({}).text(url)}")
@@ -199,25 +233,30 @@ def status_command(as_json, live, upstream, project) -> None:
     from clude.harness.runner import clude_dir
     from clude.team.admin import board_of
     from clude.team.events import read_events
-
     from clude.team.heartbeat import read_heartbeats
 
-    settings, repo = board_repo(project, upstream)
     state = clude_dir(project.resolve())
     if live:
         if as_json:
             fail("--watch and --json do not go together")
         from clude.cli.team_logs_cmd import status_view, watch
+        from clude.team.admin import WATCH_CLONE, clone_turn
+
+        # its own clone, so that a `task add` meanwhile never shares one with it; taken for each refresh
+        with board_repo(project, upstream, WATCH_CLONE) as (settings, repo):
+            pass  # made, and the upstream reached (or a clear error before the first view)
 
         def render():
-            repo.fetch()
-            repo.reset_to_upstream()
-            return status_view(board_of(repo, settings.team.lease_s),
-                               worker_states(read_events(state), read_heartbeats(state)))
+            with clone_turn(project.resolve(), WATCH_CLONE):
+                repo.fetch()
+                repo.reset_to_upstream()
+                board = board_of(repo, settings.team.lease_s)
+            return status_view(board, worker_states(read_events(state), read_heartbeats(state)))
 
         watch(render, 1.0)
         return
-    board = board_of(repo, settings.team.lease_s)
+    with board_repo(project, upstream) as (settings, repo):
+        board = board_of(repo, settings.team.lease_s)
     workers = worker_states(read_events(state), read_heartbeats(state))
     if as_json:
         from clude.cli.team_view import board_json
@@ -230,9 +269,13 @@ def status_command(as_json, live, upstream, project) -> None:
     print_board(board, console)
     if workers:
         console.print(workers_table(workers))
+        from clude.cli.team_logs_cmd import sandbox_warning
+        if sandbox_warning(workers):
+            console.print(sandbox_warning(workers), style="yellow")
 
 
-_STATE_AFTER = {"worker_restarted": "restarting", "worker_started": "idle", "claimed": "working", "agent_started": "working",
+_STATE_AFTER = {"worker_restarted": "restarting", "worker_started": "idle", "claimed": "working",
+                "agent_started": "working",
                 "agent_finished": "verifying", "done": "idle", "failed_attempt": "idle", "infra": "idle",
                 "lost": "idle", "worker_blocked": "blocked", "worker_done": "exited",
                 "worker_stopped": "exited"}
@@ -251,6 +294,7 @@ def worker_states(events: list[dict], beats: dict[str, dict] | None = None, now:
         at = float(event.get("at", 0))
         if kind == "worker_started":
             w["started"] = at
+            w["sandbox"] = event.get("sandbox", "on")
         if kind == "worker_restarted":
             w["restarts"] = int(event.get("restarts") or w["restarts"] + 1)
         if kind in _STATE_AFTER:
@@ -291,6 +335,7 @@ def demo_command(folder) -> None:
     click.echo(f"making the demo project in {folder} ...", err=True)
     root, upstream = create_demo(folder)
     settings, _ = load_settings(root)
+    sandbox_of(settings, None)  # the demo's agents run in the sandbox too: say so when it cannot be made
     plans = [Plan(agent, None, backend) for agent, backend in WORKERS]
     code = run_team(root, settings, upstream, plans, forever=False, as_json=False)
     click.echo(f"\nthe project: {root}  (its upstream: {upstream})\n"

@@ -5,14 +5,18 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from clude.team.board import Board, counts
+from clude.team.board import UNVERIFIED, Board, counts, shown_state
 
-_STYLE = {"done": "green", "failed": "red", "blocked": "red", "claimed": "cyan", "open": ""}
+_STYLE = {"done": "green", UNVERIFIED: "yellow", "failed": "red", "blocked": "red", "claimed": "cyan",
+          "open": ""}
 
 
 def board_json(board: Board) -> dict:
+    """The board as `--json` prints it; "state" is the shown state (board.shown_state), "verified" false
+    for a task done without verification."""
     return {"counts": counts(board), "problems": board.problems, "tasks": [{
-        "id": item.task.id, "title": item.task.title, "state": item.state, "reason": item.reason,
+        "id": item.task.id, "title": item.task.title, "state": shown_state(item), "reason": item.reason,
+        "verified": item.task.verified,
         "attempts": item.attempts, "max_attempts": item.task.max_attempts, "priority": item.task.priority,
         "role": item.task.role, "deps": item.task.deps, "tests": item.task.tests,
         "holder": item.lock.agent if item.lock and item.state == "claimed" else None,
@@ -24,8 +28,9 @@ def board_table(board: Board) -> Table:
     for column in ("task", "state", "attempts", "holder", "title"):
         table.add_column(column)
     for item in board.tasks.values():
-        style = _STYLE.get(item.state, "")
-        state = f"[{style}]{item.state}[/]" if style else item.state
+        shown = shown_state(item)
+        style = _STYLE.get(shown, "")
+        state = f"[{style}]{shown}[/]" if style else shown
         holder = item.lock.agent if item.lock and item.state == "claimed" else ""
         title = item.task.title + (f" [dim]({item.reason})[/]" if item.reason else "")
         table.add_row(item.task.id, state, f"{item.attempts}/{item.task.max_attempts}", holder, title)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+import types
 import typing
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def load_settings(start: Path, overrides: dict | None = None) -> tuple[Settings,
     except ValidationError as exc:
         where = f"{source}" + (" [tool.clude]" if found and found[1] else "") if source else \
             "command-line options"
-        raise ConfigError(_describe(exc, where)) from None
+        raise ConfigError(_describe(exc, where, found[1] if found else None)) from None
 
 
 def _merge(base: dict, top: dict) -> dict:
@@ -53,10 +54,21 @@ def _merge(base: dict, top: dict) -> dict:
     return out
 
 
-def _describe(exc: ValidationError, where: str) -> str:
+# pydantic errors about a number out of its setting's range (inf and nan included, and integers too
+# big to read): the message gives the whole allowed range, not just the bound that was crossed.
+RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal",
+                          "finite_number", "int_parsing_size"})
+# Characters of a bad value shown (a 400-digit integer is cut).
+SHOWN_VALUE = 60
+
+
+def _describe(exc: ValidationError, where: str, table: str | None = None) -> str:
+    """One line per bad key: `where: key: got VALUE; what was expected`. `table` is the TOML table the
+    settings were read from ("tool.clude" in pyproject.toml; None: the top of clude.toml)."""
     lines: dict[str, str] = {}
     for err in exc.errors():
-        loc = _key_path(err["loc"])
+        setting = _setting(err["loc"])
+        loc = setting.keys
         key = ".".join(loc) or "(top level)"
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(loc[:-1])
@@ -67,38 +79,89 @@ def _describe(exc: ValidationError, where: str) -> str:
         else:
             # values under [test.env] may be secrets: say what kind of value, never the value
             got = type(err.get("input")).__name__ if loc[:2] == ["test", "env"] else \
-                repr(err.get("input"))
-            lines[key] = f"{where}: {key}: got {got}; {err['msg'].lower()}"
+                _shown(err.get("input"))
+            expected = _range(setting, table) if err["type"] in RANGE_ERRORS else None
+            lines[key] = f"{where}: {key}: got {got}; {expected or err['msg'].lower()}"
     return "\n".join(lines.values())
 
 
-def _key_path(loc: tuple) -> list[str]:
-    """The configuration keys in a pydantic error location, without union tags like 'list[str]'."""
+class _Setting(typing.NamedTuple):
+    keys: list[str]  # the configuration keys of a pydantic error location
+    annotation: typing.Any = None  # the type of the last key's value, when known
+    constraints: tuple = ()  # its annotated_types bounds (Ge, Gt, Le, Lt)
+    default: typing.Any = None  # its default, when it is a field of a section
+
+
+def _setting(loc: tuple) -> _Setting:
+    """The configuration keys in a pydantic error location (without union tags like 'list[str]'), and
+    what is known of the setting they lead to: its type, bounds and default."""
     model: type[BaseModel] | None = Settings
     keys: list[str] = []
-    table_of_values = False  # the last key was a plain table such as [test.env]
+    found = _Setting(keys)
     for part in loc:
         if isinstance(part, int):
             continue
         if model is not None and part in model.model_fields:
-            keys.append(part)
-            annotation = model.model_fields[part].annotation
-            table_of_values = typing.get_origin(annotation) is dict
-            model = annotation if isinstance(annotation, type) and \
-                issubclass(annotation, BaseModel) else None
-            continue
-        if model is not None or table_of_values:
-            keys.append(str(part))  # an unknown key, or a key of a plain table
-        break
-    return keys
+            info = model.model_fields[part]
+            found = _Setting(keys, info.annotation, tuple(info.metadata), info.get_default(
+                call_default_factory=False))
+        elif model is None and typing.get_origin(found.annotation) is dict:  # a key of a table of values
+            value = typing.get_args(found.annotation)[1]
+            if typing.get_origin(value) is typing.Annotated:
+                value, *extra = typing.get_args(value)
+                found = _Setting(keys, value, tuple(m for e in extra for m in getattr(e, "metadata", [e])))
+            else:
+                found = _Setting(keys, value)
+        else:
+            if model is not None:
+                keys.append(str(part))  # an unknown key
+            break
+        keys.append(str(part))
+        annotation = found.annotation
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return found
 
 
 def _allowed_keys(path: list[str]) -> list[str]:
-    model: type[BaseModel] = Settings
-    for part in path:
-        field = model.model_fields.get(part)
-        annotation = field.annotation if field else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
-        model = annotation
-    return list(model.model_fields)
+    if not path:
+        return list(Settings.model_fields)
+    annotation = _setting(tuple(path)).annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return list(annotation.model_fields)
+    return []
+
+
+def _range(setting: _Setting, table: str | None) -> str | None:
+    """What a bounded number must be, with its key as written in the file and its default:
+    'must be a number from 1 to 86400 ([team] lease_s, default 120)'. None for an unbounded one."""
+    bounds = {name: getattr(c, name) for c in setting.constraints for name in ("ge", "gt", "le", "lt")
+              if getattr(c, name, None) is not None}
+    if not bounds:
+        return None
+    if "ge" in bounds and "le" in bounds:
+        span = f"from {_number(bounds['ge'])} to {_number(bounds['le'])}"
+    else:
+        span = " and ".join(f"{words} {_number(bounds[name])}" for name, words in (
+            ("ge", "at least"), ("gt", "greater than"), ("le", "at most"), ("lt", "below")) if name in bounds)
+    kind = "an integer" if _is_int(setting.annotation) else "a number"
+    *section, name = setting.keys
+    where = ".".join(filter(None, [table, *section]))
+    key = f"[{where}] {name}" if where else name
+    default = setting.default
+    default = f", default {_number(default)}" if isinstance(default, (int, float)) else ""
+    return f"must be {kind} {span} ({key}{default})"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _is_int(annotation: typing.Any) -> bool:
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    options = typing.get_args(annotation) if union else (annotation,)
+    return int in options and float not in options
+
+
+def _shown(value: typing.Any) -> str:
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE else f"{text[:SHOWN_VALUE - 20]}...({len(text)} characters)"

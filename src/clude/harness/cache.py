@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from clude import __version__
+from clude.gitsafe import SAFE_GIT
 from clude.harness.process import MissingProgram, resolve_program
 from clude.store import atomic_write_text
 
@@ -42,7 +43,7 @@ def _git_files(root: Path) -> dict[str, str | None] | None:
     the stat is not conclusive (racily clean entries), the same check `git status` relies on.
     """
     try:
-        out = subprocess.run(["git", "ls-files", "-z", "-t", "-v", "-s", "--cached", "--others",
+        out = subprocess.run(["git", *SAFE_GIT, "ls-files", "-z", "-t", "-v", "-s", "--cached", "--others",
                               "--modified", "--exclude-standard"],
                              cwd=root, capture_output=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
@@ -165,11 +166,12 @@ def request_key(root: Path, *, command: list[str] | None, rate: float | None, se
 
 
 def lookup(root: Path, *, command: list[str] | None, rate: float | None, seed: str, config: dict,
-           env: dict[str, str]) -> tuple[str, dict | None]:
+           env: dict[str, str], state: Path | None = None) -> tuple[str, dict | None]:
     """(key, entry) for a request; the entry is None on a miss, and when the program its command
-    starts is gone (a deleted virtualenv is reported by running, never answered from the cache)."""
+    starts is gone (a deleted virtualenv is reported by running, never answered from the cache).
+    `state`: the folder that holds the cache (default: root/.clude)."""
     key = request_key(root, command=command, rate=rate, seed=seed, config=config, env=env)
-    entry = VerdictCache(root / ".clude" / "cache" / "verdicts").get(key)
+    entry = VerdictCache((state or root / ".clude") / "cache" / "verdicts").get(key)
     if entry is not None:
         try:
             resolve_program(entry["verdict"].get("command") or [], root, env)

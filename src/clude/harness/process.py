@@ -105,7 +105,7 @@ _STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 def run_group(argv: list[str], cwd: Path, env: dict[str, str], output: Path,
               timeout_s: float | None, *, stdin: Path | None = None,
-              stdout: Path | None = None) -> Finished:
+              stdout: Path | None = None, pidfile: Path | None = None) -> Finished:
     """Run argv with stdout and stderr into `output`; kill its process group on timeout, on Ctrl-C,
     or when clude gets SIGTERM/SIGHUP (passed on to the group).
 
@@ -113,7 +113,9 @@ def run_group(argv: list[str], cwd: Path, env: dict[str, str], output: Path,
     `stdout`: a file that gets the standard output alone (then `output` gets the standard error),
     for commands whose result is printed on stdout (JSON).
 
-    Whatever the command leaves running in its group when it exits is killed too. The wait blocks
+    Whatever the command leaves running in its group when it exits is killed too. `pidfile`: where
+    the group is written down while it runs (clude.sandbox.leftovers), so that the next worker kills
+    it if this one is killed first. The wait blocks
     (no polling); a timer thread kills the group at the deadline. Raises OSError when the program
     cannot be started at all.
     """
@@ -132,6 +134,9 @@ def run_group(argv: list[str], cwd: Path, env: dict[str, str], output: Path,
             proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=source, stdout=sink,
                                     stderr=out if stdout is not None else subprocess.STDOUT,
                                     start_new_session=True)
+            if pidfile is not None:
+                from clude.sandbox.leftovers import record
+                record(pidfile, proc.pid)
 
             def expire() -> None:
                 if proc.poll() is None:
@@ -154,6 +159,8 @@ def run_group(argv: list[str], cwd: Path, env: dict[str, str], output: Path,
                 if timer is not None:
                     timer.cancel()
                 kill_group(proc, first=signal.SIGKILL)
+                if pidfile is not None:
+                    pidfile.unlink(missing_ok=True)
     finally:
         for s, handler in saved.items():
             signal.signal(s, handler)

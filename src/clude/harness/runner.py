@@ -6,6 +6,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 from pydantic import ValidationError
 
@@ -19,6 +20,9 @@ from clude.harness.report import concise
 from clude.harness.verdict import Counts, Status, Verdict, decide
 from clude.secrets import Redactor
 from clude.store import atomic_write_text
+
+if TYPE_CHECKING:
+    from clude.sandbox import Sandbox
 
 KEEP_REPORTS = 50  # run folders kept under .clude/reports; older ones are removed
 
@@ -52,11 +56,15 @@ def choose(root: Path, config: TestConfig, command: list[str] | None,
 def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str] | None = None,
               rate: float | None = None, seed: str | None = None, use_cache: bool = True,
               timeout_s: float | None = None, env: dict[str, str] | None = None,
-              missed_key: str | None = None) -> Verdict:
+              missed_key: str | None = None, sandbox: Sandbox | None = None,
+              state_dir: Path | None = None, hidden: Sequence[Path] = ()) -> Verdict:
     """Run the tests of the project at `root` (or answer from the cache) and return the Verdict.
 
     `missed_key`: this request's cache key, already looked up and missed by the caller (the
-    command line's quick path), so the tree is not hashed a second time.
+    command line's quick path), so the tree is not hashed a second time. `sandbox`: the tests run
+    inside it, with only `root` (but its .git) and the run's result folder writable, and the state
+    folder (the verdict cache, other reports) and `hidden` invisible. `state_dir`: where reports and the cache
+    live (default: root/.clude).
     """
     root = root.resolve()
     config = config or TestConfig()
@@ -64,13 +72,13 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
     env = {**base_env, **config.env}
     timeout_s = timeout_s or config.timeout
     seed = seed if seed is not None else default_seed(base_env)
-    state = clude_dir(root)
+    state = clude_dir(root) if state_dir is None else _state(state_dir)
     redactor = Redactor(env)
 
     key = missed_key if use_cache else None
     if use_cache and key is None:
         key, entry = lookup(root, command=command, rate=rate, seed=seed,
-                            config=config.model_dump(), env=base_env)
+                            config=config.model_dump(), env=base_env, state=state)
         if entry is not None:
             try:
                 return Verdict.model_validate(entry["verdict"])
@@ -90,12 +98,18 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
                      _new_run_dir(state, adapter.name), root, redactor)
 
     run_dir = _new_run_dir(state, adapter.name)
+    confine = None
+    if sandbox is not None and sandbox.enabled:
+        def confine(argv: list[str], run_env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+            return sandbox.command(argv, cwd=root, env=run_env, writable=[root, run_dir],
+                                   readable=[root / ".git"], hidden=[state, *hidden])
     ctx = RunContext(root=root, run_dir=run_dir, env=env, rate=rate, seed=seed,
-                     junit=(root / config.junit) if config.junit else None, timeout_s=timeout_s)
+                     junit=(root / config.junit) if config.junit else None, timeout_s=timeout_s,
+                     confine=confine)
     plan = adapter.plan(argv, ctx)
     output = run_dir / "output.log"
     try:
-        done = run_group(plan.argv, root, {**env, **plan.env}, output, timeout_s)
+        done = run_group(*ctx.start(plan.argv, {**env, **plan.env}), output, timeout_s)
     except OSError as exc:  # resolved, yet the kernel refuses it (no #! line, wrong binary format)
         return _save(Verdict(status=Status.ERROR, framework=adapter.name, command=argv,
                              reason=f"cannot start the tests: {argv[0]}: {exc.strerror or exc}"),
@@ -107,7 +121,8 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
         "stray_interrupt": facts.interrupted and not done.interrupted,
         "sample": facts.sample or plan.sample})
     status, reason = decide(facts)
-    verdict = Verdict(status=status, reason=reason, counts=Counts.of(facts.outcomes, len(facts.collection_errors)), framework=adapter.name,
+    verdict = Verdict(status=status, reason=reason, counts=Counts.of(facts.outcomes, len(facts.collection_errors)),
+                      framework=adapter.name,
                       duration_s=round(done.duration_s, 3), command=argv, exit_code=done.exit_code,
                       failures=facts.collection_errors + facts.failures,
                       report_path=_display(output, root), sample=facts.sample,
@@ -118,6 +133,12 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
             key, verdict.model_dump(mode="json"), concise(verdict.model_copy(update={"cached": True})))
     _prune(state / "reports")
     return verdict
+
+
+def _state(path: Path) -> Path:
+    path = Path(path).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _display(path: Path, root: Path) -> str:

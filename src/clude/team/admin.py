@@ -3,6 +3,7 @@ every change goes through a private clone of the upstream (.clude/team/view) in 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,6 +16,14 @@ from clude.team.tasks import Task, parse_task, render_task
 from clude.team.upstream import team_upstream
 
 DEPENDENCY = "dependency: "  # the prefix of a blocked_reason set by the dependency check (lifted again when fixed)
+# The named clones of .clude/team/: task add/list/show and status read and change the board through
+# "view", `status --watch` refreshes through "watch", `team run` watches its workers through "monitor".
+VIEW_CLONE, WATCH_CLONE, MONITOR_CLONE = "view", "watch", "monitor"
+# .clude/team/<name>.lock, beside the clone .clude/team/<name>: an exclusive flock held by one command
+# of this machine for its whole read or change of the board through that clone (clone, fetch, reset,
+# read, commit, push), so two commands using one clone (two `task add` from two shells) take turns
+# instead of resetting each other's checkout. Released on exit, and by the kernel when killed.
+CLONE_LOCK_SUFFIX = ".lock"
 
 
 class NoTeam(Exception):
@@ -29,15 +38,33 @@ def upstream_of(root: Path, settings: Settings, given: str | None = None) -> str
     return url
 
 
-def view(root: Path, upstream: str, name: str = "view") -> Repo:
-    """The private clone this machine reads and changes the board through, fresh from the upstream
-    (`team run` keeps its own, `name` "monitor", so that a `task add` meanwhile never collides)."""
+def view(root: Path, upstream: str, name: str = VIEW_CLONE) -> Repo:
+    """The private clone `name` this machine reads and changes the board through, fresh from the
+    upstream. A caller that may run beside another command of this machine holds clone_turn(root,
+    name) while it uses the clone."""
     from clude.harness.runner import clude_dir
 
     repo = Repo.clone(upstream, clude_dir(root) / "team" / name)
     repo.fetch()
     repo.reset_to_upstream()
     return repo
+
+
+def clone_turn(root: Path, name: str):
+    """Wait until no other command of this machine uses the clone `name`, and keep it to this one until
+    the block ends (CLONE_LOCK_SUFFIX)."""
+    from clude.harness.runner import clude_dir
+    from clude.team.turns import exclusive
+
+    return exclusive(clude_dir(root) / "team" / f"{name}{CLONE_LOCK_SUFFIX}")
+
+
+def tests_detected(checkout: Path, settings: Settings, env: Mapping[str, str]) -> bool:
+    """Whether the project in `checkout` has tests to verify tasks with: [test] command is set, or a
+    test framework is detected in its tree."""
+    from clude.harness import frameworks
+
+    return bool(settings.test.argv()) or frameworks.detect(checkout, dict(env)) is not None
 
 
 def board_of(repo: Repo, lease_s: float) -> Board:

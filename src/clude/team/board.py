@@ -8,16 +8,20 @@ from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
 from clude.team.layout import FAILURES_DIR, LOCKS_DIR, TASKS_DIR
-from clude.team.locks import Lock, LockFileError, is_live, parse_lock, unreadable_lock_live
+from clude.team.locks import Lock, LockFileError, lease_end, parse_lock, unreadable_lock_live
 from clude.team.tasks import Task, TaskFileError, parse_task
 
 TaskState = Literal["open", "claimed", "done", "failed", "blocked"]
 STATES: tuple[str, ...] = ("open", "claimed", "done", "failed", "blocked")
 SETTLED = frozenset({"done", "failed", "blocked"})
+# How a task landed without any verification is shown to people (its state stays "done"): never plainly
+# done, so nobody takes its work for tested.
+UNVERIFIED = "done-unverified"
 DEFAULT_ROLE = "implementer"  # what a worker without a role takes, besides tasks without a role
 _RECORD = re.compile(r"(?P<id>.+)_attempt_(?P<n>[0-9]+)\.md")
 
@@ -33,6 +37,7 @@ class BoardTask:
     lock_unreadable: bool
     state: TaskState
     reason: str | None = None  # why blocked or failed
+    lease_end: datetime | None = None  # when its readable lock's lease ends (locks.lease_end)
 
 
 @dataclass
@@ -47,7 +52,8 @@ def read_board(checkout: Path, *, now: datetime, lease_s: float,
                lock_written_at: Callable[[str], float | None] = lambda rel: None) -> Board:
     """Read tasks/*.md, current_tasks/*.lock and tasks/failures/ of a checkout. Broken files are listed in
     `problems` and skipped. `lock_written_at(relative path)` gives the time (epoch seconds) a lock file was
-    last written, e.g. its last commit's time: an unreadable lock is held until `lease_s` after it."""
+    last written, e.g. its last commit's time: an unreadable lock is held until `lease_s` after it, and a
+    lock whose lease_until lies further ahead than that until then (asked only for such locks)."""
     checkout = Path(checkout)
     problems: list[str] = []
     tasks: dict[str, tuple[Task, str]] = {}
@@ -89,6 +95,8 @@ def read_board(checkout: Path, *, now: datetime, lease_s: float,
         used = attempts.get(task_id, 0)
         lock = locks.get(task_id)
         unreadable = task_id in locks and lock is None
+        lock_rel = f"{LOCKS_DIR}/{task_id}.lock"
+        ends = lease_end(lock, now, lease_s, partial(lock_written_at, lock_rel)) if lock else None
         state: TaskState
         reason = None
         if task.status != "open":
@@ -98,12 +106,12 @@ def read_board(checkout: Path, *, now: datetime, lease_s: float,
                 reason = f"failed after {used} attempt{'s' if used != 1 else ''}" if used else "marked failed"
         elif used >= task.max_attempts:
             state, reason = "failed", f"used all {task.max_attempts} attempts"
-        elif is_live(lock, now) or (unreadable and unreadable_lock_live(
-                lock_written_at(f"{LOCKS_DIR}/{task_id}.lock"), now, lease_s)):
+        elif (ends is not None and ends > now) or (unreadable and unreadable_lock_live(
+                lock_written_at(lock_rel), now, lease_s)):
             state = "claimed"
         else:
             state = "open"
-        board.tasks[task_id] = BoardTask(task, rel, used, lock, unreadable, state, reason)
+        board.tasks[task_id] = BoardTask(task, rel, used, lock, unreadable, state, reason, ends)
         effective[task_id] = task if state != "failed" else task.model_copy(update={"status": "failed"})
 
     for task_id, why in dependency_problems(effective, broken=broken).items():
@@ -174,13 +182,13 @@ def role_matches(task_role: str | None, worker_role: str | None) -> bool:
 
 def claimable(board: Board, *, role: str | None, now: datetime) -> list[str]:
     """The ids a worker with `role` may claim, best first (priority high to low, then id): open — or
-    claimed under a readable lock whose lease has ended by `now` — with every dependency done, attempts
-    left and a matching role."""
+    claimed under a readable lock whose lease (as read_board judged it) has ended by `now` — with every
+    dependency done, attempts left and a matching role."""
     out = []
     for task_id, item in board.tasks.items():
         task = item.task
         free = item.state == "open" or (
-            item.state == "claimed" and not item.lock_unreadable and not is_live(item.lock, now))
+            item.state == "claimed" and item.lease_end is not None and item.lease_end <= now)
         if not free or task.status != "open" or item.attempts >= task.max_attempts:
             continue
         if not role_matches(task.role, role):
@@ -195,11 +203,17 @@ def all_settled(board: Board) -> bool:
     return all(item.state in SETTLED for item in board.tasks.values())
 
 
+def shown_state(item: BoardTask) -> str:
+    """The task's state as shown to people: UNVERIFIED for a task done without verification."""
+    return UNVERIFIED if item.state == "done" and not item.task.verified else item.state
+
+
 def counts(board: Board) -> dict[str, int]:
-    """How many tasks are in each state (every state listed, zeros too)."""
-    out = dict.fromkeys(STATES, 0)
+    """How many tasks are in each shown state (every state listed, zeros too; "done" counts the
+    verified ones, UNVERIFIED the others)."""
+    out = dict.fromkeys((*STATES[:3], UNVERIFIED, *STATES[3:]), 0)
     for item in board.tasks.values():
-        out[item.state] += 1
+        out[shown_state(item)] += 1
     return out
 
 

@@ -135,10 +135,38 @@ class Repo:
             exclude.write_text("\n".join([*lines, *missing]) + "\n", encoding="utf-8")
 
     def git(self, *args: str, input: str | bytes | None = None, ok: Container[int] = (0,),
-            timeout: float | None = None) -> str:
-        """Run git in the clone with the agent's identity; its output without the final newline."""
+            timeout: float | None = None, env: dict[str, str] | None = None) -> str:
+        """Run git in the clone with the agent's identity (and `env`: e.g. another index file); its
+        output without the final newline."""
         data = input.encode("utf-8") if isinstance(input, str) else input
-        return git_text(self.path, *args, input=data, env=self._env, ok=ok, timeout=timeout)
+        return git_text(self.path, *args, input=data, env={**self._env, **(env or {})}, ok=ok,
+                        timeout=timeout)
+
+    @property
+    def git_dir(self) -> Path:
+        return self._git_path(".")
+
+    def blobs(self, ref: str, paths: list[str]) -> dict[str, bytes | None]:
+        """The content of each path at ref (None where it is not a file there), read by one git process."""
+        if not paths:
+            return {}
+        request = "".join(f"{ref}:{path}\n" for path in paths).encode("utf-8", "surrogateescape")
+        out = run_git(self.path, "cat-file", "--batch", input=request).stdout
+        found: dict[str, bytes | None] = {}
+        at = 0
+        for path in paths:
+            end = out.index(b"\n", at)
+            header = out[at:end].split()
+            at = end + 1
+            if len(header) == 3 and header[1] == b"blob":
+                size = int(header[2])
+                found[path] = out[at:at + size]
+                at += size + 1
+            else:
+                if len(header) == 3:  # a tree or a link: skip its body
+                    at += int(header[2]) + 1
+                found[path] = None
+        return found
 
     def fetch(self) -> None:
         """Fetch origin (branches pruned)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
@@ -79,6 +80,20 @@ def renewed(lock: Lock, now: datetime, lease_s: float) -> Lock:
 def is_live(lock: Lock | None, now: datetime) -> bool:
     """Whether the lock still holds its task: its lease ends after `now`."""
     return lock is not None and lock.lease_until > _aware(now, "now")
+
+
+def lease_end(lock: Lock, now: datetime, lease_s: float, written_at: Callable[[], float | None]) -> datetime:
+    """When the lease of `lock` ends as every reader judges it: its lease_until, but never later than
+    `lease_s` after the lock file was last written (its last renewal; `written_at()`: epoch seconds, the
+    time of the commit that wrote it, None when unknown). A lock claiming a lease far in the future (a
+    clock far ahead, a hostile writer) so holds its task one lease after its last renewal, not forever.
+    Cheap: `written_at` is asked only when lease_until lies more than `lease_s` after `now`."""
+    if lock.lease_until <= _aware(now, "now") + timedelta(seconds=lease_s):
+        return lock.lease_until
+    written = written_at()
+    if written is None:
+        return lock.lease_until
+    return min(lock.lease_until, datetime.fromtimestamp(written, timezone.utc) + timedelta(seconds=lease_s))
 
 
 def unreadable_lock_live(written_at: float | None, now: datetime, lease_s: float) -> bool:

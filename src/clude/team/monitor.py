@@ -26,6 +26,7 @@ class Plan:
     role: str | None
     backend: str
     command: str | None = None
+    sandbox: str = "on"   # "off": started with --sandbox off
 
 
 @dataclass
@@ -93,7 +94,7 @@ class Monitor:
         plan = watched.plan
         watched.process = start_worker(self.root, self.upstream, plan.agent_id, plan.role, backend=plan.backend,
                                        command=plan.command, forever=self.forever, env=self.env,
-                                       exit_with_parent=True)
+                                       exit_with_parent=True, sandbox=plan.sandbox)
         watched.started, watched.state, watched.restart_at = self.clock(), "running", None
 
     def _look_after(self, watched: Watched) -> None:

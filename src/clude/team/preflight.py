@@ -34,9 +34,10 @@ class Check:
     name: str
     ok: bool
     detail: str
+    warn: bool = False  # OK, but worth a look (a sandbox turned off, an upstream that allows force pushes)
 
     def line(self) -> str:
-        return f"{'OK' if self.ok else 'ERROR'} {self.name} — {self.detail}"
+        return f"{'ERROR' if not self.ok else 'WARN' if self.warn else 'OK'} {self.name} — {self.detail}"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -72,11 +73,14 @@ def run_checks(root: Path, settings: Settings, *, env: Mapping[str, str], scope:
                                            "verified)"))
     else:
         checks.append(tests_check(root, settings.test, env, strict=team))
+    if run or agents:
+        from clude.team.preflight_trust import sandbox_check
+        checks.append(sandbox_check(settings))
     checks.append(disk_check(root))
     from clude.secrets import Redactor
 
     redactor = Redactor(env)  # a safety net: what a tool printed never carries a secret out
-    return [Check(c.name, c.ok, redactor.text(c.detail)) for c in checks]
+    return [Check(c.name, c.ok, redactor.text(c.detail), c.warn) for c in checks]
 
 
 def refusal(errors: list[Check]) -> str:
@@ -140,8 +144,11 @@ def upstream_checks(root: Path, url: str | None, no_team: str | None = None) -> 
     main = next((line.split()[0] for line in heads.splitlines() if line.endswith(f"refs/heads/{BRANCH}")), None)
     if main is None:
         return [Check("upstream", False, f"the upstream {url} has no {BRANCH} branch: run `clude team init`")]
+    from clude.team.preflight_trust import protection_check
+
     writable = writable_check(root, url)
-    return [Check("upstream", True, f"{url} reachable, {BRANCH} at {main[:12]}"), *([writable] if writable else [])]
+    return [Check("upstream", True, f"{url} reachable, {BRANCH} at {main[:12]}"), *([writable] if writable else []),
+            protection_check(root, url)]
 
 
 def writable_check(root: Path, url: str) -> Check | None:

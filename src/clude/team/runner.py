@@ -44,7 +44,7 @@ def parse_roles(text: str | None) -> dict[str, int]:
 
 def start_worker(root: Path, upstream: str, agent_id: str, role: str | None, *, backend: str,
                  command: str | None, forever: bool, env: dict[str, str],
-                 exit_with_parent: bool = False) -> WorkerProcess:
+                 exit_with_parent: bool = False, sandbox: str = "on") -> WorkerProcess:
     from clude.harness.runner import clude_dir
 
     state = clude_dir(root)
@@ -57,6 +57,7 @@ def start_worker(root: Path, upstream: str, agent_id: str, role: str | None, *, 
     argv += ["--command", command] if command else []
     argv += ["--forever"] if forever else []
     argv += ["--exit-with-parent"] if exit_with_parent else []
+    argv += ["--sandbox", sandbox]
     with open(log, "ab") as out:
         start = out.tell()
         proc = subprocess.Popen(argv, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out,

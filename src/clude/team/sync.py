@@ -1,4 +1,5 @@
-"""One change to the team upstream that lands whole or not at all: fetch, reset, apply, commit, push; a lost race is retried."""
+"""One change to the team upstream that lands whole or not at all: fetch, reset, apply, commit, push; a
+lost race is retried."""
 
 from __future__ import annotations
 

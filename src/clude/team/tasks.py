@@ -21,7 +21,12 @@ TaskStatus = Literal["open", "done", "failed", "blocked"]
 STATUSES: tuple[str, ...] = ("open", "done", "failed", "blocked")
 # A task id usable as a file name (the rule of layout.py): letters, digits, ".", "_", "-"; no leading dot.
 TASK_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
-FIELD_ORDER = ("id", "title", "role", "deps", "priority", "max_attempts", "status", "tests", "blocked_reason")
+FIELD_ORDER = ("id", "title", "role", "deps", "priority", "max_attempts", "status", "verified", "tests",
+               "allow_tests", "blocked_reason")
+# Fields written to a task file only when they hold this value (their default is the usual case).
+WRITTEN_ONLY_AS = {"verified": False, "allow_tests": True}
+# The role whose tasks may change the tests without allow_tests.
+TESTER_ROLE = "tester"
 _NUMBERED_ID = re.compile(r"TASK-(\d+)")
 _DELIMITER = re.compile(r"---[ \t]*")
 
@@ -72,7 +77,9 @@ class Task(BaseModel):
     priority: WholeNumber = 0  # higher first
     max_attempts: WholeNumber = Field(3, ge=1, le=100)
     status: TaskStatus = "open"
+    verified: bool = True  # false: landed (done) without any verification (`[team] verify = "none"`)
     tests: Text | None = None  # the acceptance test selector
+    allow_tests: bool = False  # the agent may change the project's tests (see allows_test_changes)
     blocked_reason: Text | None = None
     body: str = ""
 
@@ -153,9 +160,17 @@ def _parse(text: str, path: str) -> Task:
     return task
 
 
+def allows_test_changes(task: Task) -> bool:
+    """Whether the agent working on `task` may change the project's tests: the task says so
+    (allow_tests), or it is a tester's task."""
+    return task.allow_tests or task.role == TESTER_ROLE
+
+
 def render_task(task: Task) -> str:
-    """The task file's text: front matter in a stable key order (every field), then the body."""
-    fields = {name: getattr(task, name) for name in FIELD_ORDER}
+    """The task file's text: front matter in a stable key order (every field but those of
+    WRITTEN_ONLY_AS holding their usual value), then the body."""
+    fields = {name: getattr(task, name) for name in FIELD_ORDER
+              if name not in WRITTEN_ONLY_AS or getattr(task, name) == WRITTEN_ONLY_AS[name]}
     front = _dump(fields, allow_unicode=True)
     if yaml.load(front, Loader=_LOADER) != fields:  # characters YAML writes raw but reads back as line breaks
         front = _dump(fields, allow_unicode=False)
@@ -195,6 +210,7 @@ def _kind(value: Any) -> str:
 _EXPECTED = {
     "int_parsing": "must be an integer", "int_type": "must be an integer",
     "int_from_float": "must be an integer", "string_type": "must be a string",
+    "bool_type": "must be true or false", "bool_parsing": "must be true or false",
     "list_type": "must be a list of task ids like [TASK-001]",
     "literal_error": "must be one of " + ", ".join(STATUSES),
 }

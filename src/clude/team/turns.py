@@ -17,12 +17,18 @@ PUSH_TURN_FILE = "push.turn"
 
 
 @contextmanager
-def push_turn(state_dir: Path) -> Iterator[None]:
-    """Wait for this machine's turn at the upstream (released on exit, and by the kernel on a kill)."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with open(state_dir / PUSH_TURN_FILE, "a") as handle:
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (made when missing) for the block: released on exit, and by
+    the kernel when the process is killed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def push_turn(state_dir: Path):
+    """Wait for this machine's turn at the upstream."""
+    return exclusive(Path(state_dir) / PUSH_TURN_FILE)

@@ -1,4 +1,5 @@
-"""`clude team init`: connect a repository to its team upstream (a bare repository made here, or any git URL) and push the layout."""
+"""`clude team init`: connect a repository to its team upstream (a bare repository made here, or any git
+URL) and push the layout."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ notes, and approaches that did not work, so the next agent does not repeat them.
 
 """
 INIT_MESSAGE = "clude team init"
+# What the bare upstream `team init` makes refuses: a push that is not a fast-forward (a force-push
+# that rewrites or wipes main) and deleting a branch. Workers never need either.
+PROTECTED_UPSTREAM = {"receive.denyNonFastForwards": "true", "receive.denyDeletes": "true"}
 # clude's local state in the user's repository: never committed (agent clones live under it).
 LOCAL_EXCLUDE = ".clude/"
 
@@ -102,6 +106,8 @@ def _prepare_upstream(upstream: str) -> str:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             run_git(path.parent, "init", "--quiet", "--bare", f"--initial-branch={BRANCH}", str(path))
+            for key, value in PROTECTED_UPSTREAM.items():
+                run_git(path, "config", key, value)
         except (OSError, GitError) as e:
             raise TeamInitError(f"cannot create the bare upstream {path}: {e}") from None
     return str(path)

@@ -1,11 +1,13 @@
-"""Verifying a task: its acceptance tests pass, and nothing that passes on the upstream fails in the clone."""
+"""Verifying a task: its acceptance tests pass, and nothing that passes on the upstream fails in the
+worker's tree; when the task may change tests, the upstream's tests still judge and the agent's own
+new or edited tests must pass too."""
 
 from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from clude.config.settings import TestConfig
 from clude.harness.compare import compare
@@ -13,8 +15,12 @@ from clude.harness.report import concise
 from clude.harness.runner import choose, run_tests
 from clude.harness.verdict import Status, Verdict
 
+if TYPE_CHECKING:
+    from clude.sandbox import Sandbox
+
 # Statuses of a baseline run that cannot be compared against: the suite does not run on the upstream.
 UNUSABLE_BASELINE = frozenset({Status.ERROR, Status.TIMEOUT, Status.CRASHED, Status.INTERRUPTED})
+FAILING = frozenset({"failed", "error"})
 
 
 @dataclass
@@ -23,81 +29,127 @@ class Verification:
     reason: str                      # one line: why not, or what passed
     report: str                      # the concise report(s) the failure record and the agent read
     failures: list[str] = field(default_factory=list)  # "file:line id — reason" lines
-    verdict: Verdict | None = None   # the whole suite in the clone
+    verdict: Verdict | None = None   # the whole suite in the tree
     regressions: dict[str, str] = field(default_factory=dict)
+    new_tests: list[str] = field(default_factory=list)  # tests the agent added (allowed test changes)
 
 
 class BaselineUnusable(Exception):
     """The tests cannot run on the upstream itself: an environment problem, not the task's."""
 
 
-def _run(workdir: Path, config: TestConfig, env: Mapping[str, str], command: list[str] | None = None) -> Verdict:
-    """run_tests, except that a run stopped by SIGINT/SIGTERM stops the worker too (never a verdict)."""
-    verdict = run_tests(workdir, config, command=command, env=dict(env))
-    if verdict.status is Status.INTERRUPTED:
-        raise KeyboardInterrupt()
-    return verdict
+@dataclass(frozen=True)
+class Judge:
+    """How a worker runs the project's tests: [test], an environment without secrets, the sandbox,
+    where reports and the verdict cache live (outside the tree the tests can write), and what the
+    tests must not see."""
+
+    config: TestConfig
+    env: Mapping[str, str]
+    sandbox: Sandbox | None = None
+    state_dir: Path | None = None
+    hidden: tuple[Path, ...] = ()
+
+    def run(self, workdir: Path, command: list[str] | None = None) -> Verdict:
+        """run_tests, except that a run stopped by SIGINT/SIGTERM stops the worker (never a verdict)."""
+        verdict = run_tests(workdir, self.config, command=command, env=dict(self.env), sandbox=self.sandbox,
+                            state_dir=self.state_dir, hidden=self.hidden)
+        if verdict.status is Status.INTERRUPTED:
+            raise KeyboardInterrupt()
+        return verdict
 
 
-def baseline(workdir: Path, config: TestConfig, env: Mapping[str, str]) -> Verdict:
-    """The whole suite on the upstream's tree (the clone before the agent works; cached by tree)."""
-    verdict = _run(workdir, config, env)
+def baseline(workdir: Path, judge: Judge) -> Verdict:
+    """The whole suite on the upstream's tree (cached by tree)."""
+    verdict = judge.run(workdir)
     if verdict.status in UNUSABLE_BASELINE:
         raise BaselineUnusable(f"the tests cannot run on the upstream: {verdict.status.value}: "
                                f"{verdict.reason or verdict.counts.summary()} (report: {verdict.report_path})")
     return verdict
 
 
-def acceptance_command(workdir: Path, config: TestConfig, selector: str,
-                       env: Mapping[str, str]) -> list[str] | None:
+def acceptance_command(workdir: Path, judge: Judge, selector: str) -> list[str] | None:
     """The test command narrowed to a task's acceptance tests: the command + the selector's words."""
-    chosen = choose(workdir, config, None, {**env, **config.env})
+    chosen = choose(workdir, judge.config, None, {**judge.env, **judge.config.env})
     if isinstance(chosen, str):
         return None
     _, argv = chosen
     return argv + shlex.split(selector)
 
 
-def verify_task(workdir: Path, config: TestConfig, base: Verdict, *, tests: str | None,
-                env: Mapping[str, str]) -> Verification:
-    """Acceptance first (cheap, and the point of the task), then the regression check."""
+def verify_task(workdir: Path, judge: Judge, base: Verdict, *, tests: str | None,
+                checkout: Callable[[str], None] | None = None, judged: str = "", own: str = "") -> Verification:
+    """Acceptance first (cheap, and the point of the task), then the regression check.
+
+    With `checkout` (the task may change tests and did): the upstream's tests judge `judged` (the
+    change with every test file as the upstream has it) for regressions; then `own` (the change as the
+    agent made it) must pass the acceptance tests and add no failure the judged run lacks: the tests
+    the agent added or edited must pass."""
+    if checkout is None:
+        return _verify(workdir, judge, base, tests)
+    checkout(judged)
+    judged_result = _verify(workdir, judge, base, None)
+    if not judged_result.ok:
+        return judged_result
+    checkout(own)
+    own_result = _verify(workdir, judge, base, tests, regressions=False)
+    if not own_result.ok:
+        return own_result
+    introduced = {t: o for t, o in own_result.verdict.outcomes.items()
+                  if o in FAILING and judged_result.verdict.outcomes.get(t) not in FAILING}
+    report = f"{judged_result.report}\n\nwith the agent's tests:\n{own_result.report}"
+    if introduced:
+        shown = ", ".join(f"{t} ({o})" for t, o in list(introduced.items())[:10])
+        return Verification(False, f"{len(introduced)} of the agent's own new or edited test(s) do not pass: "
+                                   f"{shown}", report, _lines(own_result.verdict, introduced),
+                            own_result.verdict, introduced)
+    new = sorted(set(own_result.verdict.outcomes) - set(base.outcomes))
+    return Verification(True, f"{own_result.reason}; the upstream's tests: {judged_result.reason}", report,
+                        [], own_result.verdict, new_tests=new)
+
+
+def _verify(workdir: Path, judge: Judge, base: Verdict, tests: str | None, *,
+            regressions: bool = True) -> Verification:
     reports: list[str] = []
-    failures: list[str] = []
     if tests:
-        argv = acceptance_command(workdir, config, tests, env)
+        argv = acceptance_command(workdir, judge, tests)
         if argv is None:
             return Verification(False, f"no test command to run the acceptance tests {tests!r}", "")
-        accepted = _run(workdir, config, env, argv)
+        accepted = judge.run(workdir, argv)
         reports.append(f"acceptance tests ({tests}):\n{concise(accepted)}")
         if accepted.status is not Status.PASSED:
-            failures += _lines(accepted)
             return Verification(False, f"the acceptance tests {tests} did not pass: {accepted.status.value}, "
-                                       f"{accepted.counts.summary()}", "\n\n".join(reports), failures,
-                                accepted)
-    verdict = _run(workdir, config, env)
+                                       f"{accepted.counts.summary()}", "\n\n".join(reports),
+                                _lines(accepted), accepted)
+    verdict = judge.run(workdir)
     comparison = compare(base, verdict)
     reports.append(f"whole suite:\n{concise(verdict)}")
-    if comparison.regressions:
+    report = "\n\n".join(reports)
+    if regressions and comparison.regressions:
         shown = ", ".join(f"{t} ({o})" for t, o in list(comparison.regressions.items())[:10])
-        failures += [line for line in _lines(verdict)
-                     if any(t in line for t in comparison.regressions)] or \
+        failures = _lines(verdict, comparison.regressions) or \
             [f"{t} — {o} (passed on the upstream)" for t, o in comparison.regressions.items()]
         return Verification(False, f"{len(comparison.regressions)} test(s) that pass on the upstream "
-                                   f"do not pass now: {shown}", "\n\n".join(reports), failures,
-                            verdict, comparison.regressions)
+                                   f"do not pass now: {shown}", report, failures, verdict, comparison.regressions)
     if verdict.status in UNUSABLE_BASELINE:
-        failures += _lines(verdict)
         return Verification(False, f"the whole suite does not run any more: {verdict.status.value}: "
-                                   f"{verdict.reason}", "\n\n".join(reports), failures, verdict)
+                                   f"{verdict.reason}", report, _lines(verdict), verdict)
+    if not tests and verdict.counts.passed == 0:
+        return Verification(False, "no test passed in the whole suite, so nothing verifies this change: give "
+                                   "the task acceptance tests (--tests), or set [team] verify = \"none\"",
+                            report, _lines(verdict), verdict)
     fixed = f", {len(comparison.fixes)} fixed" if comparison.fixes else ""
     what = f"acceptance tests {tests} pass; " if tests else ""
-    return Verification(True, f"{what}no regression ({verdict.counts.summary()}{fixed})",
-                        "\n\n".join(reports), [], verdict)
+    return Verification(True, f"{what}no regression ({verdict.counts.summary()}{fixed})", report, [], verdict)
 
 
-def _lines(verdict: Verdict) -> list[str]:
+def _lines(verdict: Verdict, only: Mapping[str, str] | None = None) -> list[str]:
     out = []
-    for failure in verdict.failures[:20]:
+    for failure in verdict.failures:
+        if only is not None and not any(t in failure.id or failure.id in t for t in only):
+            continue
         where = f"{failure.file or '?'}" + (f":{failure.line}" if failure.line else "")
         out.append(f"{where} {failure.id} — {failure.reason or failure.kind}")
+        if len(out) >= 20:
+            break
     return out

@@ -17,6 +17,7 @@ from clude.agent.tools.result import ToolError, ToolResult, fit
 from clude.agent.tools.shell import Shell
 from clude.agent.tools.specs import TOOLS, Args, signature, tool_spec
 from clude.agent.tools.workspace import Workspace
+from clude.sandbox import Sandbox
 from clude.secrets import Redactor
 
 
@@ -26,7 +27,8 @@ class Toolbox:
     def __init__(self, root: Path, *, env: Mapping[str, str] | None = None,
                  shell_timeout_s: float = 120.0, output_budget: int = 8000,
                  output_dir: Path | None = None,
-                 test_runner: Callable[[], str] | None = None):
+                 test_runner: Callable[[], str] | None = None, sandbox: Sandbox | None = None,
+                 pass_env: tuple[str, ...] = ()):
         self.workspace = Workspace(Path(root))
         self.root = self.workspace.root
         self.output_budget = output_budget
@@ -35,7 +37,7 @@ class Toolbox:
         self.redactor = Redactor(source)
         self.shell = Shell(self.workspace, source, timeout_s=shell_timeout_s, budget=output_budget,
                            output_dir=Path(output_dir) if output_dir else self.root / ".clude" / "tool-output",
-                           redactor=self.redactor)
+                           redactor=self.redactor, sandbox=sandbox, pass_env=pass_env)
         self._run: dict[str, Callable[[Any], str]] = {
             "read_file": lambda a: files.read_file(self.workspace, a.path, a.start_line, a.end_line,
                                                    output_budget),

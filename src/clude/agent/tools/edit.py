@@ -6,7 +6,7 @@ import difflib
 import heapq
 import re
 
-from clude.agent.tools.files import existing_file, numbered, SNIFF_BYTES
+from clude.agent.tools.files import SNIFF_BYTES, existing_file, numbered, read_regular, replace_file
 from clude.agent.tools.result import ToolError, looks_binary
 from clude.agent.tools.workspace import Workspace
 
@@ -36,7 +36,7 @@ def edit_file(ws: Workspace, path: str, search: str, replace: str) -> str:
         raise ToolError(EMPTY_SEARCH)
     target = existing_file(ws, path, for_write=True)
     shown = ws.show(target)
-    raw = target.read_bytes()
+    raw = read_regular(target, shown)
     if looks_binary(raw[:SNIFF_BYTES]):
         raise ToolError(f"{shown} is a binary file ({len(raw)} bytes); edit_file changes text files only.")
     text = raw.decode("utf-8", "surrogateescape")
@@ -60,7 +60,7 @@ def edit_file(ws: Workspace, path: str, search: str, replace: str) -> str:
     at = starts[0]
     new = text[:at] + replace + text[at + len(search):]
     out = new.replace("\n", "\r\n") if crlf else new
-    target.write_bytes(out.encode("utf-8", "surrogateescape"))
+    replace_file(target, out.encode("utf-8", "surrogateescape"))
     return _changed(shown, text, new, at, search, replace)
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import difflib
 import os
+import secrets
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from clude.agent.tools.result import ToolError, looks_binary
 from clude.agent.tools.workspace import Workspace
@@ -16,6 +18,24 @@ SNIFF_BYTES = 8192
 FRAME_BYTES = 300
 # Files visited when looking elsewhere in the workspace for a missing file's name.
 FIND_LIMIT = 20000
+# How the tools open a file to read it: a FIFO swapped in for a file is not waited on (no writer
+# needed), a terminal device never becomes the controlling one.
+READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+# What a file that is not a regular file is, as the model is told.
+KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+         (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+         (stat.S_ISDIR, "a folder"))
+
+
+def kind(mode: int) -> str:
+    """What the file of `mode` (st_mode) is when it is not a regular file: 'a named pipe (FIFO)'..."""
+    return next((name for test, name in KINDS if test(mode)), "not a regular file")
+
+
+def not_regular(shown: str, mode: int) -> ToolError:
+    return ToolError(f"{shown} is {kind(mode)}, not a regular file: the file tools read and write "
+                     f"ordinary files only (reading it could block or change a device). Leave it alone "
+                     f"or inspect it with run_shell (e.g. `ls -l {shown}`).")
 
 
 def existing_file(ws: Workspace, path: str, *, for_write: bool = False) -> Path:
@@ -26,10 +46,55 @@ def existing_file(ws: Workspace, path: str, *, for_write: bool = False) -> Path:
     if target.is_dir():
         raise ToolError(f"{path} is a folder, not a file: use list_files with path={path!r} to see "
                         f"the files in it.")
-    if not stat.S_ISREG(target.stat().st_mode):
-        raise ToolError(f"{path} is not a regular file (a device, socket or pipe); the file tools "
-                        f"read and write ordinary files only.")
+    mode = target.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise not_regular(path, mode)
     return target
+
+
+def open_regular(target: Path, shown: str) -> BinaryIO:
+    """`target` open for binary reading; a ToolError naming its kind when it is not a regular file (a
+    FIFO, socket or device is never opened), checked again once open: one swapped in meanwhile is
+    refused, never waited on."""
+    mode = os.stat(target).st_mode
+    if not stat.S_ISREG(mode):
+        raise not_regular(shown, mode)
+    fd = os.open(target, READ_FLAGS)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise not_regular(shown, mode)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(target: Path, shown: str) -> bytes:
+    """The bytes of the regular file `target` (see open_regular)."""
+    with open_regular(target, shown) as f:
+        return f.read()
+
+
+def replace_file(target: Path, data: bytes) -> None:
+    """Make `target` hold `data` by writing a new file beside it and renaming it over the target, so a
+    hard link the old file shares with a file elsewhere (outside the workspace, say) is never written
+    through. An existing file's permission bits are kept; a new file gets 0666 less the umask."""
+    try:
+        old_mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        old_mode = None
+    temp = target.with_name(f".{secrets.token_hex(6)}.clude-write")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if old_mode is not None:
+                os.fchmod(f.fileno(), old_mode)
+            f.write(data)
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def not_found(ws: Workspace, given: str, target: Path) -> str:
@@ -80,8 +145,8 @@ def read_file(ws: Workspace, path: str, start_line: int | None, end_line: int | 
     if end_line is not None and end_line < start:
         raise ToolError(f"end_line ({end_line}) is before start_line ({start}): give a range with "
                         f"start_line <= end_line (both 1-based and inclusive).")
-    size = target.stat().st_size
-    with open(target, "rb") as f:
+    with open_regular(target, shown) as f:
+        size = os.fstat(f.fileno()).st_size
         if looks_binary(f.read(SNIFF_BYTES)):
             raise ToolError(f"{shown} is a binary file ({size} bytes); read_file shows text only. "
                             f"Inspect it with run_shell if needed (e.g. `file {shown}` or "
@@ -123,9 +188,9 @@ def _take_lines(f, start: int, end: int | None, budget: int):
             continue
         if not lines:  # one line longer than the whole budget: show its start
             keep = text.encode("utf-8")[:room - 120].decode("utf-8", "ignore")
-            lines.append((total, f"{keep} ... [line cut: {len(text)} characters in all; see the "
-                                 f"rest with run_shell, e.g. sed -n '{total}p' FILE | cut -c "
-                                 f"{len(keep) + 1}-]"))
+            lines.append((total, (f"{keep} ... [line cut: {len(text)} characters in all; see the "
+                                  f"rest with run_shell, e.g. sed -n '{total}p' FILE | cut -c "
+                                  f"{len(keep) + 1}-]")))
             resume_at = total + 1 if end is None or total < end else None
         else:
             resume_at = total
@@ -145,10 +210,8 @@ def write_file(ws: Workspace, path: str, content: str) -> str:
     existed = target.exists()
     before = ""
     if existed:
-        if not stat.S_ISREG(target.stat().st_mode):
-            raise ToolError(f"{path} is not a regular file (a device, socket or pipe); write_file "
-                            f"writes ordinary files only.")
-        before = f"; it had {count_lines(target.read_bytes().decode('utf-8', 'replace'))} lines"
+        old = read_regular(target, path)
+        before = f"; it had {count_lines(old.decode('utf-8', 'replace'))} lines"
     folder = target.parent
     blocker = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
     if blocker is not None:
@@ -156,6 +219,6 @@ def write_file(ws: Workspace, path: str, content: str) -> str:
                         f"other files. Choose another path.")
     folder.mkdir(parents=True, exist_ok=True)
     data = content.encode("utf-8", "surrogateescape")
-    target.write_bytes(data)
+    replace_file(target, data)
     how = f"overwritten{before}" if existed else "created"
     return f"wrote {count_lines(content)} lines ({len(data)} bytes) to {ws.show(target)} ({how})"

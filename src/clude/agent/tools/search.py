@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from clude.agent.tools.files import SNIFF_BYTES
+from clude.agent.tools.files import SNIFF_BYTES, not_regular, open_regular
 from clude.agent.tools.result import ToolError, looks_binary
 from clude.agent.tools.workspace import Workspace
 
@@ -73,6 +75,9 @@ def _start(ws: Workspace, path: str) -> Path:
     if not start.exists():
         raise ToolError(f"{path} does not exist. Paths are relative to the workspace root; "
                         f"list_files with path='.' shows what there is.")
+    mode = start.stat().st_mode
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        raise not_regular(path, mode)
     return start
 
 
@@ -143,14 +148,14 @@ def grep(ws: Workspace, pattern: str, path: str, glob: str | None, ignore_case: 
     files = 0
     for file, from_root in _files(ws, start, glob):
         try:
-            if file.stat().st_size > GREP_MAX_FILE:
-                continue
-            with open(file, "rb") as f:
+            with open_regular(file, from_root) as f:
+                if os.fstat(f.fileno()).st_size > GREP_MAX_FILE:
+                    continue
                 head = f.read(SNIFF_BYTES)
                 if looks_binary(head):
                     continue
                 data = head + f.read()
-        except OSError:
+        except (OSError, ToolError):  # gone, unreadable, or no longer a regular file
             continue
         hit = False
         for number, line in enumerate(data.decode("utf-8", "replace").split("\n"), 1):

@@ -1,5 +1,5 @@
-"""run_shell: a command in the workspace, in its own process group, with a timeout, no secrets in
-its environment, its whole output saved to a file and its head and tail shown."""
+"""run_shell: a command in the workspace, inside the sandbox, in its own process group, with a timeout,
+an allowlisted environment (no keys), its whole output saved to a file and its head and tail shown."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from pathlib import Path
 from clude.agent.tools.result import ToolError, clip, split_budget
 from clude.agent.tools.workspace import Workspace
 from clude.harness.process import run_group
-from clude.secrets import Redactor, without_secrets
+from clude.sandbox import Sandbox, allowed_env
+from clude.secrets import Redactor
 
 # A requested timeout is capped at this many times the default.
 TIMEOUT_CAP = 4
@@ -32,9 +33,11 @@ class Shell:
     """Runs the model's commands for one workspace."""
 
     def __init__(self, ws: Workspace, env: Mapping[str, str], *, timeout_s: float, budget: int,
-                 output_dir: Path, redactor: Redactor):
+                 output_dir: Path, redactor: Redactor, sandbox: Sandbox | None = None,
+                 pass_env: tuple[str, ...] = ()):
         self.ws = ws
-        self.env = without_secrets(env)
+        self.env = allowed_env(env, pass_env)
+        self.sandbox = sandbox or Sandbox.off()
         self.timeout_s = timeout_s
         self.budget = budget
         self.output_dir = Path(output_dir)
@@ -54,8 +57,9 @@ class Shell:
         capped = "" if timeout_s is None or timeout_s <= self.max_timeout_s else \
             f" (the timeout asked, {timeout_s:g} s, was capped at {timeout:g} s)"
         output = self._output_file()
-        argv = [shell_program(self.env), "-c", command]
-        finished = run_group(argv, self.ws.root, self.env, output, timeout)
+        argv, env = self.sandbox.command([shell_program(self.env), "-c", command], cwd=self.ws.root,
+                                         env=self.env, **self.ws.confinement())
+        finished = run_group(argv, self.ws.root, env, output, timeout)
         if finished.interrupted:
             raise KeyboardInterrupt
         self.redactor.file(output)

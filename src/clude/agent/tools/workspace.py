@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from clude.agent.tools.result import ToolError
 
@@ -53,6 +53,12 @@ class Workspace:
                         f"holds clude's logs and state. Write your files elsewhere in the workspace.")
         return real
 
+    def confinement(self) -> dict[str, list[Path]]:
+        """What a sandboxed command of this workspace may touch: the workspace writable, except its
+        .git (read-only: no hook, config or object an agent writes there runs later in someone's git)
+        and .clude (hidden: clude's sessions, reports and verdict cache)."""
+        return {"writable": [self.root], "readable": [self.root / ".git"], "hidden": [self.root / ".clude"]}
+
     def inside(self, real: Path) -> bool:
         return real == self.root or real.is_relative_to(self.root)
 
@@ -67,19 +73,37 @@ class Workspace:
         return str(path)
 
     def walk(self, start: Path) -> Iterator[Path]:
-        """The files under `start` (itself when it is a file), sorted folder by folder, skipping
-        SKIP_DIRS below it and symlinks that lead outside the workspace."""
+        """The regular files under `start` (itself when it is one), sorted folder by folder (a
+        folder's files, then its subfolders, as os.walk goes), skipping SKIP_DIRS below it, symlinks
+        that lead outside the workspace, and FIFOs, sockets and devices (opening one can block or
+        act on a device). Symlinked folders are not followed."""
         if not start.is_dir():
             if start.is_file():
                 yield start
             return
-        for folder, dirs, files in os.walk(start):
-            dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
-            for name in sorted(files):
-                file = Path(folder, name)
-                if file.is_symlink() and not self.inside(Path(os.path.realpath(file))):
+        pending = [start]
+        while pending:
+            folder = pending.pop()
+            try:
+                with os.scandir(folder) as listing:
+                    entries = sorted(listing, key=lambda entry: entry.name)
+            except OSError:  # vanished or unreadable meanwhile: nothing to show from it
+                continue
+            folders = []
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        if entry.name not in SKIP_DIRS:
+                            folders.append(Path(entry.path))
+                        continue
+                    if not entry.is_file():  # FIFO, socket, device, dangling link, link to a folder
+                        continue
+                    if entry.is_symlink() and not self.inside(Path(os.path.realpath(entry.path))):
+                        continue
+                except OSError:
                     continue
-                yield file
+                yield Path(entry.path)
+            pending.extend(reversed(folders))
 
     def _outside_message(self, given: str, joined: str, real: Path) -> str:
         lexical = Path(os.path.normpath(joined))

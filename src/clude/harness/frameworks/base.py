@@ -22,6 +22,14 @@ class RunContext:
     seed: str = ""
     junit: Path | None = None  # a JUnit file the configured command writes, if any
     timeout_s: float | None = None
+    # turns (argv, env) into the command line that runs inside the sandbox; None: run as they are
+    confine: Callable[[list[str], dict[str, str]], tuple[list[str], dict[str, str]]] | None = None
+
+    def start(self, argv: list[str], env: dict[str, str]) -> tuple[list[str], Path, dict[str, str]]:
+        """(argv, cwd, env) for run_group: a command of this run, confined when there is a sandbox."""
+        if self.confine is not None:
+            argv, env = self.confine(list(argv), dict(env))
+        return argv, self.root, env
 
 
 @dataclass
@@ -90,7 +98,7 @@ def listing(argv: list[str], ctx: RunContext) -> list[str] | None:
     (a build error: the full run that follows reports it)."""
     from clude.harness.process import run_group
     out = ctx.run_dir / "list.log"
-    done = run_group(argv, ctx.root, ctx.env, out, ctx.timeout_s)
+    done = run_group(*ctx.start(argv, ctx.env), out, ctx.timeout_s)
     if done.exit_code != 0:
         return None
     return out.read_text(encoding="utf-8", errors="replace").splitlines()

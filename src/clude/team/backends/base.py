@@ -14,13 +14,17 @@ import types
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from clude.config.settings import BackendConfig
 from clude.harness.process import MissingProgram, resolve_program, run_group, tail
 from clude.secrets import Redactor
 from clude.team.backends.infra import InfraFailure
 from clude.team.backends.results import READERS, read_result
+from clude.team.layout import agent_identity
+
+if TYPE_CHECKING:
+    from clude.sandbox import Sandbox
 
 # The agent's environment always starts from these, when they are set; nothing else is inherited.
 BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TMPDIR", "USER", "LOGNAME", "SHELL", "TZ")
@@ -64,6 +68,7 @@ class BackendSpec:
     about: str = ""
     install: str | None = None
     timeout_s: float | None = None
+    sandbox_home: tuple[str, ...] = ()  # entries of the home folder the agent keeps (its own config)
     configured: tuple[str, ...] = field(default=(), compare=False)  # fields clude.toml set
 
 
@@ -92,7 +97,7 @@ def get_backend(name: str, configs: Mapping[str, BackendConfig] = _EMPTY, *,
                                    "version": [], "about": f"[backends.{name}] of clude.toml"}))
     configured: list[str] = []
     if config is not None:
-        for key in ("command", "prompt_via", "result", "timeout_s", "required_env"):
+        for key in ("command", "prompt_via", "result", "timeout_s", "required_env", "sandbox_home"):
             value = getattr(config, key)
             if value is not None:
                 raw[key] = value
@@ -114,7 +119,8 @@ def get_backend(name: str, configs: Mapping[str, BackendConfig] = _EMPTY, *,
         name=name, command=tuple(words), prompt_via=prompt_via,
         required_env=tuple(_names(raw.get("required_env", []))), env=tuple(_names(raw.get("env", []))),
         result=result, version=tuple(raw.get("version", [])), about=raw.get("about", ""),
-        install=raw.get("install"), timeout_s=raw.get("timeout_s"), configured=tuple(configured)))
+        install=raw.get("install"), timeout_s=raw.get("timeout_s"),
+        sandbox_home=tuple(_names(raw.get("sandbox_home", []))), configured=tuple(configured)))
 
 
 def _words(name: str, command) -> list[str]:
@@ -149,6 +155,7 @@ def agent_env(backend: Backend, env: Mapping[str, str], *, agent_id: str, task_i
     """The agent's whole environment: the base names, the backend's required and forwarded names —
     each only when set in `env` — and CLUDE_AGENT_ID, CLUDE_TASK_ID. Nothing invented."""
     out = {name: env[name] for name in (*BASE_ENV, *backend.forwarded_env()) if name in env}
+    out.update(agent_identity(agent_id))  # ~/.gitconfig is hidden in the sandbox: commits still have a name
     out["CLUDE_AGENT_ID"] = agent_id
     out["CLUDE_TASK_ID"] = task_id
     return out
@@ -266,11 +273,13 @@ class Backend:
 
     # a run -----------------------------------------------------------------------------------
     def run(self, *, prompt_file: Path, workdir: Path, task_id: str, agent_id: str, env: Mapping[str, str],
-            log_path: Path, timeout_s: float) -> AgentRun:
+            log_path: Path, timeout_s: float, sandbox: Sandbox | None = None, hidden: Sequence[Path] = (),
+            pidfile: Path | None = None) -> AgentRun:
         """Run the agent on `prompt_file` in `workdir`, in its own process group, killed with the group
-        after the timeout ([backends.NAME] timeout_s, else `timeout_s`). Its output goes to log_path,
-        redacted once it ends. Raises KeyboardInterrupt when the worker itself was interrupted
-        (Ctrl-C, SIGTERM, SIGHUP): the agent's group has been stopped by then."""
+        after the timeout ([backends.NAME] timeout_s, else `timeout_s`); inside `sandbox`, with only
+        `workdir` (and the backend's own config in the home folder) writable and `hidden` invisible.
+        Its output goes to log_path, redacted once it ends. Raises KeyboardInterrupt when the worker
+        itself was interrupted (Ctrl-C, SIGTERM, SIGHUP): the agent's group has been stopped by then."""
         log_path = Path(log_path)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         redactor = Redactor(dict(env))
@@ -290,11 +299,15 @@ class Backend:
                 f"prompt_via = \"stdin\" or \"file\" in [backends.{self.name}]"))
         stdout_path = (log_path.with_name(log_path.name + ".stdout")
                        if self.spec.result not in ("text", "aider") else None)
+        run_env = agent_env(self, env, agent_id=agent_id, task_id=task_id)
+        if sandbox is not None:
+            argv, run_env = sandbox.command(argv, cwd=Path(workdir), env=run_env, writable=[Path(workdir)],
+                                            readable=[Path(prompt_file)], hidden=hidden,
+                                            keep_home=self.spec.sandbox_home)
         try:
-            finished = run_group(argv, Path(workdir), agent_env(self, env, agent_id=agent_id, task_id=task_id),
-                                 log_path, self.spec.timeout_s or timeout_s,
+            finished = run_group(argv, Path(workdir), run_env, log_path, self.spec.timeout_s or timeout_s,
                                  stdin=Path(prompt_file) if self.spec.prompt_via == "stdin" else None,
-                                 stdout=stdout_path)
+                                 stdout=stdout_path, pidfile=pidfile)
         except OSError as error:
             kind = "command_not_found" if error.errno == errno.ENOENT else "start_failed"
             return self._not_started(log_path, InfraFailure(

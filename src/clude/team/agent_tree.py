@@ -1,0 +1,84 @@
+"""The agent's work tree, and taking its result back. The agent gets a fresh copy of the upstream's
+commit with a git repository of its own and no remote (nothing in it leads to the upstream); the worker
+reads the agent's result as files into its own clone, so git never runs under the agent's config or
+hooks, and what the agent left behind never reaches the next task."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+from clude.gitcli import run_git
+from clude.gitsafe import ISOLATED
+from clude.team.git import LOCAL_EXCLUDES, Repo
+from clude.team.layout import agent_identity
+from clude.team.landing import TEAM_PATHS
+
+# The index the worker stages the agent's files in, inside its own clone's git folder.
+IMPORT_INDEX = "clude-agent-index"
+GITLINK_MODE = "160000"
+
+
+def remove_tree(path: Path) -> None:
+    """Remove what an agent left, whatever it did to the permissions (a folder made unreadable or
+    unwritable is opened up first); symlinks are removed, never followed."""
+    def opened(func, failed: str, _exc) -> None:
+        parent = os.path.dirname(failed)
+        for target in (parent, failed):
+            try:
+                if not os.path.islink(target):
+                    os.chmod(target, stat.S_IRWXU)
+            except OSError:
+                pass
+        if os.path.isdir(failed) and not os.path.islink(failed):
+            shutil.rmtree(failed, onerror=lambda *a: None)
+        else:
+            try:
+                os.unlink(failed)
+            except FileNotFoundError:
+                pass
+
+    if os.path.islink(path) or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path, onerror=opened)
+
+
+def prepare(land: Repo, work: Path, agent: str, *, overlay: list[str] = ()) -> None:
+    """Make `work` the agent's tree: land's HEAD as a one-commit clone, its remote removed, and the
+    files in `overlay` copied from land's work tree (a conflict for the agent to resolve)."""
+    remove_tree(work)
+    work.parent.mkdir(parents=True, exist_ok=True)
+    run_git(work.parent, "clone", "--quiet", "--depth", "1", "--no-tags", f"file://{land.path}", str(work),
+            env=agent_identity(agent))
+    run_git(work, "remote", "remove", "origin")
+    exclude = work / ".git" / "info" / "exclude"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    exclude.write_text("\n".join(LOCAL_EXCLUDES) + "\n", encoding="utf-8")
+    for rel in overlay:
+        source, target = land.path / rel, work / rel
+        if os.path.lexists(target):
+            target.unlink()
+        if os.path.lexists(source):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target, follow_symlinks=False)
+
+
+def take_result(land: Repo, work: Path, base: str, message: str) -> str | None:
+    """The agent's files as one commit on `base` in land's own git folder (read with land's config:
+    the agent's .git is never used), its edits to the team's files (tasks/, locks, PROGRESS.md) and
+    nested repositories dropped. None when nothing changed."""
+    index = {"GIT_INDEX_FILE": str(land.git_dir / IMPORT_INDEX), **ISOLATED}
+    land.git("read-tree", base, env=index)
+    land.git(f"--work-tree={work}", "add", "-A", env=index)
+    land.git("reset", "-q", base, "--", *TEAM_PATHS, env=index, ok=(0, 1))
+    nested = [line.split("\t", 1)[1] for line in land.git("ls-files", "-s", env=index).splitlines()
+              if line.startswith(GITLINK_MODE + " ")]
+    if nested:
+        land.git("rm", "-q", "--cached", "--", *nested, env=index)
+    tree = land.git("write-tree", env=index)
+    if tree == land.git("rev-parse", f"{base}^{{tree}}"):
+        return None
+    return land.git("commit-tree", tree, "-p", base, "-F", "-", input=message)

@@ -1,0 +1,247 @@
+"""One attempt at a task: the agent works in its own tree inside the sandbox, the worker takes the
+result back as files into its own clone, checks it (test files, conflict markers), verifies it with
+the upstream's tests, then lands it with the bookkeeping in one push, or records why not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from clude.team.agent_tree import prepare, take_result
+from clude.team.backends import AgentRun, InfraFailure
+from clude.team.board import BoardTask
+from clude.team.landing import land
+from clude.team.layout import failure_path, lock_path, task_path
+from clude.team.lease import LeaseKeeper, lock_on_disk, same_holder
+from clude.team.locks import Lock
+from clude.team.prompt import task_prompt
+from clude.team.records import append_progress, failure_record, progress_line
+from clude.team.review import judged_commit, review
+from clude.team.sync import update_upstream
+from clude.team.tasks import allows_test_changes, parse_task, render_task
+from clude.team.turns import push_turn
+from clude.team.verify import BaselineUnusable, Verification, baseline, verify_task
+
+AGENT_PIDFILE = "agent.pid"   # in the worker's folder: the running agent's group, killed by a restarted worker
+
+
+@dataclass
+class Checked:
+    """What the worker concluded about one agent result."""
+
+    verification: Verification
+    commit: str = ""                  # the agent's change as a commit in the worker's own clone
+    changed_tests: tuple[str, ...] = ()
+    unverified: bool = False          # landed without tests ([team] verify = "none")
+
+
+class AttemptSteps:
+    """The attempt half of Worker (worker.py): everything between a claim and the next one."""
+
+    def attempt(self, task: BoardTask, lock: Lock) -> str:
+        with LeaseKeeper(self.control, self.control_guard, lock, self.team.lease_s, self.c.clock,
+                         on_error=lambda m: self.events.emit("lease_error", "WARNING", message=m)) as lease:
+            base = self.land.reset_to_upstream()
+            try:
+                base_verdict = self._baseline()
+            except BaselineUnusable as error:
+                return self._infra(task, lock, InfraFailure(kind="start_failed", message=str(error)))
+            run, checked = self._run_agent(task, lock, base, base_verdict)
+            if isinstance(run, InfraFailure):
+                return self._infra(task, lock, run)
+            self.infra_in_a_row.clear()
+            if lease.lost:
+                self.events.emit("lost", "WARNING", task=task.task.id,
+                                 reason="the lease ran out and another worker took the task")
+                return "lost"
+            if checked.verification.ok:
+                return self._land(task, lock, run, base, checked, lease)
+            return self._record_failure(task, lock, run, checked.verification)
+
+    def _baseline(self):
+        return None if self.team.verify == "none" else baseline(self.land.path, self.judge)
+
+    # the agent -------------------------------------------------------------------------------
+    def _run_agent(self, task: BoardTask, lock: Lock, base: str, base_verdict, conflict: str = "",
+                   overlay: list[str] = ()) -> tuple[AgentRun | InfraFailure, Checked | None]:
+        n = lock.attempt
+        prompt = task_prompt(self.control.path, task.task, n, role=task.task.role or self.c.role or "implementer",
+                             roles_dir=Path(self.team.roles_dir) if self.team.roles_dir else None,
+                             conflict=conflict)
+        suffix = "_conflict" if conflict else ""
+        prompt_file = self.c.workdir / "prompts" / f"{task.task.id}_attempt_{n}{suffix}.md"
+        prompt_file.parent.mkdir(parents=True, exist_ok=True)
+        prompt_file.write_text(prompt, encoding="utf-8")
+        log_path = self.c.workdir / "runs" / f"{task.task.id}_attempt_{n}{suffix}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        work = self.c.workdir / "work"
+        prepare(self.land, work, self.c.agent_id, overlay=list(overlay))
+        self.events.emit("agent_started", task=task.task.id, attempt=n, log=str(log_path))
+        run = self.c.backend.run(prompt_file=prompt_file, workdir=work, task_id=task.task.id,
+                                 agent_id=self.c.agent_id, env=self.c.env, log_path=log_path,
+                                 timeout_s=self.team.agent_timeout_s, sandbox=self.sandbox,
+                                 hidden=self.private_paths, pidfile=self.c.workdir / AGENT_PIDFILE)
+        commit = take_result(self.land, work, base, f"{task.task.id}: {task.task.title} "
+                                                    f"(agent {self.c.agent_id}, attempt {n})")
+        self.events.emit("agent_finished", task=task.task.id, attempt=n, exit_code=run.exit_code,
+                         changed=commit is not None, seconds=round(run.duration_s, 2), cost_usd=run.cost_usd)
+        if run.infra is not None:
+            return run.infra, None
+        if (run.exit_code != 0 or run.signal) and not run.timed_out and commit is None:
+            last = next((line for line in reversed(run.summary.splitlines()) if line.strip()), "")
+            return InfraFailure(kind="start_failed", message=f"the agent exited with {run.exit_code} "
+                                f"before changing anything: {last[:200]}", name=None,
+                                retry_after_s=None), None
+        if commit is None:
+            return run, Checked(Verification(False, "the agent changed nothing", "", []))
+        return run, self._check(task, base, commit, base_verdict)
+
+    def _check(self, task: BoardTask, base: str, commit: str, base_verdict) -> Checked:
+        """Review the change base..commit, then verify it (the worker's clone is left at `commit`)."""
+        allowed = allows_test_changes(task.task)
+        seen = review(self.land, base, commit, allow_tests=allowed, extra_globs=self.team.protected)
+        self._checkout(commit)
+        if seen.refused:
+            return Checked(Verification(False, seen.refused, seen.detail, []), commit)
+        if self.team.verify == "none":
+            return Checked(Verification(True, "not verified: [team] verify = \"none\"", ""), commit,
+                           tuple(seen.changed_tests), unverified=True)
+        if seen.protected:
+            judged = judged_commit(self.land, base, commit, seen.protected)
+            verification = verify_task(self.land.path, self.judge, base_verdict, tests=task.task.tests,
+                                       checkout=self._checkout, judged=judged, own=commit)
+            self._checkout(commit)
+        else:
+            verification = verify_task(self.land.path, self.judge, base_verdict, tests=task.task.tests)
+        return Checked(verification, commit, tuple(seen.changed_tests))
+
+    def _checkout(self, commit: str) -> None:
+        self.land.git("reset", "-q", "--hard", commit)
+        self.land.git("clean", "-fdq")
+
+    # outcomes --------------------------------------------------------------------------------
+    def _land(self, task, lock, run, base, checked: Checked, lease, *, retried=False) -> str:
+        unusable: list[str] = []
+
+        def reverify(upstream: str) -> str | None:
+            head = self.land.head()
+            self._checkout(upstream)
+            try:
+                new_base = self._baseline()
+            except BaselineUnusable as error:
+                unusable.append(str(error))
+                return f"the tests cannot run on the new upstream: {error}"
+            finally:
+                self._checkout(head)
+            again = self._check(task, upstream, head, new_base).verification
+            self._checkout(head)
+            return None if again.ok else again.reason
+
+        def bookkeeping(checkout: Path) -> str:
+            done = parse_task((checkout / task_path(task.task.id)).read_text(encoding="utf-8"),
+                              task_path(task.task.id))
+            update = {"status": "done"} | ({"verified": False} if checked.unverified else {})
+            (checkout / task_path(task.task.id)).write_text(render_task(done.model_copy(update=update)),
+                                                            encoding="utf-8")
+            (checkout / lock_path(task.task.id)).unlink(missing_ok=True)
+            append_progress(checkout, progress_line("done-unverified" if checked.unverified else "done",
+                                                    task.task.id, _done_text(task, run, checked),
+                                                    agent=self.c.agent_id, when=self.c.clock()))
+            following = self._claim_next(checkout, exclude=task.task.id)
+            then = f"; claim {following[0].task.id} (attempt {following[1].attempt})" if following else ""
+            return f"done {task.task.id}: {task.task.title} (agent {self.c.agent_id}){then}"
+
+        self.land.git("checkout", "-q", "-B", "main")
+        with push_turn(self.c.state_dir):
+            landing = land(self.land, lease.lock, verified_on=base, bookkeeping=bookkeeping, reverify=reverify)
+        lease.stop()
+        if landing.status == "landed":
+            self.failed_in_a_row.clear()
+            self.events.emit("done", task=task.task.id, attempt=lock.attempt, commit=landing.commit,
+                             verified=not checked.unverified, changed_tests=list(checked.changed_tests))
+            if self._next is not None:  # claimed in the landing's own push
+                self.prepared = self._next
+                self.holding = self._next[1]
+                self.events.emit("claimed", task=self._next[0].task.id, attempt=self._next[1].attempt,
+                                 with_landing=task.task.id)
+            return "done"
+        if landing.status == "lost":
+            self.events.emit("lost", "WARNING", task=task.task.id, reason=landing.detail)
+            return "lost"
+        if landing.status == "conflict" and not retried:
+            self.events.emit("conflict", "WARNING", task=task.task.id, files=landing.detail)
+            return self._after_conflict(task, lock, landing.detail, lease)
+        if unusable:  # the upstream's own tests broke meanwhile: not this task's failure
+            return self._infra(task, lock, InfraFailure(kind="start_failed", message=unusable[-1]))
+        reason = (f"merge conflict with the upstream persisted ({landing.detail})"
+                  if landing.status == "conflict" else f"no longer verified on the new upstream: {landing.detail}")
+        return self._record_failure(task, lock, run, Verification(False, reason, "", []))
+
+    def _after_conflict(self, task, lock, files: str, lease) -> str:
+        """The work conflicts with what landed meanwhile: once, the agent resolves it on the new upstream."""
+        work_commit = self.land.head()
+        base = self.land.reset_to_upstream()
+        try:
+            base_verdict = self._baseline()  # the clean upstream
+        except BaselineUnusable as error:
+            return self._infra(task, lock, InfraFailure(kind="start_failed", message=str(error)))
+        self.land.git("cherry-pick", "--no-commit", work_commit, ok=(0, 1))
+        self.land.git("reset", "-q")  # markers stay in the files; nothing staged
+        overlay = [*self.land.git("diff", "--name-only", "-z").split("\0"),
+                   *self.land.git("ls-files", "--others", "--exclude-standard", "-z").split("\0")]
+        note = (f"Files with conflict markers: {files}. Resolve them keeping both your change and what "
+                "landed upstream, then make sure the tests still pass.")
+        run, checked = self._run_agent(task, lock, base, base_verdict, conflict=note,
+                                       overlay=[p for p in overlay if p])
+        if isinstance(run, InfraFailure):
+            return self._infra(task, lock, run)
+        if not checked.verification.ok:
+            return self._record_failure(task, lock, run, checked.verification)
+        return self._land(task, lock, run, base, checked, lease, retried=True)
+
+    def _record_failure(self, task: BoardTask, lock: Lock, run: AgentRun, verification: Verification) -> str:
+        n = lock.attempt
+        summary = verification.reason + (f"\n\n{verification.report}" if verification.report else "")
+        record = failure_record(task.task, n, agent=self.c.agent_id, verdict_summary=summary,
+                                failures=verification.failures,
+                                agent_summary=run.summary, log_path=f"{self.host}:{run.log_path}",
+                                when=self.c.clock())
+        final: dict = {}
+
+        def change(checkout: Path) -> str | None:
+            current = lock_on_disk(checkout, task.task.id)
+            if current is None or not same_holder(current, lock):
+                return None  # someone else holds it now: our attempt does not count
+            (checkout / lock_path(task.task.id)).unlink()
+            path = checkout / failure_path(task.task.id, n)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(record, encoding="utf-8")
+            used = len(list(path.parent.glob(f"{task.task.id}_attempt_*.md")))
+            final["failed"] = used >= task.task.max_attempts
+            if final["failed"]:
+                file = checkout / task_path(task.task.id)
+                now_task = parse_task(file.read_text(encoding="utf-8"), task_path(task.task.id))
+                file.write_text(render_task(now_task.model_copy(update={"status": "failed"})), encoding="utf-8")
+                append_progress(checkout, progress_line(
+                    "failed", task.task.id, f"{task.task.title} — failed {used} attempts; last: "
+                    f"{verification.reason}", agent=self.c.agent_id, when=self.c.clock()))
+            return f"attempt {n} of {task.task.id} failed: {verification.reason[:100]} (agent {self.c.agent_id})"
+
+        with self.control_guard:
+            update_upstream(self.control, change)
+        from clude.team.worker import error_signature
+        self.failed_in_a_row.append((task.task.id, error_signature(verification.reason)))
+        self.events.emit("failed_attempt", "WARNING", task=task.task.id, attempt=n,
+                         reason=verification.reason, final=final.get("failed", False))
+        return "failed"
+
+
+def _done_text(task: BoardTask, run: AgentRun, checked: Checked) -> str:
+    said = " ".join(run.summary.split())[:200]
+    tests = ""
+    if checked.changed_tests:
+        new = len(checked.verification.new_tests)
+        tests = (f" — changed tests: {', '.join(checked.changed_tests[:8])}"
+                 + (f" (+{len(checked.changed_tests) - 8} more)" if len(checked.changed_tests) > 8 else "")
+                 + (f"; {new} new test(s)" if new else ""))
+    return f"{task.task.title} — {said}{tests}"
