@@ -21,11 +21,6 @@ MIN_SECRET_LEN = 8  # shorter values ("1", "true") would redact ordinary words
 _TOKEN = re.compile(r"[A-Za-z0-9_+/=-]{%d,}" % MIN_SECRET_LEN)
 
 
-def without_secrets(env) -> dict[str, str]:
-    """The environment minus every variable whose name says it holds a secret (API keys, tokens)."""
-    return {name: value for name, value in env.items() if not SECRET_NAME.search(name)}
-
-
 class Redactor:
     """Redacts the secrets of one environment from text and files."""
 

@@ -1,5 +1,5 @@
-"""Landing verified work: squash it, rebase it on the upstream, re-verify if the code moved, and push
-it together with the bookkeeping (task done, lock removed, PROGRESS line) as one push, retried on races."""
+"""Landing verified work: rebase it on the upstream, re-verify if the code moved, and push it together
+with the bookkeeping (task done, lock removed, PROGRESS line) as one push, retried on races."""
 
 from __future__ import annotations
 
@@ -30,27 +30,6 @@ class Landing:
 
 def is_team_path(path: str) -> bool:
     return any(path == p or path.startswith(p.rstrip("/") + "/") for p in TEAM_PATHS)
-
-
-def commit_work(work: Repo, base: str, message: str) -> bool:
-    """The agent's changes as one commit on `base` (its own commits squashed, its edits to the team's
-    files dropped). False when it changed nothing."""
-    work.git("add", "-A")
-    work.git("reset", "-q", "--soft", base)
-    touched = [p for p in work.git("diff", "--cached", "--name-only", base).splitlines() if p]
-    team = [p for p in touched if is_team_path(p)]
-    if team:  # back to what the upstream had, in the index and on disk
-        work.git("reset", "-q", base, "--", *team)
-        for path in team:
-            if work.show(base, path) is not None:
-                work.git("checkout", "-q", base, "--", path)
-            else:
-                (work.path / path).unlink(missing_ok=True)
-    if not [p for p in touched if not is_team_path(p)]:
-        work.git("reset", "-q", "--hard", base)
-        return False
-    work.git("commit", "-q", "-m", message)
-    return True
 
 
 def code_moved(work: Repo, old: str, new: str) -> bool:
