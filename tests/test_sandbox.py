@@ -223,3 +223,49 @@ def test_signals_reach_the_sandboxed_group(sandbox, outside):
     assert proc.stdout.readline().strip() == "ready"
     os.killpg(proc.pid, signal.SIGTERM)
     assert proc.wait(timeout=20) in (7, -signal.SIGTERM)
+
+
+def test_the_home_folder_is_hidden_but_for_its_toolchains_and_what_a_backend_keeps(sandbox, outside):
+    home = outside / "home"
+    for name, text in {".bashrc": "export OPENAI_API_KEY=sk-in-bashrc\n", ".bash_history": "curl -H token\n",
+                       ".cache/huggingface/token": "hf_token", ".cargo/bin/tool": "#!/bin/sh\necho tool ran\n",
+                       ".cargo/credentials.toml": "token = 'crates'\n", ".mytools/bin/mine": "#!/bin/sh\necho mine\n"
+                       }.items():
+        (home / name).parent.mkdir(parents=True, exist_ok=True)
+        (home / name).write_text(text)
+    for tool in (home / ".cargo/bin/tool", home / ".mytools/bin/mine"):
+        tool.chmod(0o755)
+    env = {"PATH": f"{home}/.mytools/bin:{os.environ['PATH']}", "HOME": str(home)}
+    code, out = run(sandbox, """
+        import os, subprocess
+        for p in (".bashrc", ".bash_history", ".cache/huggingface/token", ".cargo/credentials.toml"):
+            print(p, os.path.exists(os.path.expanduser("~/" + p)) and open(os.path.expanduser("~/" + p)).read())
+        print(subprocess.run([os.path.expanduser("~/.cargo/bin/tool")], capture_output=True, text=True).stdout)
+        print(subprocess.run(["mine"], capture_output=True, text=True).stdout)
+    """, outside, env=env)
+    assert code == 0, out
+    assert "sk-in-bashrc" not in out and "curl" not in out and "hf_token" not in out and "crates" not in out
+    assert "tool ran" in out and "mine" in out  # a toolchain folder, and a folder of $HOME on PATH
+
+
+def test_a_tree_s_git_config_reads_as_empty_to_its_tests(sandbox, outside):
+    import subprocess as sp
+    repo = outside / "repo"
+    repo.mkdir()
+    sp.run(["git", "init", "-q", str(repo)], check=True)
+    sp.run(["git", "-C", str(repo), "config", "remote.origin.url", "https://bob:s3cr3t@example.com/x"], check=True)
+    code, out = run(sandbox, "print(repr(open('.git/config').read()))", repo, writable=[repo],
+                    readable=[repo / ".git"], hidden=[repo / ".git" / "config"])
+    assert code == 0 and out.strip() == "''", out
+
+
+def test_a_leftover_whose_group_leader_is_gone_is_found_by_its_mark(outside):
+    from clude.sandbox.leftovers import MARK_VAR, record
+    mark = uuid.uuid4().hex
+    leader = subprocess.Popen(["true"])
+    leader.wait()  # the leader is gone; what it started lives on in a session of its own
+    orphan = subprocess.Popen(["sleep", "300"], env={"PATH": os.environ["PATH"], MARK_VAR: mark},
+                              start_new_session=True)
+    record(outside / "agent.pid", leader.pid, mark)
+    assert kill_leftovers(outside / "agent.pid") == leader.pid
+    assert orphan.wait(timeout=10) == -signal.SIGKILL

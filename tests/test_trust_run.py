@@ -83,7 +83,7 @@ def test_shell_commands_see_neither_the_run_environment_nor_the_credentials(proj
                                    "fix mean"], env=env, capture_output=True, text=True, timeout=120)
     assert json.loads(done_run.stdout)["status"] == "done", done_run.stderr
     said = seen_by_model(script)
-    assert "CLUDE_SANDBOX=bwrap" in said and ".git-credentials: Permission denied" in said
+    assert "CLUDE_SANDBOX=bwrap" in said
     assert "OPENAI_API_KEY" not in said  # not even the name: the allowlist drops it
     assert_no_secret(root, script, made)
 
@@ -170,3 +170,17 @@ def _has(pid: str, marker: str) -> bool:
         return marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+
+
+def test_a_forged_bytecode_file_of_the_tests_never_judges_the_run(project):
+    root, env, made = project
+    plant = ("import importlib.util, marshal, os, _pytest.assertion.rewrite as r; "
+             "src = open('test_calc.py', 'rb').read(); "
+             "fake = compile('def test_add():\\n    pass\\ndef test_mean():\\n    pass\\n', "
+             "os.path.abspath('test_calc.py'), 'exec'); os.makedirs('__pycache__', exist_ok=True); "
+             "open(f'__pycache__/test_calc.{r.PYTEST_TAG}.pyc', 'wb').write(importlib.util.MAGIC_NUMBER + "
+             "(3).to_bytes(4, 'little') + importlib.util.source_hash(src) + marshal.dumps(fake))")
+    result, script = go(root, env, [call("run_shell", command=f'{sys.executable} -c "{plant}" && ls __pycache__'),
+                                    done("the tests pass now")], max_step_retries=0, max_replans=0)
+    assert "test_calc.cpython" in seen_by_model(script)  # the forgery was written
+    assert result.status != "done" and result.verdict["status"] == "failed", result.reason

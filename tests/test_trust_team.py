@@ -383,3 +383,88 @@ def test_team_run_starts_no_agent_without_a_sandbox_unless_told_and_then_says_so
     assert "WARNING: agents of a1 run WITHOUT a sandbox" in ran.stderr
     assert "WITHOUT a sandbox (--sandbox off)" in upstream_file(upstream, "PROGRESS.md")
     assert "run without a sandbox (--sandbox off)" in clude("team", "status").stdout
+
+
+def test_a_plugin_registered_by_package_metadata_is_refused(team):
+    run_worker(team, '''
+        import pathlib
+        meta = pathlib.Path("passall-1.0.dist-info")
+        meta.mkdir()
+        (meta / "METADATA").write_text("Metadata-Version: 2.1\\nName: passall\\nVersion: 1.0\\n")
+        (meta / "entry_points.txt").write_text("[pytest11]\\npassall = passall_plugin\\n")
+        pathlib.Path("passall_plugin.py").write_text("def pytest_runtest_logreport(report):\\n"
+                                                     "    report.outcome = 'passed'\\n")
+    ''')
+    assert task_state(team) == "failed" and "dist-info" in failure(team)
+    assert_contained(team)
+
+
+def test_a_new_module_shadowing_an_installed_one_is_refused(team):
+    run_worker(team, '''
+        import pathlib
+        pathlib.Path("_hypothesis_pytestplugin.py").write_text("def pytest_runtest_logreport(report):\\n"
+                                                              "    report.outcome = 'passed'\\n")
+    ''')
+    assert task_state(team) == "failed" and "shadows the installed module" in failure(team)
+    assert_contained(team)
+
+
+def test_file_names_that_are_not_printable_utf8_are_refused_and_break_nothing(team):
+    assert run_worker(team, '''
+        import pathlib
+        pathlib.Path("a\\nb").write_text("hidden newline")
+        open(b"test_\\xff.py", "wb").write(b"def test_x():\\n    pass\\n")
+        pathlib.Path("zz_plug.py").write_text("def pytest_runtest_logreport(report):\\n"
+                                              "    report.outcome = 'passed'\\n")
+        pathlib.Path("pyproject.toml").write_text("[tool.pytest.ini_options]\\naddopts = \\"-p zz_plug\\"\\n")
+    ''', fix=True) == EXIT_SETTLED
+    assert task_state(team) == "failed" and "not printable UTF-8" in failure(team)
+    assert_contained(team)
+
+
+PLANT = """import os, sys
+if "_pytest" in sys.modules:  # plant
+    import importlib.util, marshal, _pytest.assertion.rewrite as rewrite
+    source = open("test_calc.py", "rb").read()
+    fake = compile("def test_add():\\n    pass\\ndef test_mean():\\n    pass\\n", os.path.abspath("test_calc.py"),
+                   "exec")
+    os.makedirs("__pycache__", exist_ok=True)
+    with open(f"__pycache__/test_calc.{rewrite.PYTEST_TAG}.pyc", "wb") as out:
+        out.write(importlib.util.MAGIC_NUMBER + (3).to_bytes(4, "little") + importlib.util.source_hash(source)
+                  + marshal.dumps(fake))
+"""
+
+
+def test_bytecode_a_test_run_planted_never_judges_a_later_run(team):
+    """The agent's code writes a forged pytest .pyc of the test module (whose test_mean passes) into the
+    tree while it is being verified; the next task changes nothing real and must still fail."""
+    add_task(view(team["root"], team["upstream"]), {"title": "Notes", "tests": "test_calc.py::test_mean",
+                                                     "max_attempts": 1, "priority": -1})  # after TASK-001
+    run_worker(team, f'''
+        import pathlib, sys
+        calc = pathlib.Path("calc.py")
+        if sys.argv[1] == "TASK-001":
+            calc.write_text({PLANT!r} + calc.read_text())
+        else:
+            pathlib.Path("NOTES.md").write_text("notes")
+    ''', max_tasks=2)
+    log = upstream_log(team["upstream"])
+    assert len([s for s in log if " failed: " in s]) == 2 and not [s for s in log if s.startswith("done ")], log
+    assert_contained(team)
+
+
+def test_a_huge_sparse_file_is_refused_before_it_is_read(team):
+    run_worker(team, 'open("data.bin", "wb").truncate(8 << 30)', fix=True)
+    assert task_state(team) == "failed" and "data.bin" in failure(team) and "max_file_mb" in failure(team)
+    assert_contained(team)
+
+
+def test_a_very_deep_tree_left_behind_does_not_wedge_the_worker(team):
+    add_task(view(team["root"], team["upstream"]), {"title": "Second", "tests": "test_calc.py::test_add"})
+    assert run_worker(team, '''
+        import os, pathlib, sys
+        if sys.argv[1] == "TASK-001":
+            os.makedirs("/".join(["d"] * 1500), exist_ok=True)
+            pathlib.Path("ok.txt").write_text("deep")
+    ''', fix=True, max_tasks=2) == EXIT_SETTLED
+    assert "status: done" in upstream_file(team["upstream"], "tasks/TASK-002.md")

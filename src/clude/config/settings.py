@@ -129,6 +129,8 @@ class TeamConfig(Section):
     poll_s: float = Field(default=5.0, gt=0, le=3_600, description="seconds between looks for work when idle")
     agent_timeout_s: float = Field(default=3600.0, gt=0, le=604_800, description="seconds one agent run may take")
     workdir: str = Field(default=".clude/agents", description="where local workers keep their clones")
+    max_file_mb: float = Field(default=50.0, gt=0, le=100_000, description="the largest file an agent's "
+                                                                         "change may hold, in MB")
     protected: list[str] = Field(default_factory=list, description="more files (globs) an agent may "
                                                                    "not change unless its task allows test "
                                                                    "changes, besides the tests and their config")

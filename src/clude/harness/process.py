@@ -136,7 +136,7 @@ def run_group(argv: list[str], cwd: Path, env: dict[str, str], output: Path,
                                     start_new_session=True)
             if pidfile is not None:
                 from clude.sandbox.leftovers import record
-                record(pidfile, proc.pid)
+                record(pidfile, proc.pid, env.get("CLUDE_RUN_ID"))
 
             def expire() -> None:
                 if proc.poll() is None:

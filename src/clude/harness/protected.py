@@ -265,30 +265,46 @@ def _section_reason(path: str, before: bytes | None, after: bytes | None) -> str
     return f"{' and '.join(labels)} of {name}" if labels else None
 
 
-def _shadow_reason(path: str, before: bytes | None, after: bytes | None) -> str | None:
-    """Why a new module at the project root replaces one the test run imports, or None."""
-    match = _ROOT_MODULE.fullmatch(path)
-    if before is not None or after is None or not match or match.group(1) not in _rules().shadowed:
+def _shadow_reason(path: str, before: bytes | None, after: bytes | None, importable: frozenset[str],
+                   path_dirs: Sequence[str]) -> str | None:
+    """Why a new module on the test run's path (the project root, or a folder pytest puts first on it)
+    replaces one the test run imports, or None."""
+    parts = path.split("/")
+    cut = -2 if len(parts) >= 2 and parts[-1].startswith("__init__.") else -1  # NAME/__init__.py is NAME
+    folder, name = "/".join(parts[:cut]), "/".join(parts[cut:])
+    match = _ROOT_MODULE.fullmatch(name)
+    if before is not None or after is None or not match or (folder and folder not in path_dirs):
         return None
     module = match.group(1)
-    whose = "the standard library module" if module in sys.stdlib_module_names else "the test runner's module"
-    return f"adds {path} at the project root, which shadows {whose} {module}"
+    if module in sys.stdlib_module_names:
+        whose = "the standard library module"
+    elif module in _rules().shadowed:
+        whose = "the test runner's module"
+    elif module in importable:
+        whose = "the installed module"
+    else:
+        return None
+    where = "at the project root" if not folder else f"in {folder}/ (pytest puts it first on the path)"
+    return f"adds {path} {where}, which shadows {whose} {module}"
 
 
-def protected_changes(touched: Iterable[Touch], extra_globs: Sequence[str] = ()) -> list[ProtectedChange]:
+def protected_changes(touched: Iterable[Touch], extra_globs: Sequence[str] = (), *,
+                      importable: frozenset[str] = frozenset(), path_dirs: Sequence[str] = ()) -> list[ProtectedChange]:
     """The touched files that judge the work, in the order given.
 
     A file counts when a whole-file rule names it (adding, changing and deleting alike), when a protected
     section of it changed its parsed value (or the file no longer parses while it has one), or when it is a
-    new module at the project root that shadows the standard library or the test runner.
+    new module on the test run's path that shadows the standard library, the test runner or a module
+    `importable` in the tests' interpreter: at the project root, or in one of `path_dirs` (folders of test
+    files, which pytest puts first on the path).
     """
     found = []
     for touch in touched:
         path = _normalize(touch.path)
         reason = protected_reason(path, extra_globs)
         if reason is None:
-            why = _section_reason(path, touch.before, touch.after) or _shadow_reason(path, touch.before,
-                                                                                    touch.after)
+            why = _section_reason(path, touch.before, touch.after) or \
+                _shadow_reason(path, touch.before, touch.after, importable, path_dirs)
             reason = ("config", why) if why else None
         if reason is not None:
             found.append(ProtectedChange(path, *reason))

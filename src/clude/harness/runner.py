@@ -102,14 +102,17 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
     if sandbox is not None and sandbox.enabled:
         def confine(argv: list[str], run_env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
             return sandbox.command(argv, cwd=root, env=run_env, writable=[root, run_dir],
-                                   readable=[root / ".git"], hidden=[state, *hidden])
+                                   readable=[root / ".git"], hidden=[state, root / ".git" / "config", *hidden])
     ctx = RunContext(root=root, run_dir=run_dir, env=env, rate=rate, seed=seed,
                      junit=(root / config.junit) if config.junit else None, timeout_s=timeout_s,
                      confine=confine)
     plan = adapter.plan(argv, ctx)
     output = run_dir / "output.log"
     try:
-        done = run_group(*ctx.start(plan.argv, {**env, **plan.env}), output, timeout_s)
+        run_env = {**env, **plan.env}
+        if sandbox is not None:  # an untrusted tree: bytecode in it (a forged test_x.pyc) is never read
+            run_env["PYTHONPYCACHEPREFIX"] = str(run_dir / "pycache")
+        done = run_group(*ctx.start(plan.argv, run_env), output, timeout_s)
     except OSError as exc:  # resolved, yet the kernel refuses it (no #! line, wrong binary format)
         return _save(Verdict(status=Status.ERROR, framework=adapter.name, command=argv,
                              reason=f"cannot start the tests: {argv[0]}: {exc.strerror or exc}"),

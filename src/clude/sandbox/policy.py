@@ -30,6 +30,7 @@ class Policy:
     cwd: str = "/"
     network: bool = True
     private_tmp: bool = True           # a fresh tmpfs at /tmp, gone with the run
+    empty_file: str = "/dev/null"      # what a hidden file is replaced by (an empty regular file reads as empty)
     extra_args: tuple[str, ...] = field(default=())
 
 
@@ -68,7 +69,7 @@ def bwrap_args(policy: Policy) -> list[str]:
             args += ["--perms", "0755", "--tmpfs", mount.path]
             remount.append(mount.path)
         else:
-            args += ["--ro-bind", "/dev/null", mount.path]
+            args += ["--ro-bind", policy.empty_file, mount.path]
     for path in remount:  # after the binds inside them are made: nothing can be written there
         args += ["--remount-ro", path]
     return [*args, *policy.extra_args, "--chdir", policy.cwd]

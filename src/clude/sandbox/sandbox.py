@@ -130,18 +130,18 @@ class Sandbox:
             return list(argv), env
         mounts = [Mount(p, "hidden", os.path.isdir(p)) for p in self._hidden(env, hidden, keep_home)]
         mounts += [Mount(p, "writable", True) for p in _existing([*writable, *self.writable], env)]
-        kept = _existing([*readable, *self.readable], env)
+        kept = _existing([*readable, *self.readable, *_toolchains(env)], env)
         kept += [p for p in _existing(self._program_paths(argv, env), env)
                  if any(under(p, m.path) for m in mounts if m.access == "hidden") or under(p, "/tmp")]
         mounts += [Mount(p, "readable", os.path.isdir(p)) for p in kept]
-        mounts += [Mount(p, "writable", True) for p in _existing(self._home_kept(env, keep_home), env)]
-        policy = Policy(mounts=tuple(mounts), cwd=resolved(cwd), network=self.network)
+        mounts += [Mount(p, "writable", os.path.isdir(p)) for p in _existing(self._home_kept(env, keep_home), env)]
+        policy = Policy(mounts=tuple(mounts), cwd=resolved(cwd), network=self.network, empty_file=_empty_file())
         env.update({INSIDE_VAR: "bwrap", "TMPDIR": "/tmp"})
         return [self.program, *bwrap_args(policy), "--", *argv], env
 
     def _hidden(self, env: Mapping[str, str], hidden: Iterable[Path], keep_home: Iterable[str]) -> list[str]:
         keep = set(keep_home)
-        paths = [*data()["system_hidden"], *self.hidden, *(str(p) for p in hidden)]
+        paths = [*data()["system_hidden"], *self.hidden, *(str(p) for p in hidden), *_homes(env)]
         paths += [f"{home}/{name}" for home in _homes(env) for name in data()["home_hidden"] if name not in keep]
         if env.get("SSH_AUTH_SOCK"):
             paths.append(str(Path(env["SSH_AUTH_SOCK"]).parent))
@@ -172,10 +172,50 @@ class Sandbox:
 
 
 def _homes(env: Mapping[str, str]) -> list[str]:
+    """Every home folder: $HOME, /root and /home/* (never / itself)."""
     homes = {"/root", *(str(p) for p in Path("/home").glob("*") if p.is_dir())}
     if env.get("HOME"):
         homes.add(env["HOME"])
-    return sorted(homes)
+    return sorted(h for h in (resolved(h) for h in homes) if h != "/")
+
+
+def _toolchains(env: Mapping[str, str]) -> list[str]:
+    """What stays visible of the home folders: the toolchain folders of data/sandbox.toml, and for every
+    folder on PATH inside a home, the home's entry that holds it (~/.pyenv for ~/.pyenv/shims)."""
+    homes = _homes(env)
+    kept = [f"{home}/{name}" for home in homes for name in data()["home_kept"]]
+    for entry in env.get("PATH", "").split(os.pathsep):
+        if entry and os.path.isabs(entry):
+            real = resolved(entry)
+            for home in homes:
+                if real.startswith(home + "/"):
+                    kept.append(home + "/" + real[len(home) + 1:].split("/", 1)[0])
+    return kept
+
+
+@lru_cache(maxsize=1)
+def _empty_file() -> str:
+    """An empty, read-only regular file to put over hidden files (they read as empty: /dev/null cannot
+    be opened on the sandbox's nodev mounts, and git wants a config it can read)."""
+    import stat
+    import tempfile
+
+    path = os.path.join(tempfile.gettempdir(), f"clude-sandbox-empty-{os.getuid()}")
+    try:
+        info = os.lstat(path)
+        if stat.S_ISREG(info.st_mode) and info.st_size == 0 and info.st_uid == os.getuid():
+            return path
+    except FileNotFoundError:
+        try:
+            with open(path, "x"):
+                pass
+            os.chmod(path, 0o444)
+            return path
+        except OSError:
+            pass
+    fd, path = tempfile.mkstemp(prefix="clude-sandbox-empty-")  # someone else's file is in the way
+    os.close(fd)
+    return path
 
 
 def _existing(paths: Iterable[Path | str], env: Mapping[str, str]) -> list[str]:

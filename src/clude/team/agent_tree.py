@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
+import subprocess
 from pathlib import Path
 
 from clude.gitcli import run_git
@@ -19,31 +19,40 @@ from clude.team.landing import TEAM_PATHS
 # The index the worker stages the agent's files in, inside its own clone's git folder.
 IMPORT_INDEX = "clude-agent-index"
 GITLINK_MODE = "160000"
+REMOVE_TIMEOUT_S = 600.0
+
+
+class TooLarge(Exception):
+    """The agent left a file larger than a change may hold; the message names it and the limit."""
 
 
 def remove_tree(path: Path) -> None:
-    """Remove what an agent left, whatever it did to the permissions (a folder made unreadable or
-    unwritable is opened up first); symlinks are removed, never followed."""
-    def opened(func, failed: str, _exc) -> None:
-        parent = os.path.dirname(failed)
-        for target in (parent, failed):
-            try:
-                if not os.path.islink(target):
-                    os.chmod(target, stat.S_IRWXU)
-            except OSError:
-                pass
-        if os.path.isdir(failed) and not os.path.islink(failed):
-            shutil.rmtree(failed, onerror=lambda *a: None)
-        else:
-            try:
-                os.unlink(failed)
-            except FileNotFoundError:
-                pass
+    """Remove what an agent left, whatever it made of it: `rm -rf` (no recursion limit, symlinks removed
+    and never followed), after opening up folders it made unreadable or unwritable."""
+    if not os.path.lexists(path):
+        return
+    for attempt in range(2):
+        done = subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True,
+                              timeout=REMOVE_TIMEOUT_S)
+        if done.returncode == 0 and not os.path.lexists(path):
+            return
+        subprocess.run(["chmod", "-R", "u+rwx", "--", str(path)], capture_output=True, timeout=REMOVE_TIMEOUT_S)
+    raise OSError(f"cannot remove the agent's old tree {path}: {done.stderr.decode('utf-8', 'replace').strip()}")
 
-    if os.path.islink(path) or path.is_file():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path, onerror=opened)
+
+def too_large(work: Path, limit: int) -> tuple[str, int] | None:
+    """The first file under `work` (its .git aside) larger than `limit` bytes, with its size; None."""
+    for folder, dirs, files in os.walk(work):
+        if folder == str(work):
+            dirs[:] = [d for d in dirs if d != ".git"]
+        for name in files:
+            try:
+                size = os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                continue
+            if size > limit:
+                return os.path.relpath(os.path.join(folder, name), work), size
+    return None
 
 
 def prepare(land: Repo, work: Path, agent: str, *, overlay: list[str] = ()) -> None:
@@ -66,10 +75,16 @@ def prepare(land: Repo, work: Path, agent: str, *, overlay: list[str] = ()) -> N
             shutil.copy2(source, target, follow_symlinks=False)
 
 
-def take_result(land: Repo, work: Path, base: str, message: str) -> str | None:
+def take_result(land: Repo, work: Path, base: str, message: str, *, max_file_bytes: int | None = None) -> str | None:
     """The agent's files as one commit on `base` in land's own git folder (read with land's config:
     the agent's .git is never used), its edits to the team's files (tasks/, locks, PROGRESS.md) and
-    nested repositories dropped. None when nothing changed."""
+    nested repositories dropped. None when nothing changed. TooLarge when a file is over max_file_bytes
+    (a sparse file of terabytes is cheap to make and would exhaust the worker)."""
+    big = too_large(work, max_file_bytes) if max_file_bytes is not None else None
+    if big is not None:
+        raise TooLarge(f"the agent left {ascii(big[0])[1:-1]} of {big[1] / 1048576:.1f} MB, over the "
+                       f"{max_file_bytes / 1048576:g} MB a file may have ([team] max_file_mb): a change "
+                       "carries code, not data")
     index = {"GIT_INDEX_FILE": str(land.git_dir / IMPORT_INDEX), **ISOLATED}
     land.git("read-tree", base, env=index)
     land.git(f"--work-tree={work}", "add", "-A", env=index)

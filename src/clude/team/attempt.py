@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from clude.team.agent_tree import prepare, take_result
+from clude.harness.frameworks.base import importable_modules
+from clude.team.agent_tree import TooLarge, prepare, take_result
 from clude.team.backends import AgentRun, InfraFailure
 from clude.team.board import BoardTask
 from clude.team.landing import land
@@ -39,9 +40,10 @@ class AttemptSteps:
     """The attempt half of Worker (worker.py): everything between a claim and the next one."""
 
     def attempt(self, task: BoardTask, lock: Lock) -> str:
+        self.ran = None
         with LeaseKeeper(self.control, self.control_guard, lock, self.team.lease_s, self.c.clock,
                          on_error=lambda m: self.events.emit("lease_error", "WARNING", message=m)) as lease:
-            base = self.land.reset_to_upstream()
+            base = self.land.reset_to_upstream(ignored=True)
             try:
                 base_verdict = self._baseline()
             except BaselineUnusable as error:
@@ -81,8 +83,13 @@ class AttemptSteps:
                                  agent_id=self.c.agent_id, env=self.c.env, log_path=log_path,
                                  timeout_s=self.team.agent_timeout_s, sandbox=self.sandbox,
                                  hidden=self.private_paths, pidfile=self.c.workdir / AGENT_PIDFILE)
-        commit = take_result(self.land, work, base, f"{task.task.id}: {task.task.title} "
-                                                    f"(agent {self.c.agent_id}, attempt {n})")
+        self.ran = (lock, run)  # from here on, a crash of the worker is this attempt's failure
+        try:
+            commit = take_result(self.land, work, base, f"{task.task.id}: {task.task.title} "
+                                                        f"(agent {self.c.agent_id}, attempt {n})",
+                                 max_file_bytes=int(self.team.max_file_mb * 1024 * 1024))
+        except TooLarge as error:
+            return run, Checked(Verification(False, str(error), "", []))
         self.events.emit("agent_finished", task=task.task.id, attempt=n, exit_code=run.exit_code,
                          changed=commit is not None, seconds=round(run.duration_s, 2), cost_usd=run.cost_usd)
         if run.infra is not None:
@@ -99,7 +106,9 @@ class AttemptSteps:
     def _check(self, task: BoardTask, base: str, commit: str, base_verdict) -> Checked:
         """Review the change base..commit, then verify it (the worker's clone is left at `commit`)."""
         allowed = allows_test_changes(task.task)
-        seen = review(self.land, base, commit, allow_tests=allowed, extra_globs=self.team.protected)
+        python = self.judge.python(self.land.path)
+        seen = review(self.land, base, commit, allow_tests=allowed, extra_globs=self.team.protected,
+                      importable=importable_modules(python) if python else frozenset())
         self._checkout(commit)
         if seen.refused:
             return Checked(Verification(False, seen.refused, seen.detail, []), commit)
@@ -116,8 +125,10 @@ class AttemptSteps:
         return Checked(verification, commit, tuple(seen.changed_tests))
 
     def _checkout(self, commit: str) -> None:
+        """The worker's clone exactly at `commit`: what earlier test runs left (bytecode, caches, ignored
+        files a test wrote to fool a later run) removed."""
         self.land.git("reset", "-q", "--hard", commit)
-        self.land.git("clean", "-fdq")
+        self.land.git("clean", "-ffdxq")
 
     # outcomes --------------------------------------------------------------------------------
     def _land(self, task, lock, run, base, checked: Checked, lease, *, retried=False) -> str:
@@ -180,7 +191,7 @@ class AttemptSteps:
     def _after_conflict(self, task, lock, files: str, lease) -> str:
         """The work conflicts with what landed meanwhile: once, the agent resolves it on the new upstream."""
         work_commit = self.land.head()
-        base = self.land.reset_to_upstream()
+        base = self.land.reset_to_upstream(ignored=True)
         try:
             base_verdict = self._baseline()  # the clean upstream
         except BaselineUnusable as error:
@@ -215,7 +226,7 @@ class AttemptSteps:
             (checkout / lock_path(task.task.id)).unlink()
             path = checkout / failure_path(task.task.id, n)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(record, encoding="utf-8")
+            path.write_text(record, encoding="utf-8", errors="backslashreplace")
             used = len(list(path.parent.glob(f"{task.task.id}_attempt_*.md")))
             final["failed"] = used >= task.task.max_attempts
             if final["failed"]:

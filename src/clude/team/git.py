@@ -146,35 +146,48 @@ class Repo:
     def git_dir(self) -> Path:
         return self._git_path(".")
 
-    def blobs(self, ref: str, paths: list[str]) -> dict[str, bytes | None]:
-        """The content of each path at ref (None where it is not a file there), read by one git process."""
+    def blobs(self, ref: str, paths: list[str], *, max_bytes: int | None = None) -> dict[str, bytes | None]:
+        """The content of each path at ref (None where it is not a file there), read by a few git
+        processes whatever the number of paths (names with newlines or any bytes included). A blob
+        larger than max_bytes reads as empty."""
         if not paths:
             return {}
-        request = "".join(f"{ref}:{path}\n" for path in paths).encode("utf-8", "surrogateescape")
-        out = run_git(self.path, "cat-file", "--batch", input=request).stdout
-        found: dict[str, bytes | None] = {}
+        wanted = set(paths)
+        listed = run_git(self.path, "ls-tree", "-r", "-z", "--full-tree", ref).stdout
+        ids: dict[str, bytes] = {}
+        for entry in listed.split(b"\0"):
+            meta, _, name = entry.partition(b"\t")
+            path = os.fsdecode(name)
+            parts = meta.split()
+            if path in wanted and len(parts) == 3 and parts[1] == b"blob":
+                ids[path] = parts[2]
+        found: dict[str, bytes | None] = {path: None for path in paths}
+        order = [path for path in paths if path in ids]
+        if max_bytes is not None and order:  # sizes first: a huge blob is never read into memory
+            sizes = run_git(self.path, "cat-file", "--batch-check=%(objectsize)",
+                            input=b"".join(ids[p] + b"\n" for p in order)).stdout.split()
+            for path, size in zip(list(order), sizes):
+                if int(size) > max_bytes:
+                    found[path] = b""  # there, but too large to read: no rule looks inside it
+                    order.remove(path)
+        if not order:
+            return found
+        out = run_git(self.path, "cat-file", "--batch", input=b"".join(ids[p] + b"\n" for p in order)).stdout
         at = 0
-        for path in paths:
+        for path in order:
             end = out.index(b"\n", at)
-            header = out[at:end].split()
-            at = end + 1
-            if len(header) == 3 and header[1] == b"blob":
-                size = int(header[2])
-                found[path] = out[at:at + size]
-                at += size + 1
-            else:
-                if len(header) == 3:  # a tree or a link: skip its body
-                    at += int(header[2]) + 1
-                found[path] = None
+            size = int(out[at:end].split()[2])
+            found[path] = out[end + 1:end + 1 + size]
+            at = end + 1 + size + 1
         return found
-
     def fetch(self) -> None:
         """Fetch origin (branches pruned)."""
         self.git("fetch", "--quiet", "--prune", ORIGIN, timeout=self.timeout)
 
-    def reset_to_upstream(self) -> str:
+    def reset_to_upstream(self, *, ignored: bool = False) -> str:
         """Make the clone exactly origin/main: main checked out, local changes and untracked files
-        dropped (ignored ones such as .clude/ stay), any rebase or merge abandoned. Returns the commit."""
+        dropped (ignored ones such as .clude/ stay, unless `ignored`), any rebase or merge abandoned.
+        Returns the commit."""
         if any(self._git_path(m).exists() for m in ("rebase-merge", "rebase-apply")):
             self.git("rebase", "--abort", ok=(0, 1, 128))
         upstream = f"{ORIGIN}/{BRANCH}"
@@ -182,7 +195,7 @@ class Repo:
             raise GitError(f"the upstream has no {BRANCH} branch yet (run `clude team init`)")
         self.git("checkout", "--quiet", "--force", "-B", BRANCH, upstream)
         self.git("reset", "--quiet", "--hard", upstream)
-        self.git("clean", "-fdq")
+        self.git("clean", "-ffdxq" if ignored else "-fdq")
         return self.head()
 
     def head(self) -> str:

@@ -45,7 +45,7 @@ def land(work: Repo, lock: Lock, *, verified_on: str, bookkeeping: Callable[[Pat
     work_commit = work.head()
     for race in range(MAX_RACES):
         work.git("reset", "-q", "--hard")  # what the test runs left behind goes; the work is committed
-        work.git("clean", "-fdq")
+        work.git("clean", "-ffdxq")  # and what the tests wrote, ignored files included
         work.fetch()
         upstream = work.git("rev-parse", "origin/main").strip()
         try:

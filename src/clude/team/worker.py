@@ -73,8 +73,9 @@ class Worker(AttemptSteps):
         # what no agent and no test run may see: the user's repository, the upstream, clude's state,
         # this worker's own folder (its clones, prompts, logs); the agent's tree is bound back in
         upstream = [Path(config.upstream).expanduser()] if is_local_url(config.upstream) else []
-        self.private_paths = tuple(p for p in [config.project, *upstream, config.state_dir, config.workdir]
-                                   if p is not None)
+        siblings = [config.workdir.parent] if config.workdir.parent.name == "agents" else []  # other workers
+        self.private_paths = tuple(p for p in [config.project, *upstream, config.state_dir, config.workdir,
+                                               *siblings] if p is not None)
         self.judge = Judge(config.settings.test, allowed_env(config.env, config.settings.test.pass_env),
                            sandbox=self.sandbox, state_dir=config.workdir / "harness", hidden=self.private_paths)
         self.events = EventLog(config.state_dir, config.agent_id, dict(config.env))
@@ -135,7 +136,7 @@ class Worker(AttemptSteps):
             self.events.emit("worker_stopped", "WARNING", reason="interrupted")
             return EXIT_INTERRUPTED
         except Exception as error:  # a bug or an OS/git failure: say it, give the task back, stop
-            self._release_on_exit()
+            self._charge_or_release(error)
             self.events.emit("worker_stopped", "ERROR", reason=f"{type(error).__name__}: {error}",
                              traceback=traceback.format_exc()[-4000:])
             return EXIT_CRASHED
@@ -259,6 +260,23 @@ class Worker(AttemptSteps):
 
         with self.control_guard:
             update_upstream(self.control, change)
+
+    def _charge_or_release(self, error: Exception) -> None:
+        """After a crash: when the agent had already run on the task held, its result is what broke the
+        worker, so the attempt counts (a failure record); otherwise the task goes back untouched. A task
+        whose result crashes every worker cannot bounce forever."""
+        ran = getattr(self, "ran", None)
+        if ran is None or self.holding is None or ran[0] is not self.holding or self.control is None:
+            return self._release_on_exit()
+        from clude.team.verify import Verification
+
+        try:
+            board = self._board(self.control.path)
+            task = board.tasks[self.holding.task]
+            self._record_failure(task, self.holding, ran[1], Verification(
+                False, f"the worker failed on this attempt's result ({type(error).__name__}: {error})", ""))
+        except Exception:
+            self._release_on_exit()
 
     def _release_on_exit(self) -> None:
         if self.holding is not None and self.control is not None:

@@ -55,9 +55,11 @@ class Workspace:
 
     def confinement(self) -> dict[str, list[Path]]:
         """What a sandboxed command of this workspace may touch: the workspace writable, except its
-        .git (read-only: no hook, config or object an agent writes there runs later in someone's git)
-        and .clude (hidden: clude's sessions, reports and verdict cache)."""
-        return {"writable": [self.root], "readable": [self.root / ".git"], "hidden": [self.root / ".clude"]}
+        .git (read-only: no hook, config or object an agent writes there runs later in someone's git; its
+        config, which may hold a token, reads as empty) and .clude (hidden: clude's sessions, reports and
+        verdict cache)."""
+        return {"writable": [self.root], "readable": [self.root / ".git"],
+                "hidden": [self.root / ".clude", self.root / ".git" / "config"]}
 
     def inside(self, real: Path) -> bool:
         return real == self.root or real.is_relative_to(self.root)

@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from clude.harness.verdict import RunFacts, Sample
@@ -137,6 +138,31 @@ def project_python(root: Path, env: dict[str, str], needs_module: str | None = N
             if _can_import(candidate, needs_module):
                 return candidate
     return candidates[0] if candidates else "python3"
+
+
+_MODULES = ("import json, pkgutil, sys; print(json.dumps(sorted({m.name for m in pkgutil.iter_modules()} | "
+            "set(sys.builtin_module_names))))")
+
+
+@lru_cache(maxsize=8)
+def importable_modules(python: str) -> frozenset[str]:
+    """The top-level modules `python` imports from its own installation (standard library, site-packages,
+    .pth paths), asked from / so that no project is on its path: what a new module of the same name on a
+    test run's path would shadow. Empty when it cannot be asked."""
+    import json
+    import subprocess
+    for flags in (["-P"], []):  # -P (3.11+): the working folder is not put on the path
+        try:
+            done = subprocess.run([python, *flags, "-c", _MODULES], capture_output=True, timeout=60, cwd="/",
+                                  env={"PATH": os.environ.get("PATH", os.defpath)})
+        except (OSError, subprocess.TimeoutExpired):
+            return frozenset()
+        if done.returncode == 0:
+            try:
+                return frozenset(json.loads(done.stdout))
+            except ValueError:
+                return frozenset()
+    return frozenset()
 
 
 def _can_import(python: str, module: str) -> bool:

@@ -300,6 +300,9 @@ class Backend:
         stdout_path = (log_path.with_name(log_path.name + ".stdout")
                        if self.spec.result not in ("text", "aider") else None)
         run_env = agent_env(self, env, agent_id=agent_id, task_id=task_id)
+        if pidfile is not None:  # every process of the run carries it: found even if its group's leader is gone
+            import uuid
+            run_env["CLUDE_RUN_ID"] = uuid.uuid4().hex
         if sandbox is not None:
             argv, run_env = sandbox.command(argv, cwd=Path(workdir), env=run_env, writable=[Path(workdir)],
                                             readable=[Path(prompt_file)], hidden=hidden,
