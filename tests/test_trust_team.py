@@ -468,3 +468,29 @@ def test_a_very_deep_tree_left_behind_does_not_wedge_the_worker(team):
             pathlib.Path("ok.txt").write_text("deep")
     ''', fix=True, max_tasks=2) == EXIT_SETTLED
     assert "status: done" in upstream_file(team["upstream"], "tasks/TASK-002.md")
+
+
+PATCH_REPORTS = """import sys
+if "_pytest.reports" in sys.modules:
+    from _pytest.reports import TestReport
+    made = TestReport.from_item_and_call.__func__
+
+    def passing(cls, item, call):
+        report = made(cls, item, call)
+        report.outcome, report.longrepr = "passed", None
+        return report
+    TestReport.from_item_and_call = classmethod(passing)
+"""
+
+
+def test_code_that_patches_pytest_reports_from_inside_trips_the_wire(team):
+    """Not a protected file: the code under test itself rewrites pytest's reports when it is imported.
+    The plugin notices that pytest's own reporting code was replaced, and the run is not trusted."""
+    run_worker(team, f'''
+        import pathlib
+        calc = pathlib.Path("calc.py")
+        calc.write_text({PATCH_REPORTS!r} + calc.read_text())
+    ''')
+    assert task_state(team) == "failed"
+    assert "replaced pytest's own reporting code" in failure(team)
+    assert_contained(team)

@@ -38,6 +38,8 @@ def read_events(path: Path) -> RunFacts:
                                   selected=int(ev.get("selected", 0)), of=int(ev.get("of", 0)))
         elif kind == "interrupted":
             facts.interrupted = True
+        elif kind == "tampered":
+            facts.tampered = [str(name) for name in ev.get("what") or []] or ["(unnamed)"]
         elif kind == "finish":
             facts.finished = True
             if ev.get("stopped"):

@@ -103,6 +103,7 @@ class RunFacts(Model):
     stopped_early: str | None = None  # e.g. "stopped after the first failure (-x)"
     sample: Sample | None = None
     crash_signal: int | None = None  # a signal that killed a test process the command started
+    tampered: list[str] = Field(default_factory=list)  # pytest's own reporting code replaced during the run
 
 
 def _signal_name(signum: int) -> str:
@@ -146,6 +147,9 @@ def decide(facts: RunFacts) -> tuple[Status, str | None]:
     if facts.signal is not None:  # clude was not interrupted: whoever sent it, the run broke
         return Status.CRASHED, (f"the test process was killed by {_describe_signal(facts.signal)}"
                                 f"{_while_running(facts)}")
+    if facts.tampered:
+        return Status.ERROR, (f"the code under test replaced pytest's own reporting code while the tests ran "
+                              f"({', '.join(facts.tampered[:4])}): its results cannot be trusted")
     if facts.stray_interrupt:
         return Status.CRASHED, (f"the test run stopped on an interruption clude did not send "
                                 f"(KeyboardInterrupt or SIGINT from inside){_while_running(facts)}")

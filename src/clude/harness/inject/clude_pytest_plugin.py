@@ -20,6 +20,34 @@ from clude_pytest_sample import Sampler
 
 _claimed = False  # a session of this process reports already; a pytest run inside it stays silent
 
+# What turns a test into its report, in pytest and in this plugin. Code under test that replaces one of
+# them while the tests run (to report a failure as a pass) is named, and the run is not trusted. A
+# tripwire, not a wall: code in the same process can always do worse, more quietly.
+_GUARDED = (("_pytest.runner", "call_and_report"), ("_pytest.runner", "runtestprotocol"),
+            ("_pytest.runner", "call_runtest_hook"), ("_pytest.runner", "CallInfo.from_call"),
+            ("_pytest.runner", "pytest_runtest_makereport"), ("_pytest.reports", "TestReport.from_item_and_call"),
+            ("_pytest.reports", "TestReport.__init__"), ("_pytest.reports", "BaseReport.passed"),
+            ("_pytest.reports", "BaseReport.failed"), ("_pytest.python", "Function.runtest"),
+            ("_pytest.python", "pytest_pyfunc_call"), ("_pytest.main", "pytest_runtestloop"),
+            ("_pytest.skipping", "pytest_runtest_makereport"), ("pluggy._callers", "_multicall"),
+            ("pluggy._hooks", "HookCaller.__call__"), ("clude_events", "EventWriter.emit"),
+            ("clude_pytest_plugin", "Reporter.pytest_runtest_logreport"),
+            ("clude_pytest_plugin", "Reporter.pytest_runtest_logfinish"), ("clude_pytest_plugin", "_annotate"))
+
+
+def _guarded():
+    """{name: the object it names now} for each of _GUARDED that this pytest has."""
+    import sys
+    found = {}
+    for module, path in _GUARDED:
+        owner = sys.modules.get(module)
+        parts = path.split(".")
+        for part in parts[:-1]:
+            owner = getattr(owner, part, None)
+        if owner is not None and parts[-1] in vars(owner):
+            found[f"{module}.{path}"] = vars(owner)[parts[-1]]
+    return found
+
 
 def _rootdir(config):
     """pytest's rootdir: node ids and report locations are relative to it."""
@@ -150,6 +178,9 @@ class Reporter:
         self.tests = {}  # nodeid -> the final outcome being built across setup, call and teardown
         self.reported = 0  # how many test results were written
         self.exit_called = None  # why pytest.exit() ended the session, if it did
+        self.guarded = _guarded()
+        self.emit = writer.emit  # held here: a replaced Writer.emit still reports its own replacement
+        self.tampered = False
 
     def pytest_sessionstart(self, session):
         self.writer.emit("start")
@@ -211,8 +242,19 @@ class Reporter:
                 state["file"] = _from_rootdir(self.config, location[0])
             if not state.get("line"):
                 state["line"] = (location[1] or 0) + 1
+        self.check()
         self.writer.emit("result", id=nodeid, outcome=outcome,
                          **{k: v for k, v in state.items() if v is not None})
+
+    def check(self):
+        """Report (once) what of pytest's reporting code was replaced since the session began."""
+        if self.tampered:
+            return
+        now = _guarded()
+        changed = sorted(name for name, obj in self.guarded.items() if now.get(name) is not obj)
+        if changed:
+            self.tampered = True
+            self.emit("tampered", what=changed)
 
     def pytest_keyboard_interrupt(self, excinfo):
         # pytest calls this hook for a real Ctrl-C, but also when it stops itself: collection errors
@@ -247,4 +289,5 @@ class Reporter:
         return why
 
     def pytest_sessionfinish(self, session, exitstatus):
+        self.check()
         self.writer.emit("finish", exit=int(exitstatus), stopped=self.stopped_early(session))
