@@ -494,3 +494,13 @@ def test_code_that_patches_pytest_reports_from_inside_trips_the_wire(team):
     assert task_state(team) == "failed"
     assert "replaced pytest's own reporting code" in failure(team)
     assert_contained(team)
+
+
+def test_bytecode_planted_by_the_acceptance_run_cannot_hide_a_regression_from_the_whole_suite(team):
+    run_worker(team, f'''
+        import pathlib
+        calc = pathlib.Path("calc.py")
+        calc.write_text({PLANT!r} + calc.read_text().replace("return a + b", "return a - b"))
+    ''', fix=True)
+    assert task_state(team) == "failed" and "test_add" in failure(team)
+    assert_contained(team)

@@ -109,10 +109,9 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
     plan = adapter.plan(argv, ctx)
     output = run_dir / "output.log"
     try:
-        run_env = {**env, **plan.env}
         if sandbox is not None:  # an untrusted tree: bytecode in it (a forged test_x.pyc) is never read
-            run_env["PYTHONPYCACHEPREFIX"] = str(run_dir / "pycache")
-        done = run_group(*ctx.start(plan.argv, run_env), output, timeout_s)
+            scrub_bytecode(root)
+        done = run_group(*ctx.start(plan.argv, {**env, **plan.env}), output, timeout_s)
     except OSError as exc:  # resolved, yet the kernel refuses it (no #! line, wrong binary format)
         return _save(Verdict(status=Status.ERROR, framework=adapter.name, command=argv,
                              reason=f"cannot start the tests: {argv[0]}: {exc.strerror or exc}"),
@@ -136,6 +135,24 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
             key, verdict.model_dump(mode="json"), concise(verdict.model_copy(update={"cached": True})))
     _prune(state / "reports")
     return verdict
+
+
+def scrub_bytecode(root: Path) -> None:
+    """Remove the compiled Python files of a tree (its __pycache__ folders, stray .pyc): what an earlier
+    run of untrusted code wrote there (a forged test module's bytecode, say) is never loaded by the next
+    one. The tests write none themselves (PYTHONDONTWRITEBYTECODE); installed packages keep theirs."""
+    for folder, dirs, files in os.walk(root):
+        if ".git" in dirs:
+            dirs.remove(".git")
+        if "__pycache__" in dirs:
+            dirs.remove("__pycache__")
+            shutil.rmtree(os.path.join(folder, "__pycache__"), ignore_errors=True)
+        for name in files:
+            if name.endswith((".pyc", ".pyo")):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                except OSError:
+                    pass
 
 
 def _state(path: Path) -> Path:
