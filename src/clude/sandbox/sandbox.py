@@ -22,6 +22,8 @@ PROGRAM_VAR = "CLUDE_BWRAP"
 # cannot make a sandbox of its own (a PID namespace cannot be nested without capabilities).
 INSIDE_VAR = "CLUDE_SANDBOX"
 PROBE_TIMEOUT_S = 20.0
+# Where tools that cache under the (hidden, read-only) home folder cache instead, inside the sandbox.
+_CACHES = {"XDG_CACHE_HOME": "/tmp/.cache", "GOCACHE": "/tmp/.cache/go-build", "npm_config_cache": "/tmp/.npm"}
 
 
 class SandboxUnavailable(Exception):
@@ -137,6 +139,8 @@ class Sandbox:
         mounts += [Mount(p, "writable", os.path.isdir(p)) for p in _existing(self._home_kept(env, keep_home), env)]
         policy = Policy(mounts=tuple(mounts), cwd=resolved(cwd), network=self.network, empty_file=_empty_file())
         env.update({INSIDE_VAR: "bwrap", "TMPDIR": "/tmp"})
+        for name, value in _CACHES.items():  # the home folder is read-only here: caches go to the private /tmp
+            env.setdefault(name, value)
         return [self.program, *bwrap_args(policy), "--", *argv], env
 
     def _hidden(self, env: Mapping[str, str], hidden: Iterable[Path], keep_home: Iterable[str]) -> list[str]:
