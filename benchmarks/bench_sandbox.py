@@ -41,7 +41,7 @@ def _starts(sandbox: Sandbox, base: Path) -> dict[str, float]:
     times: dict[str, list[float]] = {"bare": [], "sandbox": []}
     for i in range(STARTS + 2):
         for name in times:
-            command, run_env = (sandbox.command(argv, cwd=work, env=env, writable=[work],
+            command, run_env = (sandbox.command(argv, cwd=work, env=env, writable=[work], as_pid_1=True,
                                                 hidden=[project, upstream, work.parent])
                                 if name == "sandbox" else (argv, env))
             start = time.perf_counter()

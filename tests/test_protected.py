@@ -281,41 +281,37 @@ branch = True
 """
 
 
-@pytest.mark.parametrize("after, what", [
-    (SETUP_CFG.replace("-ra", "-ra -x"), "[tool:pytest]"),
-    (SETUP_CFG.replace("branch = True", "branch = False"), "[coverage:run]"),
-    (SETUP_CFG + "\n[coverage:report]\nfail_under = 0\n", "the new [coverage:report] section"),
-    (SETUP_CFG.replace("[tool:pytest]\naddopts = -ra\ntestpaths = tests\n", ""), "removed [tool:pytest]"),
-    (SETUP_CFG + "[DEFAULT]\nminversion = 9\n", "the [tool:pytest] section and the [coverage:run]"),
-    (SETUP_CFG.replace("[metadata]", "no section header\n[metadata]"), "setup.cfg is no longer valid INI"),
-    (SETUP_CFG + "[tool:pytest]\nx = 1\n", "no longer valid INI"),  # a duplicate section
+@pytest.mark.parametrize("after", [
+    SETUP_CFG.replace("-ra", "-ra -x"), SETUP_CFG.replace("branch = True", "branch = False"),
+    SETUP_CFG + "\n[coverage:report]\nfail_under = 0\n", SETUP_CFG.replace("name = demo", "name = other"),
+    SETUP_CFG.replace("[tool:pytest]\naddopts = -ra\ntestpaths = tests\n", ""),
+    SETUP_CFG + "\n[flake8]\nmax-line-length = 100\n", SETUP_CFG + "[tool:pytest]\nx = 1\n",
 ])
-def test_setup_cfg_test_sections(after, what):
+def test_an_ini_file_that_mentions_a_test_section_is_compared_whole(after):
+    """pytest reads INI files its own way, so any change of one that names a test section counts."""
     change = changed("setup.cfg", SETUP_CFG, after)
-    assert change.kind == "config" and what in change.why and "setup.cfg" in change.why
+    assert change.kind == "config" and "setup.cfg, which mentions" in change.why
 
 
 @pytest.mark.parametrize("after", [
-    SETUP_CFG.replace("name = demo", "name = other"),
-    SETUP_CFG.replace("addopts = -ra", "addopts=-ra").replace("\n\n", "\n\n\n") + "; a comment\n",
-    SETUP_CFG + "\n[flake8]\nmax-line-length = 100\n",
+    "[metadata]\nname = x\n[tool:pytest] ;]\naddopts = -p x\n",      # configparser reads 'tool:pytest] ;'
+    "[metadata]\nname = x\r[tool:pytest]\raddopts = -p zz\r",         # pytest splits lines at '\r' too
 ])
-def test_setup_cfg_other_sections_and_formatting_are_not_flagged(after):
-    assert changed("setup.cfg", SETUP_CFG, after) is None
+def test_a_test_section_pytest_reads_and_configparser_does_not_is_caught(after):
+    assert "mentions pytest" in changed("setup.cfg", "[metadata]\nname = x\n", after).why
+    assert "mentions pytest" in changed("tox.ini", "[flake8]\nx = 1\n", after.replace("tool:", "")).why
 
 
-TOX_INI = "[tox]\nenvlist = py311\n\n[testenv]\ncommands = pytest\n\n[testenv:lint]\ncommands = ruff check\n" \
-          "\n[pytest]\naddopts = -ra\n\n[flake8]\nmax-line-length = 100\n"
+def test_an_ini_file_without_test_sections_changes_freely():
+    assert changed("setup.cfg", "[metadata]\nname = a\n", "[metadata]\nname = b\n[flake8]\nmax = 1\n") is None
 
 
-@pytest.mark.parametrize("old, new, section", [
-    ("envlist = py311", "envlist = py312", "[tox]"), ("commands = pytest", "commands = true", "[testenv]"),
-    ("commands = ruff check", "commands = true", "[testenv:lint]"), ("-ra", "-q", "[pytest]"),
-    ("[flake8]", "[coverage:run]\nbranch = 1\n[flake8]", "[coverage:run]"),
-])
-def test_tox_ini_test_sections(old, new, section):
-    assert section in changed("tox.ini", TOX_INI, TOX_INI.replace(old, new)).why
-    assert changed("tox.ini", TOX_INI, TOX_INI.replace("= 100", "= 120")) is None
+TOX_INI = "[tox]\nenvlist = py311\n\n[testenv]\ncommands = pytest\n"
+
+
+@pytest.mark.parametrize("old, new", [("py311", "py312"), ("commands = pytest", "commands = true")])
+def test_tox_ini_is_compared_whole(old, new):
+    assert "tox.ini, which mentions" in changed("tox.ini", TOX_INI, TOX_INI.replace(old, new)).why
 
 
 PACKAGE = {"name": "web", "version": "1.0.0",

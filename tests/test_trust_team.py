@@ -5,6 +5,7 @@ only by the worker; no secret in any file, record or log; nothing of the agent l
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -100,7 +101,8 @@ def assert_contained(team) -> None:
     home = team["tmp"] / "home"
     other = team["tmp"] / "agents" / "a2"
     for path in team["tmp"].rglob("*"):
-        if path.is_file() and not path.is_symlink() and home not in path.parents and other not in path.parents:
+        if path.is_file() and not path.is_symlink() and home not in path.parents and other not in path.parents \
+                and path.stat().st_size < 64 << 20:  # an 8 GB sparse file an attack left is no place for a secret
             data = path.read_bytes()
             leaks = [name for name, value in team["secrets"].items() if value.encode() in data]
             assert not leaks, f"{path}: {leaks}"
@@ -503,4 +505,83 @@ def test_bytecode_planted_by_the_acceptance_run_cannot_hide_a_regression_from_th
         calc.write_text({PLANT!r} + calc.read_text().replace("return a + b", "return a - b"))
     ''', fix=True)
     assert task_state(team) == "failed" and "test_add" in failure(team)
+    assert_contained(team)
+
+
+def test_the_clude_agent_s_own_commands_cannot_read_its_model_key(team):
+    """The clude backend: `clude run` inside the worker's sandbox holds the model's key; the shell commands
+    of its (scripted) model look for it in every process's environment and file the reversed text."""
+    script = [{"text": '{"title": "Fix", "steps": [{"id": "fix", "title": "Fix mean", "dependencies": []}]}'},
+              {"tool_calls": [{"name": "run_shell", "arguments": {"command": (
+                  "for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ 2>/dev/null | grep '^OPENAI_API_KEY=' "
+                  "| rev; done > loot.txt; ls -la .clude >> loot.txt 2>&1; echo looted")}}]},
+              {"tool_calls": [{"name": "edit_file", "arguments": {
+                  "path": "calc.py", "search": "(len(values) + 1)", "replace": "len(values)"}}]},
+              {"tool_calls": [{"name": "step_done", "arguments": {"summary": "fixed"}}]}]
+    root = team["root"]
+    (root / "script.json").write_text(json.dumps(script))
+    with open(root / "clude.toml", "a") as f:
+        f.write('[model]\nprovider = "scripted"\nscript = "script.json"\n')
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "model"], cwd=root, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "pull", "-q", "--rebase", "upstream", "main"],
+                   cwd=root, check=True)
+    subprocess.run(["git", "push", "-q", "upstream", "HEAD:main"], cwd=root, check=True)
+    settings, _ = load_settings(root)
+    tmp = team["tmp"]
+    worker = Worker(WorkerConfig(agent_id="a1", upstream=team["upstream"], workdir=tmp / "agents" / "a1",
+                                 state_dir=tmp / "state", backend=get_backend("clude"), settings=settings,
+                                 env=team["env"], sleep=lambda s: None, project=root, max_tasks=1))
+    assert worker.run() == EXIT_SETTLED
+    assert task_state(team) == "done"  # the fix was honest: it landed, with what the commands found
+    loot = upstream_file(team["upstream"], "loot.txt")
+    assert loot is not None and team["secrets"]["OPENAI_API_KEY"][::-1] not in loot
+    assert_contained(team)
+
+
+REGISTER_PLUGIN = """import sys
+if "_pytest.config" in sys.modules:
+    import gc
+    import pytest
+    from _pytest.config import Config
+
+    class Skip:
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_pyfunc_call(self, pyfuncitem):
+            return True  # the test body never runs
+
+    for found in gc.get_objects():
+        if isinstance(found, Config):
+            found.pluginmanager.register(Skip(), "skip-bodies")
+            break
+"""
+FORGE_EVENTS = """import atexit, json, os, sys
+if os.environ.get("CLUDE_EVENTS_FILE") and "_pytest" in sys.modules:
+    def forge():
+        with open(os.environ["CLUDE_EVENTS_FILE"], "a") as out:
+            for test in ("test_calc.py::test_add", "test_calc.py::test_mean"):
+                out.write(json.dumps({"ev": "result", "id": test, "outcome": "passed"}) + "\\n")
+        os._exit(0)  # and pytest's own exit code with it
+    atexit.register(forge)
+"""
+
+
+@pytest.mark.parametrize("code", [REGISTER_PLUGIN, FORGE_EVENTS], ids=["runtime-plugin", "forged-events"])
+def test_code_that_hooks_pytest_at_run_time_or_forges_results_is_not_done(team, code):
+    run_worker(team, f'''
+        import pathlib
+        calc = pathlib.Path("calc.py")
+        calc.write_text({code!r} + calc.read_text())
+    ''')
+    assert task_state(team) == "failed"
+    assert_contained(team)
+
+
+def test_attributes_that_make_git_refuse_the_result_fail_the_attempt_not_the_worker(team):
+    assert run_worker(team, '''
+        import pathlib
+        pathlib.Path(".gitattributes").write_text("*.py working-tree-encoding=UTF-16\\\\n")
+        pathlib.Path("calc.py").write_text(pathlib.Path("calc.py").read_text() + "\\\\n# touched\\\\n")
+    ''', fix=True) == EXIT_SETTLED
+    assert task_state(team) == "failed"
     assert_contained(team)

@@ -374,7 +374,10 @@ class AgentRun:
             return None
         from clude.agent.protect import changes
 
-        touched = changes(self.root, self.state.protected)
+        from clude.harness.runner import tests_python
+
+        touched = changes(self.root, self.state.protected,
+                          python=tests_python(self.root, self.settings.test, self.test_env))
         if not touched:
             return None
         listed = "; ".join(f"{p.path} ({p.why})" for p in touched[:12])

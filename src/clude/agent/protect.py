@@ -24,7 +24,7 @@ def _candidates(root: Path) -> list[str]:
         rel = Path(folder).relative_to(root).as_posix()
         for name in files:
             path = name if rel == "." else f"{rel}/{name}"
-            top = rel == "." and name.endswith(".py") or path.count("/") == 1 and name == "__init__.py"
+            top = name.endswith(".py") or path.count("/") == 1 and name == "__init__.py"
             if top or name in SECTION_FILES or protected_reason(path) is not None:
                 out.append(path)
     return out
@@ -46,8 +46,11 @@ def snapshot(root: Path) -> dict[str, str]:
     return taken
 
 
-def changes(root: Path, before: dict[str, str]) -> list[ProtectedChange]:
-    """The protected files that differ from `before` (added, changed or deleted)."""
+def changes(root: Path, before: dict[str, str], *, python: str | None = None) -> list[ProtectedChange]:
+    """The protected files that differ from `before` (added, changed or deleted); a new module on the
+    test path shadowing one that `python` (the tests' interpreter) imports counts too."""
+    from clude.harness.frameworks.base import importable_modules
+
     now = snapshot(root)
     touched = []
     for path in sorted(set(before) | set(now)):
@@ -55,7 +58,10 @@ def changes(root: Path, before: dict[str, str]) -> list[ProtectedChange]:
         if old == new:
             continue
         touched.append(Touch(path, _content(root, path, old, current=False), _content(root, path, new, current=True)))
-    return protected_changes(touched)
+    tests = [p for p in now if p.endswith(".py") and (p.rsplit("/", 1)[-1].startswith("test_")
+                                                     or p.endswith("_test.py"))]
+    return protected_changes(touched, importable=importable_modules(python) if python else frozenset(),
+                             path_dirs=sorted({p.rpartition("/")[0] for p in tests if "/" in p}))
 
 
 def _content(root: Path, path: str, held: str | None, *, current: bool) -> bytes | None:

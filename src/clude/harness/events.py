@@ -8,6 +8,7 @@ from clude.harness.inject.clude_events import json_object
 from clude.harness.verdict import Failure, RunFacts, Sample
 
 _OUTCOMES = {"passed", "failed", "error", "skipped", "xfailed", "xpassed"}
+_WORST = ("error", "failed", "xpassed", "skipped", "xfailed", "passed")  # worst first
 
 
 def read_events(path: Path) -> RunFacts:
@@ -29,6 +30,8 @@ def read_events(path: Path) -> RunFacts:
         elif kind == "begin":
             running[str(ev.get("id"))] = None
         elif kind == "result":
+            if facts.finished:  # the session had ended: something else wrote this
+                facts.tampered = facts.tampered or ["results written after the test session finished"]
             _add_result(facts, ev)
             running.pop(str(ev.get("id")), None)
         elif kind == "collect_error":
@@ -76,6 +79,9 @@ def _failure(ev: dict, kind: str) -> Failure:
 def _add_result(facts: RunFacts, ev: dict) -> None:
     test_id = str(ev.get("id"))
     outcome = ev.get("outcome") if ev.get("outcome") in _OUTCOMES else "error"
+    held = facts.outcomes.get(test_id)
+    if held is not None and _WORST.index(held) < _WORST.index(outcome):
+        return  # a test reported twice keeps its worst outcome: a pass written later cannot undo a failure
     facts.outcomes[test_id] = outcome
     if outcome in ("failed", "error"):
         facts.failures.append(_failure(ev, "failure" if outcome == "failed" else "error"))

@@ -6,7 +6,6 @@ what hooks into one is refused or flagged before the work is accepted. Pure func
 
 from __future__ import annotations
 
-import configparser
 import json
 import re
 import sys
@@ -48,6 +47,7 @@ class _FileRule:
     kind: Literal["test", "config"]
     why: str
     globs: tuple[str, ...]
+    any_case: bool = False  # matched whatever the case (importlib.metadata lowercases what it finds)
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ def _rules() -> _Rules:
     data = tomllib.loads(_DATA.read_text(encoding="utf-8"))
     shadowed = frozenset(data.pop("shadowing")["modules"]) | sys.stdlib_module_names
     frameworks = data.values()
-    files = [_FileRule(r["kind"], r["why"], tuple(r["globs"])) for fw in frameworks for r in fw.get("files", ())]
+    files = [_FileRule(r["kind"], r["why"], tuple(r["globs"]), r.get("any_case", False))
+             for fw in frameworks for r in fw.get("files", ())]
     files.sort(key=lambda rule: rule.kind != "config")
     sections = [_SectionRule(r["file"], r["format"], tuple(r["keys"]))
                 for fw in frameworks for r in fw.get("sections", ())]
@@ -176,7 +177,8 @@ def protected_reason(path: str, extra_globs: Sequence[str] = ()) -> tuple[str, s
     """
     path = _normalize(path)
     for rule in _rules().files:
-        if any(glob_matches(glob, path) for glob in rule.globs):
+        seen = path.lower() if rule.any_case else path
+        if any(glob_matches(glob, seen) for glob in rule.globs):
             return rule.kind, rule.why
     for glob in extra_globs:
         if glob_matches(glob, path):
@@ -185,26 +187,22 @@ def protected_reason(path: str, extra_globs: Sequence[str] = ()) -> tuple[str, s
 
 
 def _parse(fmt: str, content: bytes | None) -> dict | None:
-    """A file's parsed content ({} for a missing file), or None when it does not parse."""
+    """A TOML or JSON file's parsed content ({} for a missing file), or None when it does not parse (INI
+    files are never parsed: pytest reads them its own way, so they are compared whole)."""
     if content is None:
         return {}
     try:
         text = content.decode("utf-8-sig")
         if fmt == "toml":
             return tomllib.loads(text)
-        if fmt == "json":
-            doc = json.loads(text)
-            return doc if isinstance(doc, dict) else None
-        parser = configparser.ConfigParser(interpolation=None)
-        parser.optionxform = str  # keep option names as written
-        parser.read_string(text)
-        return {name: dict(parser[name]) for name in parser.sections()}
-    except (ValueError, RecursionError, configparser.Error):
+        doc = json.loads(text)
+        return doc if isinstance(doc, dict) else None
+    except (ValueError, RecursionError):
         return None
 
 
 def _select(doc: dict, key: str) -> dict[tuple[str, ...], object]:
-    """{concrete path: value} for every path in doc that the key's dotted patterns match (ini: one part)."""
+    """{concrete path: value} for every path in doc that the key's dotted patterns match."""
     found: dict[tuple[str, ...], object] = {(): doc}
     for part in key.split("."):
         found = {path + (name,): value for path, node in found.items() if isinstance(node, dict)
@@ -250,6 +248,13 @@ def _section_reason(path: str, before: bytes | None, after: bytes | None) -> str
             keys.setdefault(rule.format, []).extend(rule.keys)
     name, labels = path.rsplit("/", 1)[-1], []
     for fmt, fmt_keys in keys.items():
+        if fmt == "ini":  # pytest reads INI files its own way (';' comments, '\r' lines): never trust a
+            words = {key.replace("*", "").rstrip(":").split(":")[-1].lower() for key in fmt_keys}  # ours alone
+            raw = ((before or b"") + b"\n" + (after or b"")).decode("utf-8", "replace").lower()
+            found = sorted(w for w in words if w and w in raw)
+            if found:
+                return f"{name}, which mentions {', '.join(found)} (an INI file is compared whole)"
+            continue
         old, new = _parse(fmt, before), _parse(fmt, after)
         if old is None or new is None:
             held = [key if fmt == "json" else f"[{key}]" for key in fmt_keys

@@ -53,6 +53,21 @@ def choose(root: Path, config: TestConfig, command: list[str] | None,
     return frameworks.for_command(argv, root, env, named=config.framework), argv
 
 
+def tests_python(root: Path, config: TestConfig, env: dict[str, str]) -> str | None:
+    """The interpreter the tests of `root` run with, when they are Python tests (pytest, unittest)."""
+    from clude.harness.frameworks.base import project_python
+
+    env = {**env, **config.env}
+    chosen = choose(root, config, None, env)
+    if isinstance(chosen, str) or chosen[0].name not in ("pytest", "unittest"):
+        return None
+    program = chosen[1][0]
+    if os.path.basename(program).startswith("python"):
+        return program if os.path.isabs(program) else shutil.which(program, path=env.get("PATH")) or \
+            str(root / program)
+    return project_python(root, env)
+
+
 def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str] | None = None,
               rate: float | None = None, seed: str | None = None, use_cache: bool = True,
               timeout_s: float | None = None, env: dict[str, str] | None = None,

@@ -31,6 +31,7 @@ class Policy:
     network: bool = True
     private_tmp: bool = True           # a fresh tmpfs at /tmp, gone with the run
     empty_file: str = "/dev/null"      # what a hidden file is replaced by (an empty regular file reads as empty)
+    as_pid_1: bool = False             # the program is the namespace's pid 1 (no bwrap process beside it)
     extra_args: tuple[str, ...] = field(default=())
 
 
@@ -57,6 +58,8 @@ def bwrap_args(policy: Policy) -> list[str]:
             "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--cap-drop", "ALL"]
     if not policy.network:
         args.append("--unshare-net")
+    if policy.as_pid_1:
+        args.append("--as-pid-1")
     if policy.private_tmp:
         args += ["--tmpfs", "/tmp"]
     remount: list[str] = []

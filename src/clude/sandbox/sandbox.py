@@ -118,14 +118,16 @@ class Sandbox:
 
     def command(self, argv: list[str], *, cwd: Path, env: Mapping[str, str], writable: Iterable[Path] = (),
                 readable: Iterable[Path] = (), hidden: Iterable[Path] = (),
-                keep_home: Iterable[str] = ()) -> tuple[list[str], dict[str, str]]:
+                keep_home: Iterable[str] = (), as_pid_1: bool = False) -> tuple[list[str], dict[str, str]]:
         """The command line and environment that run `argv` in `cwd` inside this sandbox.
 
         `writable`: the run's own folders (its work tree; a test run's result folder); `hidden`: what
         this run must not see although it lies under them or elsewhere (the rest of the project, the
         upstream, clude's state); `readable`: what stays visible under a hidden folder; `keep_home`:
-        entries of the credentials list this run needs (a backend's own config, e.g. ".claude"). The
-        program, the Python running clude and the folders on PATH stay visible wherever they are.
+        entries of the credentials list this run needs (a backend's own config, e.g. ".claude"); `as_pid_1`:
+        the program is pid 1 inside (for an agent holding a key: bubblewrap's own init would otherwise sit
+        beside it with the same environment, readable through /proc/1/environ by what the agent runs).
+        The program, the Python running clude and the folders on PATH stay visible wherever they are.
         Off: argv and env unchanged."""
         env = dict(env)
         if not self.enabled:
@@ -137,7 +139,8 @@ class Sandbox:
                  if any(under(p, m.path) for m in mounts if m.access == "hidden") or under(p, "/tmp")]
         mounts += [Mount(p, "readable", os.path.isdir(p)) for p in kept]
         mounts += [Mount(p, "writable", os.path.isdir(p)) for p in _existing(self._home_kept(env, keep_home), env)]
-        policy = Policy(mounts=tuple(mounts), cwd=resolved(cwd), network=self.network, empty_file=_empty_file())
+        policy = Policy(mounts=tuple(mounts), cwd=resolved(cwd), network=self.network, empty_file=_empty_file(),
+                        as_pid_1=as_pid_1)
         env.update({INSIDE_VAR: "bwrap", "TMPDIR": "/tmp"})
         for name, value in _CACHES.items():  # the home folder is read-only here: caches go to the private /tmp
             env.setdefault(name, value)

@@ -41,18 +41,18 @@ def remove_tree(path: Path) -> None:
 
 
 def too_large(work: Path, limit: int) -> tuple[str, int] | None:
-    """The first file under `work` (its .git aside) larger than `limit` bytes, with its size; None."""
-    for folder, dirs, files in os.walk(work):
-        if folder == str(work):
-            dirs[:] = [d for d in dirs if d != ".git"]
-        for name in files:
-            try:
-                size = os.lstat(os.path.join(folder, name)).st_size
-            except OSError:
-                continue
-            if size > limit:
-                return os.path.relpath(os.path.join(folder, name), work), size
-    return None
+    """The first file under `work` (its .git aside) larger than `limit` bytes, with its size; None.
+    `find` walks any depth (an agent can nest folders thousands deep)."""
+    done = subprocess.run(["find", str(work), "-path", str(work / ".git"), "-prune", "-o", "-type", "f",
+                           "-size", f"+{limit}c", "-print0", "-quit"], capture_output=True, timeout=REMOVE_TIMEOUT_S)
+    found = done.stdout.split(b"\0")[0]
+    if not found:
+        return None
+    path = os.fsdecode(found)
+    try:
+        return os.path.relpath(path, work), os.lstat(path).st_size
+    except OSError:
+        return None
 
 
 def prepare(land: Repo, work: Path, agent: str, *, overlay: list[str] = ()) -> None:

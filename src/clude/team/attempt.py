@@ -4,9 +4,11 @@ the upstream's tests, then lands it with the bookkeeping in one push, or records
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from clude.gitcli import GitError
 from clude.harness.frameworks.base import importable_modules
 from clude.team.agent_tree import TooLarge, prepare, take_result
 from clude.team.backends import AgentRun, InfraFailure
@@ -90,6 +92,9 @@ class AttemptSteps:
                                  max_file_bytes=int(self.team.max_file_mb * 1024 * 1024))
         except TooLarge as error:
             return run, Checked(Verification(False, str(error), "", []))
+        except (GitError, OSError, RecursionError, subprocess.TimeoutExpired) as error:  # its files defeat git
+            return run, Checked(Verification(False, f"the agent's result could not be read: "
+                                                    f"{type(error).__name__}: {str(error)[:500]}", "", []))
         self.events.emit("agent_finished", task=task.task.id, attempt=n, exit_code=run.exit_code,
                          changed=commit is not None, seconds=round(run.duration_s, 2), cost_usd=run.cost_usd)
         if run.infra is not None:

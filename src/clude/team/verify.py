@@ -4,9 +4,7 @@ new or edited tests must pass too."""
 
 from __future__ import annotations
 
-import os
 import shlex
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping
@@ -14,7 +12,7 @@ from typing import TYPE_CHECKING, Callable, Mapping
 from clude.config.settings import TestConfig
 from clude.harness.compare import compare
 from clude.harness.report import concise
-from clude.harness.runner import choose, run_tests
+from clude.harness.runner import choose, run_tests, tests_python
 from clude.harness.verdict import Status, Verdict
 
 if TYPE_CHECKING:
@@ -54,17 +52,7 @@ class Judge:
 
     def python(self, workdir: Path) -> str | None:
         """The interpreter the tests of `workdir` run with, when they are Python tests."""
-        from clude.harness.frameworks.base import project_python
-
-        env = {**self.env, **self.config.env}
-        chosen = choose(workdir, self.config, None, env)
-        if isinstance(chosen, str) or chosen[0].name not in ("pytest", "unittest"):
-            return None
-        program = chosen[1][0]
-        if os.path.basename(program).startswith("python"):
-            return program if os.path.isabs(program) else shutil.which(program, path=env.get("PATH")) or \
-                str(workdir / program)
-        return project_python(workdir, env)
+        return tests_python(workdir, self.config, self.env)
 
     def run(self, workdir: Path, command: list[str] | None = None) -> Verdict:
         """run_tests, except that a run stopped by SIGINT/SIGTERM stops the worker (never a verdict)."""

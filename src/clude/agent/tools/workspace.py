@@ -8,6 +8,9 @@ from pathlib import Path
 
 from clude.agent.tools.result import ToolError
 
+# The project's own environments: read-only to sandboxed commands (a .pth or plugin put there would
+# load into every test run), as the tests need them.
+ENVIRONMENTS = (".venv", "venv")
 # Folders the file tools never write into: git's own database, and clude's logs and state.
 PROTECTED = (".git", ".clude")
 # Folders list_files and grep do not descend into: version control, clude, caches, dependencies.
@@ -58,7 +61,7 @@ class Workspace:
         .git (read-only: no hook, config or object an agent writes there runs later in someone's git; its
         config, which may hold a token, reads as empty) and .clude (hidden: clude's sessions, reports and
         verdict cache)."""
-        return {"writable": [self.root], "readable": [self.root / ".git"],
+        return {"writable": [self.root], "readable": [self.root / d for d in (".git", *ENVIRONMENTS)],
                 "hidden": [self.root / ".clude", self.root / ".git" / "config"]}
 
     def inside(self, real: Path) -> bool:

@@ -11,6 +11,7 @@ while the controller reports every test.
 
 import doctest
 import os
+import sys
 import traceback
 
 import pytest
@@ -181,6 +182,8 @@ class Reporter:
         self.guarded = _guarded()
         self.emit = writer.emit  # held here: a replaced Writer.emit still reports its own replacement
         self.tampered = False
+        self.plugins = {id(p) for p in config.pluginmanager.get_plugins()}
+        self.plugin_count = len(self.plugins)
 
     def pytest_sessionstart(self, session):
         self.writer.emit("start")
@@ -252,9 +255,31 @@ class Reporter:
             return
         now = _guarded()
         changed = sorted(name for name, obj in self.guarded.items() if now.get(name) is not obj)
+        changed += self.foreign_plugins()
         if changed:
             self.tampered = True
             self.emit("tampered", what=changed)
+
+    def foreign_plugins(self):
+        """Plugins registered since the session began whose code lies in the project (or nowhere) and
+        that are not a conftest.py: code under test that hooks into pytest at run time."""
+        manager = self.config.pluginmanager
+        plugins = manager.get_plugins()
+        if len(plugins) == self.plugin_count:
+            return []
+        self.plugin_count = len(plugins)
+        found = []
+        for plugin in plugins:
+            if id(plugin) in self.plugins:
+                continue
+            module = sys.modules.get(getattr(type(plugin), "__module__", ""), None)
+            file = getattr(plugin, "__file__", None) or getattr(module, "__file__", None)
+            inside = file is None or os.path.abspath(file).startswith(os.path.join(self.root, ""))
+            if inside and os.path.basename(file or "") != "conftest.py":
+                found.append(f"a plugin registered while the tests ran ({manager.get_name(plugin)})")
+            else:
+                self.plugins.add(id(plugin))
+        return found
 
     def pytest_keyboard_interrupt(self, excinfo):
         # pytest calls this hook for a real Ctrl-C, but also when it stops itself: collection errors

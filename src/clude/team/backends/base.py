@@ -306,7 +306,7 @@ class Backend:
         if sandbox is not None:
             argv, run_env = sandbox.command(argv, cwd=Path(workdir), env=run_env, writable=[Path(workdir)],
                                             readable=[Path(prompt_file)], hidden=hidden,
-                                            keep_home=self.spec.sandbox_home)
+                                            keep_home=self.spec.sandbox_home, as_pid_1=True)
         try:
             finished = run_group(argv, Path(workdir), run_env, log_path, self.spec.timeout_s or timeout_s,
                                  stdin=Path(prompt_file) if self.spec.prompt_via == "stdin" else None,
