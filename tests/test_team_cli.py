@@ -168,3 +168,21 @@ def test_two_workers_on_other_machines_share_a_git_daemon_upstream(tmp_path):
     assert sorted(s.split()[1].rstrip(":") for s in log if s.startswith("done ")) == [
         f"TASK-00{n}" for n in range(1, 5)]
     assert all((tmp_path / name / ".clude/agents" / name / "work/.git").is_dir() for name in ("m1", "m2"))
+
+
+def test_a_settled_team_run_finishes_its_workers_cleanly(tmp_path):
+    """Every task settled: the workers exit 0 as finished, none shows as interrupted or in error."""
+    root, upstream = team_project(tmp_path, fast=True, team="[team]\npoll_s = 30")  # they would sleep long
+    for n in (1, 2):
+        assert clude("team", "task", "add", f"check {n}", root=root).returncode == 0
+    ran = clude("team", "run", "--agents", "3", "--backend", "command", "--command",
+                agent_script(tmp_path, "check", WRITE_CHECK), "--json", root=root)
+    assert ran.returncode == 0, ran.stderr
+    from clude.team.events import read_events
+    events = read_events(root / ".clude")
+    ends = {e["agent"]: e["kind"] for e in events if e["kind"] in ("worker_done", "worker_stopped")}
+    assert ends == {"a1": "worker_done", "a2": "worker_done", "a3": "worker_done"}, ends
+    status = json.loads(clude("team", "status", "--json", root=root).stdout)
+    assert {w["state"] for w in status["workers"]} == {"finished"}
+    analyzed = clude("team", "logs", "analyze", root=root)
+    assert "interrupted" not in analyzed.stdout and "ERROR" not in analyzed.stdout

@@ -194,12 +194,13 @@ def run_team(root: Path, settings, url: str, plans, *, forever: bool, as_json: b
          f"{Redactor({}).text(url)}")
 
     with stop_signals_as_interrupt((signal.SIGTERM,)):
+        why = "interrupted"
         try:
             why = monitor.run()
         except KeyboardInterrupt:
             why = "interrupted"
         finally:
-            monitor.stop()
+            monitor.finish() if why == "settled" else monitor.stop()
     board = current()
     workers = {a: {"state": w.state, "restarts": w.restarts, "reason": w.reason,
                    "exit_code": w.process.exit_code if w.process else None}
@@ -277,7 +278,7 @@ def status_command(as_json, live, upstream, project) -> None:
 _STATE_AFTER = {"worker_restarted": "restarting", "worker_started": "idle", "claimed": "working",
                 "agent_started": "working",
                 "agent_finished": "verifying", "done": "idle", "failed_attempt": "idle", "infra": "idle",
-                "lost": "idle", "worker_blocked": "blocked", "worker_done": "exited",
+                "lost": "idle", "worker_blocked": "blocked", "worker_done": "finished",
                 "worker_stopped": "exited"}
 
 
@@ -307,14 +308,15 @@ def worker_states(events: list[dict], beats: dict[str, dict] | None = None, now:
             w["error"] = event.get("reason") or event.get("message")
     for agent, beat in (beats or {}).items():
         w = workers.setdefault(agent, {"agent": agent, "restarts": 0, "error": None})
-        if w.get("state") not in ("blocked", "exited"):
+        if w.get("state") not in ("blocked", "exited", "finished"):
             w.update(state=beat.get("state"), task=beat.get("task"), attempt=beat.get("attempt"),
                      since=time.strftime("%H:%M:%S", time.localtime(float(beat.get("since") or 0))))
         w["started"] = float(beat.get("started") or w.get("started") or now)
         w["heartbeat_age_s"] = round(now - float(beat.get("at") or 0), 1)
     for w in workers.values():
         started = w.pop("started", None)
-        w["uptime_s"] = round(now - started) if started and w.get("state") not in ("exited", "blocked") else None
+        ended = w.get("state") in ("exited", "blocked", "finished")
+        w["uptime_s"] = round(now - started) if started and not ended else None
     return list(workers.values())
 
 

@@ -54,7 +54,8 @@ def workers_table(workers: list[dict]) -> Table:
     for column in ("worker", "state", "task", "attempt", "since", "uptime", "restarts", "last error"):
         table.add_column(column)
     for w in workers:
-        style = {"blocked": "red", "working": "cyan", "exited": "dim"}.get(w.get("state") or "", "")
+        style = {"blocked": "red", "working": "cyan", "exited": "dim",
+                 "finished": "green"}.get(w.get("state") or "", "")
         state = f"[{style}]{w.get('state')}[/]" if style else str(w.get("state"))
         uptime = f"{w['uptime_s'] // 60}m{w['uptime_s'] % 60:02d}s" if w.get("uptime_s") is not None else ""
         table.add_row(w["agent"], state, w.get("task") or "", str(w.get("attempt") or ""), w.get("since") or "",

@@ -13,7 +13,7 @@ from typing import Callable
 
 from clude.harness.process import tail as process_tail
 from clude.team.crashloop import Policy, Run, decide
-from clude.team.runner import STOP_GRACE_S, WorkerProcess, start_worker
+from clude.team.runner import FINISH_SIGNAL, STOP_GRACE_S, WorkerProcess, start_worker
 
 POLL_S = 0.5
 
@@ -72,6 +72,26 @@ class Monitor:
                 return "all workers blocked" if blocked and len(blocked) == len(self.workers) else \
                     "workers exited"
             self.sleep(POLL_S)
+
+    def finish(self) -> None:
+        """The work is done: tell every worker to finish (FINISH_SIGNAL: it exits 0 as settled, never
+        "interrupted"), wait for them, then stop() whatever is left."""
+        live = [w.process for w in self.workers.values() if w.process and w.process.exit_code is None]
+        for process in live:
+            try:
+                os.kill(process.proc.pid, FINISH_SIGNAL)  # the worker alone, not its agent's group
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + STOP_GRACE_S
+        for process in live:
+            try:
+                process.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except Exception:
+                break
+        for watched in self.workers.values():
+            if watched.process and watched.process.exit_code is not None and watched.state == "running":
+                watched.state = "done"
+        self.stop()
 
     def stop(self) -> None:
         """SIGTERM every worker's group (they release their locks), then SIGKILL what is left."""

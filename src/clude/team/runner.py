@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 STOP_GRACE_S = 10.0  # SIGTERM, then SIGKILL: a worker releases its lock on SIGTERM
+# The signal `team run` sends its workers when every task is settled: they finish (exit 0, "finished"),
+# not "interrupted".
+FINISH_SIGNAL = signal.SIGUSR1
 
 
 @dataclass
@@ -61,5 +65,12 @@ def start_worker(root: Path, upstream: str, agent_id: str, role: str | None, *, 
     with open(log, "ab") as out:
         start = out.tell()
         proc = subprocess.Popen(argv, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_ignore_finish)
     return WorkerProcess(agent_id, role, proc, log, start)
+
+
+def _ignore_finish() -> None:
+    """In the new worker process, before it runs: the finish signal is ignored until the worker
+    installs its own handler (its default action would kill a worker still starting)."""
+    signal.signal(FINISH_SIGNAL, signal.SIG_IGN)
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import socket
 import threading
 import time
@@ -25,10 +26,15 @@ from clude.team.heartbeat import Heartbeat
 from clude.team.git import Repo, is_local_url
 from clude.team.layout import lock_path
 from clude.team.lease import lock_on_disk, same_holder
+from clude.team.runner import FINISH_SIGNAL
 from clude.team.locks import Lock, new_lock, render_lock
 from clude.team.sync import UpstreamRejected, update_upstream
 from clude.team.turns import push_turn
 from clude.team.verify import Judge
+
+class Finish(BaseException):
+    """The team's work is finished (FINISH_SIGNAL): stop where the worker is, as a settled worker does."""
+
 
 # Exit codes of `clude team worker`.
 EXIT_SETTLED = 0        # no task left to do (or --max-tasks reached)
@@ -109,6 +115,11 @@ class Worker(AttemptSteps):
             beat.stop()
 
     def _run(self) -> int:
+        def finish(signum, frame):
+            raise Finish()
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(FINISH_SIGNAL, finish)
         try:
             problems = self.c.backend.check(self.c.env)
             if problems:  # a required variable or the program is missing: no task is touched
@@ -135,6 +146,10 @@ class Worker(AttemptSteps):
             self._release_on_exit()
             self.events.emit("worker_stopped", "WARNING", reason="interrupted")
             return EXIT_INTERRUPTED
+        except Finish:
+            self._release_on_exit()
+            self.events.emit("worker_done", reason="the team's work is finished")
+            return EXIT_SETTLED
         except Exception as error:  # a bug or an OS/git failure: say it, give the task back, stop
             self._charge_or_release(error)
             self.events.emit("worker_stopped", "ERROR", reason=f"{type(error).__name__}: {error}",
