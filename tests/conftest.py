@@ -69,3 +69,13 @@ def bare_git_env(monkeypatch, tmp_path):
     for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL",
                 "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def own_verdict_cache(monkeypatch, tmp_path_factory):
+    """Each test has a verdict cache of its own (the machine's is shared by every run on it): no test
+    is answered from another's results. Subprocesses inherit it (XDG_CACHE_HOME: the environments the
+    tests build for subprocesses drop CLUDE_* variables)."""
+    monkeypatch.delenv("CLUDE_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+

@@ -91,7 +91,8 @@ def test_a_different_sample_or_command_is_a_different_entry(project):
 def test_a_corrupt_entry_is_ignored_and_replaced(project):
     root, runs = project
     run(root)
-    for entry in (root / ".clude" / "cache" / "verdicts").glob("*.json"):
+    from clude.harness.cache import machine_cache
+    for entry in (machine_cache() / "verdicts").glob("*.json"):
         entry.write_text('{"status": "passed", "counts": ')  # torn write
     again = run(root)
     assert again.status is Status.PASSED and not again.cached

@@ -22,7 +22,8 @@ def test_a_failing_test_that_shows_an_api_key_leaks_it_nowhere(tmp_path):
     assert verdict.status.value == "failed"
     assert "[redacted" in verdict.failures[0].reason and "abcdefgh" not in verdict.failures[0].reason
     assert SECRET not in concise(verdict) and SECRET not in json.dumps(verdict.model_dump())
-    written = [p for p in (project / ".clude").rglob("*") if p.is_file()]
+    from clude.harness.cache import machine_cache
+    written = [p for p in [*(project / ".clude").rglob("*"), *machine_cache().rglob("*")] if p.is_file()]
     assert any(p.name == "output.log" for p in written) and any(p.parent.name == "verdicts"
                                                                  for p in written)
     for path in written:

@@ -265,3 +265,20 @@ def test_a_change_with_no_test_to_judge_it_is_not_done(tmp_path):
     w.run()
     assert "status: failed" in upstream_file(upstream, f"tasks/{task}.md")
     assert "nothing verifies this change" in upstream_file(upstream, f"tasks/failures/{task}_attempt_1.md")
+
+
+def test_the_tree_a_worker_lands_was_verified_so_the_next_baseline_costs_nothing(tmp_path):
+    root, upstream = team_project(tmp_path)
+    add(root, upstream, title="Fix mean", tests="test_calc.py::test_mean", priority=1)
+    add(root, upstream, title="A note", tests="test_calc.py::test_add")
+    agent = agent_script(tmp_path, "two", FIX_MEAN + '''
+if sys.argv[1] == "TASK-002":
+    pathlib.Path("NOTES.md").write_text("notes")
+''')
+    assert worker(root, upstream, agent, tmp_path).run() == EXIT_SETTLED
+    assert [s.split(";")[0] for s in upstream_log(upstream) if s.startswith("done ")] == [
+        "done TASK-001: Fix mean (agent a1)", "done TASK-002: A note (agent a1)"]
+    runs = sorted((tmp_path / "agents/a1/harness/reports").iterdir())
+    # task 1: its baseline, acceptance, whole suite; task 2: acceptance and whole suite only: its baseline,
+    # the upstream after task 1 landed, is the tree task 1 verified (the landing's bookkeeping aside)
+    assert len(runs) == 5, [r.name for r in runs]

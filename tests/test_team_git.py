@@ -503,3 +503,23 @@ def test_round_trip_through_git_daemon(tmp_path):
         a.reset_to_upstream()
         assert (a.path / "b.txt").read_text() == "b"
         assert git(served / "team.git", "log", "-1", "--format=%an %s", "main") == "b b over git://"
+
+
+def test_refresh_fetches_only_when_the_upstream_s_main_moved(tmp_path, bare_git_env):
+    from clude.team.git import Repo, upstream_head
+    upstream = tmp_path / "up.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(upstream)], check=True)
+    seed = tmp_path / "seed"
+    subprocess.run(["git", "clone", "-q", str(upstream), str(seed)], check=True, capture_output=True)
+    git = ["git", "-C", str(seed), "-c", "user.name=s", "-c", "user.email=s@s"]
+    subprocess.run(git + ["commit", "-q", "--allow-empty", "-m", "one"], check=True)
+    subprocess.run(git + ["push", "-q", "origin", "HEAD:main"], check=True)
+    clone = Repo.clone(str(upstream), tmp_path / "c")
+    assert clone.refresh() is True and clone.refresh() is False  # nothing moved: no fetch
+    subprocess.run(git + ["commit", "-q", "--allow-empty", "-m", "two"], check=True)
+    subprocess.run(git + ["push", "-q", "origin", "HEAD:main"], check=True)
+    assert upstream_head(str(upstream)) == subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True,
+                                                         text=True).stdout.strip()
+    assert clone.refresh() is True and clone.head() == upstream_head(str(upstream))
+    subprocess.run(["git", "--git-dir", str(upstream), "pack-refs", "--all"], check=True)  # now in packed-refs
+    assert upstream_head(str(upstream)) == clone.head() and clone.refresh() is False

@@ -162,8 +162,8 @@ def run_team(root: Path, settings, url: str, plans, *, forever: bool, as_json: b
 
         with clone_turn(root, MONITOR_CLONE):
             try:
-                repo.fetch()
-                repo.reset_to_upstream()
+                if not repo.refresh() and seen:  # main has not moved: the board is what it was
+                    return seen[-1]
             except GitError as error:
                 if not seen:
                     raise
@@ -249,8 +249,7 @@ def status_command(as_json, live, upstream, project) -> None:
 
         def render():
             with clone_turn(project.resolve(), WATCH_CLONE):
-                repo.fetch()
-                repo.reset_to_upstream()
+                repo.refresh()  # a fetch only when the upstream's main moved
                 board = board_of(repo, settings.team.lease_s)
             return status_view(board, worker_states(read_events(state), read_heartbeats(state)))
 

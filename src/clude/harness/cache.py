@@ -29,9 +29,36 @@ _IGNORE = Path(__file__).parent / "data" / "cache_ignore.toml"
 
 
 @lru_cache(maxsize=1)
+def _data() -> dict:
+    return tomllib.loads(_IGNORE.read_text(encoding="utf-8"))
+
+
 def _ignored() -> tuple[frozenset[str], tuple[str, ...]]:
-    data = tomllib.loads(_IGNORE.read_text(encoding="utf-8"))
+    data = _data()
     return frozenset(data["dirs"]), tuple(data["suffixes"])
+
+
+def _team_paths(root: Path) -> tuple[str, ...]:
+    """The team bookkeeping paths of a team checkout (none elsewhere)."""
+    data = _data()
+    if all((root / marker).is_dir() for marker in data["team_markers"]):
+        return tuple(data["team_paths"])
+    return ()
+
+
+# The verdict cache of this machine: one for every worker and every `clude test`, keyed by content.
+CACHE_DIR_VAR = "CLUDE_CACHE_DIR"
+KEEP = 20000  # entries kept (a few KB each); older ones are removed
+
+
+def machine_cache(env: dict[str, str] | None = None) -> Path:
+    """Where this machine's verdicts are kept: $CLUDE_CACHE_DIR, else $XDG_CACHE_HOME/clude, else
+    ~/.cache/clude (outside every tree a test can write)."""
+    env = os.environ if env is None else env
+    if env.get(CACHE_DIR_VAR):
+        return Path(env[CACHE_DIR_VAR])
+    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "clude"
 
 
 def _git_files(root: Path) -> dict[str, str | None] | None:
@@ -105,6 +132,7 @@ def tree_digest(root: Path) -> str:
     digest depends on the files alone, not on how fresh git's stat data is.
     """
     dirs, suffixes = _ignored()
+    team = _team_paths(root)
     files = _git_files(root)
     if files is None:
         files = _walked_files(root)
@@ -112,7 +140,8 @@ def tree_digest(root: Path) -> str:
     base = str(root)
     for rel in sorted(files):
         parts = rel.split("/")
-        if dirs.intersection(parts[:-1]) or rel.endswith(suffixes):
+        if dirs.intersection(parts[:-1]) or rel.endswith(suffixes) or \
+                any(rel == p or rel.startswith(p + "/") for p in team):
             continue
         h.update(rel.encode("utf-8", "surrogateescape") + b"\0")
         blob = files[rel]
@@ -169,9 +198,9 @@ def lookup(root: Path, *, command: list[str] | None, rate: float | None, seed: s
            env: dict[str, str], state: Path | None = None) -> tuple[str, dict | None]:
     """(key, entry) for a request; the entry is None on a miss, and when the program its command
     starts is gone (a deleted virtualenv is reported by running, never answered from the cache).
-    `state`: the folder that holds the cache (default: root/.clude)."""
+    `state`: the folder that holds the cache (default: this machine's, machine_cache())."""
     key = request_key(root, command=command, rate=rate, seed=seed, config=config, env=env)
-    entry = VerdictCache((state or root / ".clude") / "cache" / "verdicts").get(key)
+    entry = VerdictCache((state or machine_cache()) / "verdicts").get(key)
     if entry is not None:
         try:
             resolve_program(entry["verdict"].get("command") or [], root, env)
@@ -198,9 +227,28 @@ class VerdictCache:
         return entry if ok else None
 
     def put(self, key: str, verdict: dict, report: str) -> bool:
-        """Store a Verdict worth remembering; True when stored."""
+        """Store a Verdict worth remembering (atomically: readers and other writers of the machine never
+        see half an entry); True when stored. Now and then the oldest entries past KEEP go."""
         if verdict.get("status") not in CACHEABLE:
             return False
-        atomic_write_text(self.directory / f"{key}.json",
-                          json.dumps({"verdict": verdict, "report": report}, ensure_ascii=False))
+        try:
+            atomic_write_text(self.directory / f"{key}.json",
+                              json.dumps({"verdict": verdict, "report": report}, ensure_ascii=False))
+        except OSError:  # a read-only or full cache folder: the verdict stands, it is just not kept
+            return False
+        if key.startswith("00"):  # one put in 256: keep the folder from growing without end
+            self.prune()
         return True
+
+    def prune(self, keep: int = KEEP) -> None:
+        entries = []
+        for entry in os.scandir(self.directory):
+            try:
+                entries.append((entry.stat().st_mtime, entry.path))
+            except OSError:
+                continue
+        for _, path in sorted(entries)[:-keep] if len(entries) > keep else []:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from clude.config import TestConfig
 from clude.harness import frameworks
-from clude.harness.cache import VerdictCache, lookup
+from clude.harness.cache import VerdictCache, lookup, machine_cache
 from clude.harness.frameworks import Framework, RunContext
 from clude.harness.inject.clude_sample import default_seed
 from clude.harness.process import MissingProgram, resolve_program, run_group, tail
@@ -78,8 +78,8 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
     `missed_key`: this request's cache key, already looked up and missed by the caller (the
     command line's quick path), so the tree is not hashed a second time. `sandbox`: the tests run
     inside it, with only `root` (but its .git) and the run's result folder writable, and the state
-    folder (the verdict cache, other reports) and `hidden` invisible. `state_dir`: where reports and the cache
-    live (default: root/.clude).
+    folder (other reports), the machine's verdict cache and `hidden` invisible. `state_dir`: where
+    reports live (default: root/.clude); verdicts are cached for the whole machine (cache.machine_cache).
     """
     root = root.resolve()
     config = config or TestConfig()
@@ -93,7 +93,7 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
     key = missed_key if use_cache else None
     if use_cache and key is None:
         key, entry = lookup(root, command=command, rate=rate, seed=seed,
-                            config=config.model_dump(), env=base_env, state=state)
+                            config=config.model_dump(), env=base_env)
         if entry is not None:
             try:
                 return Verdict.model_validate(entry["verdict"])
@@ -117,7 +117,8 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
     if sandbox is not None and sandbox.enabled:
         def confine(argv: list[str], run_env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
             return sandbox.command(argv, cwd=root, env=run_env, writable=[root, run_dir],
-                                   readable=[root / ".git"], hidden=[state, root / ".git" / "config", *hidden])
+                                   readable=[root / ".git"],
+                                   hidden=[state, machine_cache(), root / ".git" / "config", *hidden])
     ctx = RunContext(root=root, run_dir=run_dir, env=env, rate=rate, seed=seed,
                      junit=(root / config.junit) if config.junit else None, timeout_s=timeout_s,
                      confine=confine)
@@ -146,7 +147,7 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
                       outcomes=dict(facts.outcomes))
     verdict = _save(verdict, run_dir, root, redactor)
     if key is not None:
-        VerdictCache(state / "cache" / "verdicts").put(
+        VerdictCache(machine_cache() / "verdicts").put(
             key, verdict.model_dump(mode="json"), concise(verdict.model_copy(update={"cached": True})))
     _prune(state / "reports")
     return verdict

@@ -184,6 +184,23 @@ class Repo:
         """Fetch origin (branches pruned)."""
         self.git("fetch", "--quiet", "--prune", ORIGIN, timeout=self.timeout)
 
+    def refresh(self) -> bool:
+        """Make the clone the upstream's main again, only when main moved since the last refresh: a
+        look at the upstream's ref (no process at all for a local upstream, one `ls-remote` for any
+        other) instead of a fetch. True when it fetched."""
+        head = upstream_head(self._origin_url(), self.timeout)
+        if head is not None and head == getattr(self, "_seen_head", None):
+            return False
+        self.fetch()
+        self.reset_to_upstream()
+        self._seen_head = head
+        return True
+
+    def _origin_url(self) -> str:
+        if getattr(self, "_url", None) is None:
+            self._url = self.git("config", "--get", f"remote.{ORIGIN}.url")
+        return self._url
+
     def reset_to_upstream(self, *, ignored: bool = False) -> str:
         """Make the clone exactly origin/main: main checked out, local changes and untracked files
         dropped (ignored ones such as .clude/ stay, unless `ignored`), any rebase or merge abandoned.
@@ -250,3 +267,28 @@ class Repo:
         if name != path or len(parts) != 3 or parts[1] != "blob":
             return None
         return run_git(self.path, "cat-file", "blob", parts[2]).stdout.decode("utf-8", "replace")
+
+
+def upstream_head(url: str, timeout: float = NETWORK_TIMEOUT) -> str | None:
+    """The commit of the upstream's main: read from the files of a local upstream (no process), asked
+    with one `git ls-remote` of any other; None when it cannot be told (then callers fetch)."""
+    if is_local_url(url):
+        git_dir = Path(url).expanduser()
+        git_dir = git_dir / ".git" if (git_dir / ".git").is_dir() else git_dir
+        try:
+            return (git_dir / "refs" / "heads" / BRANCH).read_text(encoding="ascii").strip() or None
+        except OSError:
+            pass
+        try:
+            for line in (git_dir / "packed-refs").read_text(encoding="ascii").splitlines():
+                if line.endswith(f" refs/heads/{BRANCH}"):
+                    return line.split()[0]
+        except OSError:
+            return None
+        return None
+    try:
+        out = git_text(Path.cwd(), "ls-remote", url, f"refs/heads/{BRANCH}", timeout=timeout)
+    except GitError:
+        return None
+    return out.split()[0] if out.strip() else None
+

@@ -223,6 +223,14 @@ class Worker(AttemptSteps):
         return self._next
 
     def claim(self) -> tuple[BoardTask, Lock] | str:
+        # a look first, without a fetch unless the upstream's main moved: an idle worker polls nothing
+        with self.control_guard:
+            self.control.refresh()
+            board = self._board(self.control.path)
+        if all_settled(board):
+            return "settled"
+        if not claimable(board, role=self.c.role, now=self.c.clock()):
+            return "idle"
         picked: dict = {}
 
         def change(checkout: Path) -> str | None:
