@@ -1,0 +1,151 @@
+"""Team throughput: `clude team run` with 1, 4 and 8 agents against the floor — the same tasks done by
+hand with the least git possible (per task: a claim push, the acceptance test, the whole suite once, a
+landing push).
+
+The project: a one-second suite (40 tests of 25 ms) plus one acceptance test per task, which passes once
+the task's file exists; the agent (a `command` backend) writes that file at once. Measured: wall time,
+whole-suite runs per task (from the workers' reports) and git processes per task (a counting `git` first
+on PATH; the agents' own git is not counted). Targets (issue 12): 1 agent <= 1.3x the floor, 4 agents
+<= 0.35x one agent, whole-suite runs per task <= 1.2. `--tasks 200` adds the 200-task run of 8 agents
+(<= 0.2x one agent), which takes minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import CLUDE, PYTHON, Figure, bench_env, report
+
+SUITE_TESTS, TEST_S = 40, 0.025
+REAL_GIT = shutil.which("git") or "/usr/bin/git"
+
+
+def make_project(root: Path, tasks: int) -> None:
+    tests = root / "tests"
+    tests.mkdir(parents=True)
+    (tests / "test_suite.py").write_text("import time\n\n" + "".join(
+        f"def test_{i:02d}():\n    time.sleep({TEST_S})\n\n\n" for i in range(SUITE_TESTS)))
+    (tests / "test_tasks.py").write_text("import pathlib\n\n" + "".join(
+        f"def test_task_{n:03d}():\n    assert pathlib.Path('done/TASK-{n:03d}.txt').exists()\n\n\n"
+        for n in range(1, tasks + 1)))
+    command = json.dumps([PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider"])
+    (root / "clude.toml").write_text(f"[test]\ncommand = {command}\n[team]\npoll_s = 0.5\n")
+    (root / "agent.py").write_text("import pathlib, sys\npathlib.Path('done').mkdir(exist_ok=True)\n"
+                                   "pathlib.Path('done', sys.argv[1] + '.txt').write_text('ok')\n")
+    git = [REAL_GIT, "-c", "user.name=b", "-c", "user.email=b@b"]
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "start"]):
+        subprocess.run(git + args, cwd=root, check=True, capture_output=True)
+
+
+def counting_git(folder: Path) -> tuple[Path, Path]:
+    """A `git` that counts its calls (a line each in the counter) and runs the real one."""
+    folder.mkdir()
+    counter = folder / "calls"
+    shim = folder / "git"
+    shim.write_text(f"#!/bin/sh\necho >> {counter} 2>/dev/null\nexec {REAL_GIT} \"$@\"\n")
+    shim.chmod(0o755)
+    return folder, counter
+
+
+def floor(base: Path, tasks: int) -> float:
+    """The least git: a clone; per task a claim commit pushed, the agent, the acceptance test, the whole
+    suite once, a landing commit pushed."""
+    root = base / "floor"
+    make_project(root, tasks)
+    upstream = base / "floor.git"
+    subprocess.run([REAL_GIT, "clone", "-q", "--bare", str(root), str(upstream)], check=True)
+    work = base / "floor-work"
+    subprocess.run([REAL_GIT, "clone", "-q", str(upstream), str(work)], check=True)
+    git = [REAL_GIT, "-C", str(work), "-c", "user.name=b", "-c", "user.email=b@b"]
+    pytest = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    env = bench_env()
+    start = time.perf_counter()
+    for n in range(1, tasks + 1):
+        task = f"TASK-{n:03d}"
+        lock = work / "current_tasks" / f"{task}.lock"
+        lock.parent.mkdir(exist_ok=True)
+        lock.write_text("me")
+        subprocess.run(git + ["add", "-A"], check=True)
+        subprocess.run(git + ["commit", "-qm", f"claim {task}"], check=True)
+        subprocess.run(git + ["push", "-q", "origin", "HEAD:main"], check=True)
+        subprocess.run([PYTHON, str(work / "agent.py"), task], cwd=work, check=True)
+        subprocess.run(pytest + [f"tests/test_tasks.py::test_task_{n:03d}"], cwd=work, env=env,
+                       capture_output=True, check=True)
+        subprocess.run(pytest, cwd=work, env=env, capture_output=True)
+        lock.unlink()
+        subprocess.run(git + ["add", "-A"], check=True)
+        subprocess.run(git + ["commit", "-qm", f"done {task}"], check=True)
+        subprocess.run(git + ["push", "-q", "origin", "HEAD:main"], check=True)
+    return time.perf_counter() - start
+
+
+def team(base: Path, tasks: int, agents: int) -> dict:
+    """One `clude team run` of `agents` workers over `tasks` tasks: wall time, suite runs and git calls."""
+    root = base / f"team-{agents}-{tasks}"
+    make_project(root, tasks)
+    env = {**bench_env(), "XDG_CACHE_HOME": str(base / f"cache-{agents}-{tasks}")}
+    subprocess.run([CLUDE, "team", "init", "-C", str(root)], env=env, check=True, capture_output=True)
+    for n in range(1, tasks + 1):
+        subprocess.run([CLUDE, "team", "task", "add", f"task {n}", "--tests",
+                        f"tests/test_tasks.py::test_task_{n:03d}", "-C", str(root)], env=env, check=True,
+                       capture_output=True)
+    shims, counter = counting_git(base / f"git-{agents}-{tasks}")
+    env["PATH"] = f"{shims}{os.pathsep}{env['PATH']}"
+    start = time.perf_counter()
+    done = subprocess.run([CLUDE, "team", "run", "--agents", str(agents), "--backend", "command", "--command",
+                           f"{PYTHON} {root / 'agent.py'} {{task_id}}", "--no-doctor", "--json", "-C", str(root)],
+                          env=env, capture_output=True, text=True, timeout=3600)
+    seconds = time.perf_counter() - start
+    result = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
+    whole = 0
+    for verdict in root.glob(".clude/agents/*/harness/reports/*/verdict.json"):
+        command = json.loads(verdict.read_text()).get("command") or []
+        whole += not any("::" in word for word in command)
+    calls = counter.read_text().count("\n") if counter.exists() else 0
+    return {"seconds": seconds, "done": result.get("counts", {}).get("done", 0), "suite_runs": whole / tasks,
+            "git_per_task": calls / tasks}
+
+
+def main(big: bool = False) -> list[Figure]:
+    with tempfile.TemporaryDirectory(prefix="clude-bench-team-") as folder:
+        base = Path(folder)
+        tasks = 20
+        bottom = floor(base, tasks)
+        runs = {n: team(base, tasks, n) for n in (1, 4, 8)}
+        large = {n: team(base, 200, n) for n in (1, 8)} if big else {}
+    one = runs[1]["seconds"]
+    figures = [
+        Figure("team", f"floor: {tasks} tasks by hand, least git, one-second suite", f"{bottom:.1f} s",
+               "(reported)", True),
+        Figure("team", f"1 agent, {tasks} tasks vs the floor", f"{one:.1f} s = {one / bottom:.2f}x "
+               f"({runs[1]['done']} done)", "<= 1.3x", one / bottom <= 1.3 and runs[1]["done"] == tasks),
+        Figure("team", f"4 agents vs 1 agent, {tasks} tasks", f"{runs[4]['seconds']:.1f} s = "
+               f"{runs[4]['seconds'] / one:.2f}x ({runs[4]['done']} done)", "<= 0.35x",
+               runs[4]["seconds"] / one <= 0.35 and runs[4]["done"] == tasks),
+        Figure("team", f"8 agents vs 1 agent, {tasks} tasks", f"{runs[8]['seconds']:.1f} s = "
+               f"{runs[8]['seconds'] / one:.2f}x ({runs[8]['done']} done)", "(reported)", runs[8]["done"] == tasks),
+        Figure("team", "whole-suite runs per task (1 / 4 / 8 agents)",
+               " / ".join(f"{runs[n]['suite_runs']:.2f}" for n in (1, 4, 8)), "<= 1.2",
+               all(runs[n]["suite_runs"] <= 1.2 for n in (1, 4, 8))),
+        Figure("team", "worker git processes per task (1 / 4 / 8 agents)",
+               " / ".join(f"{runs[n]['git_per_task']:.1f}" for n in (1, 4, 8)), "(reported; issue 12: <= 12)", True),
+    ]
+    if large:
+        ratio = large[8]["seconds"] / large[1]["seconds"]
+        figures.append(Figure("team", "8 agents vs 1 agent, 200 tasks", f"{large[8]['seconds']:.0f} s vs "
+                              f"{large[1]['seconds']:.0f} s = {ratio:.2f}x", "<= 0.2x", ratio <= 0.2))
+    return figures
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, choices=(20, 200), default=20)
+    sys.exit(report("team", main(big=parser.parse_args().tasks == 200)))
