@@ -1,4 +1,4 @@
-"""The test harness: runs a project's tests and returns a Verdict every agent can trust (DESIGN.md)."""
+"""The test harness: runs a project's tests and returns a Verdict every agent can trust (docs/harness.md)."""
 
 from clude.lazy import lazy_attributes
 

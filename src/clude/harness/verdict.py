@@ -1,4 +1,4 @@
-"""The Verdict contract (DESIGN.md) and the pure rule that turns a finished test run into one."""
+"""The Verdict contract (docs/harness.md) and the pure rule that turns a finished test run into one."""
 
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ def _while_running(facts: RunFacts) -> str:
 
 
 def decide(facts: RunFacts) -> tuple[Status, str | None]:
-    """The status of a run and the reason for it. Pure: the whole rule of DESIGN.md lives here.
+    """The status of a run and the reason for it. Pure: the whole rule of docs/harness.md lives here.
 
     `passed` needs a success exit code, zero failed, zero errors and at least one test run. When the
     exit code and the counts disagree the status is `error`, with a reason saying so.
