@@ -7,10 +7,9 @@ import hashlib
 import os
 from pathlib import Path
 
-from clude.harness.protected import ProtectedChange, Touch, protected_changes, protected_reason
+from clude.harness.protected import (ProtectedChange, Touch, has_sections, protected_changes, protected_reason,
+                                    folders_of_tests)
 
-# Files whose test sections are compared by content (the rest of them is the project's own business).
-SECTION_FILES = frozenset({"pyproject.toml", "setup.cfg", "tox.ini", "package.json", "Cargo.toml"})
 # Folders never walked: version control, clude, the project's own environments and build output.
 SKIP = frozenset({".git", ".clude", "node_modules", ".venv", "venv", "__pycache__", ".pytest_cache",
                   ".mypy_cache", ".ruff_cache", ".tox", ".nox", "target", "dist", "build"})
@@ -25,7 +24,7 @@ def _candidates(root: Path) -> list[str]:
         for name in files:
             path = name if rel == "." else f"{rel}/{name}"
             top = name.endswith(".py") or path.count("/") == 1 and name == "__init__.py"
-            if top or name in SECTION_FILES or protected_reason(path) is not None:
+            if top or has_sections(path) or protected_reason(path) is not None:
                 out.append(path)
     return out
 
@@ -39,7 +38,7 @@ def snapshot(root: Path) -> dict[str, str]:
             data = (root / path).read_bytes()
         except OSError:
             continue
-        if path.rsplit("/", 1)[-1] in SECTION_FILES:
+        if has_sections(path):
             taken[path] = data.decode("utf-8", "surrogateescape")
         else:
             taken[path] = _DIGEST + hashlib.sha256(data).hexdigest()
@@ -58,10 +57,8 @@ def changes(root: Path, before: dict[str, str], *, python: str | None = None) ->
         if old == new:
             continue
         touched.append(Touch(path, _content(root, path, old, current=False), _content(root, path, new, current=True)))
-    tests = [p for p in now if p.endswith(".py") and (p.rsplit("/", 1)[-1].startswith("test_")
-                                                     or p.endswith("_test.py"))]
     return protected_changes(touched, importable=importable_modules(python) if python else frozenset(),
-                             path_dirs=sorted({p.rpartition("/")[0] for p in tests if "/" in p}))
+                             path_dirs=folders_of_tests(now))
 
 
 def _content(root: Path, path: str, held: str | None, *, current: bool) -> bytes | None:

@@ -186,6 +186,22 @@ def protected_reason(path: str, extra_globs: Sequence[str] = ()) -> tuple[str, s
     return None
 
 
+def has_sections(path: str) -> bool:
+    """Whether a file has test sections (pyproject.toml, setup.cfg, ...): its content decides, so it is
+    read whole."""
+    path = _normalize(path)
+    return any(glob_matches(rule.file, path) for rule in _rules().sections)
+
+
+_TEST_MODULE = re.compile(r"(?:^|/)(?:test_[^/]*|[^/]*_test)\.py$")
+
+
+def folders_of_tests(paths: Iterable[str]) -> list[str]:
+    """The folders (not the root) that hold a Python test module: pytest puts them first on the path, so
+    a new module there can shadow one the tests import (protected_changes' path_dirs)."""
+    return sorted({p.rpartition("/")[0] for p in map(_normalize, paths) if "/" in p and _TEST_MODULE.search(p)})
+
+
 def _parse(fmt: str, content: bytes | None) -> dict | None:
     """A TOML or JSON file's parsed content ({} for a missing file), or None when it does not parse (INI
     files are never parsed: pytest reads them its own way, so they are compared whole)."""

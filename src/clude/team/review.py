@@ -10,16 +10,14 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from clude.gitsafe import ISOLATED
-from clude.harness.protected import ProtectedChange, Touch, conflict_markers, protected_changes
+from clude.harness.protected import (ProtectedChange, Touch, conflict_markers, has_sections, protected_changes,
+                                    folders_of_tests)
 from clude.team.git import Repo
 
 DIFF_BYTES = 6000   # of the refused files' diff, kept in the failure record
 READ_BYTES = 1 << 20  # of a changed file, read to look for conflict markers (a larger one is not read)
 JUDGE_INDEX = "clude-judge-index"
-# Files whose test sections are compared by content: read whole, whatever their size.
-SECTION_FILES = frozenset({"pyproject.toml", "setup.cfg", "tox.ini", "package.json", "Cargo.toml"})
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
-_TEST_FILE = re.compile(r"(?:^|/)(?:test_[^/]*|[^/]*_test)\.py$")
 
 
 @dataclass
@@ -43,7 +41,7 @@ def review(land: Repo, base: str, commit: str, *, allow_tests: bool, extra_globs
         shown = ", ".join(ascii(p) for p in bad[:5])
         return Review(f"the change has {len(bad)} file name(s) that are not printable UTF-8: {shown}: "
                       "name files with printable characters only", shown)
-    sections = [p for p in paths if p.rsplit("/", 1)[-1] in SECTION_FILES]
+    sections = [p for p in paths if has_sections(p)]  # read whole, whatever their size
     before = {**land.blobs(base, paths, max_bytes=READ_BYTES), **land.blobs(base, sections)}
     after = {**land.blobs(commit, paths, max_bytes=READ_BYTES), **land.blobs(commit, sections)}
     marked = {}
@@ -59,9 +57,8 @@ def review(land: Repo, base: str, commit: str, *, allow_tests: bool, extra_globs
         return Review(f"the change leaves git conflict markers in {len(marked)} file(s): {where}: resolve "
                       "them (keep both sides' intent), never commit the markers", where)
     tree = land.git("ls-tree", "-r", "--name-only", "-z", commit).split("\0")
-    test_dirs = sorted({p.rpartition("/")[0] for p in tree if _TEST_FILE.search(p) and "/" in p})
     protected = protected_changes([Touch(p, before.get(p), after.get(p)) for p in paths], extra_globs,
-                                  importable=importable, path_dirs=test_dirs)
+                                  importable=importable, path_dirs=folders_of_tests(tree))
     if protected and not allow_tests:
         listed = "; ".join(f"{p.path} ({p.why})" for p in protected[:12])
         more = f" and {len(protected) - 12} more" if len(protected) > 12 else ""
