@@ -271,3 +271,18 @@ def test_a_leftover_whose_group_leader_is_gone_is_found_by_its_mark(outside):
     leader.wait()
     assert kill_leftovers(outside / "agent.pid") == leader.pid
     assert orphan.wait(timeout=10) == -signal.SIGKILL
+
+
+def test_bytecode_is_scrubbed_from_a_tree_at_any_depth_and_nothing_else(outside):
+    from clude.harness.runner import scrub_bytecode
+    deep = outside / Path(*["d"] * 1200)  # deeper than a recursive walk goes
+    for folder in (outside / "pkg/__pycache__", deep / "__pycache__", outside / ".git/objects"):
+        subprocess.run(["mkdir", "-p", str(folder)], check=True)  # pathlib's mkdir recurses too
+    for path in (outside / "pkg/__pycache__/m.cpython-311.pyc", deep / "__pycache__/x.pyc", outside / "stray.pyc",
+                 outside / "pkg/m.py", outside / ".git/objects/keep.pyc"):
+        path.write_text("x")
+    scrub_bytecode(outside)
+    assert not (outside / "pkg/__pycache__").exists() and not (deep / "__pycache__").exists()
+    assert not (outside / "stray.pyc").exists()
+    assert (outside / "pkg/m.py").exists() and (outside / ".git/objects/keep.pyc").exists()
+    subprocess.run(["rm", "-rf", str(outside / "d")], check=True)  # the folder's own clean-up recurses

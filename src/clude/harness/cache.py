@@ -195,12 +195,12 @@ def request_key(root: Path, *, command: list[str] | None, rate: float | None, se
 
 
 def lookup(root: Path, *, command: list[str] | None, rate: float | None, seed: str, config: dict,
-           env: dict[str, str], state: Path | None = None) -> tuple[str, dict | None]:
-    """(key, entry) for a request; the entry is None on a miss, and when the program its command
-    starts is gone (a deleted virtualenv is reported by running, never answered from the cache).
-    `state`: the folder that holds the cache (default: this machine's, machine_cache())."""
+           env: dict[str, str]) -> tuple[str, dict | None]:
+    """(key, entry) for a request, from this machine's cache; the entry is None on a miss, and when the
+    program its command starts is gone (a deleted virtualenv is reported by running, never answered
+    from the cache)."""
     key = request_key(root, command=command, rate=rate, seed=seed, config=config, env=env)
-    entry = VerdictCache((state or machine_cache()) / "verdicts").get(key)
+    entry = VerdictCache(machine_cache() / "verdicts").get(key)
     if entry is not None:
         try:
             resolve_program(entry["verdict"].get("command") or [], root, env)

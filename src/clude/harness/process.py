@@ -135,8 +135,8 @@ def run_group(argv: list[str], cwd: Path, env: dict[str, str], output: Path,
                                     stderr=out if stdout is not None else subprocess.STDOUT,
                                     start_new_session=True)
             if pidfile is not None:
-                from clude.sandbox.leftovers import record
-                record(pidfile, proc.pid, env.get("CLUDE_RUN_ID"))
+                from clude.sandbox.leftovers import MARK_VAR, forget, record
+                record(pidfile, proc.pid, env.get(MARK_VAR))
 
             def expire() -> None:
                 if proc.poll() is None:
@@ -160,7 +160,7 @@ def run_group(argv: list[str], cwd: Path, env: dict[str, str], output: Path,
                     timer.cancel()
                 kill_group(proc, first=signal.SIGKILL)
                 if pidfile is not None:
-                    pidfile.unlink(missing_ok=True)
+                    forget(pidfile)
     finally:
         for s, handler in saved.items():
             signal.signal(s, handler)

@@ -156,19 +156,13 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
 def scrub_bytecode(root: Path) -> None:
     """Remove the compiled Python files of a tree (its __pycache__ folders, stray .pyc): what an earlier
     run of untrusted code wrote there (a forged test module's bytecode, say) is never loaded by the next
-    one. The tests write none themselves (PYTHONDONTWRITEBYTECODE); installed packages keep theirs."""
-    for folder, dirs, files in os.walk(root):
-        if ".git" in dirs:
-            dirs.remove(".git")
-        if "__pycache__" in dirs:
-            dirs.remove("__pycache__")
-            shutil.rmtree(os.path.join(folder, "__pycache__"), ignore_errors=True)
-        for name in files:
-            if name.endswith((".pyc", ".pyo")):
-                try:
-                    os.unlink(os.path.join(folder, name))
-                except OSError:
-                    pass
+    one. The tests write none themselves (PYTHONDONTWRITEBYTECODE); installed packages keep theirs.
+    `find` walks any depth (a tree nested thousands of folders deep is an agent's to make)."""
+    import subprocess
+
+    subprocess.run(["find", str(root), "-name", ".git", "-prune", "-o", "-name", "__pycache__", "-type", "d",
+                    "-prune", "-exec", "rm", "-rf", "{}", "+", "-o", "-type", "f", "(", "-name", "*.pyc", "-o",
+                    "-name", "*.pyo", ")", "-exec", "rm", "-f", "{}", "+"], capture_output=True, timeout=600)
 
 
 def _state(path: Path) -> Path:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -32,7 +32,6 @@ class Policy:
     private_tmp: bool = True           # a fresh tmpfs at /tmp, gone with the run
     empty_file: str = "/dev/null"      # what a hidden file is replaced by (an empty regular file reads as empty)
     as_pid_1: bool = False             # the program is the namespace's pid 1 (no bwrap process beside it)
-    extra_args: tuple[str, ...] = field(default=())
 
 
 def merge(mounts: list[Mount]) -> list[Mount]:
@@ -75,7 +74,7 @@ def bwrap_args(policy: Policy) -> list[str]:
             args += ["--ro-bind", policy.empty_file, mount.path]
     for path in remount:  # after the binds inside them are made: nothing can be written there
         args += ["--remount-ro", path]
-    return [*args, *policy.extra_args, "--chdir", policy.cwd]
+    return [*args, "--chdir", policy.cwd]
 
 
 def under(path: str, folder: str) -> bool:

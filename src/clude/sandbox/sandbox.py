@@ -133,12 +133,12 @@ class Sandbox:
         if not self.enabled:
             return list(argv), env
         mounts = [Mount(p, "hidden", os.path.isdir(p)) for p in self._hidden(env, hidden, keep_home)]
-        mounts += [Mount(p, "writable", True) for p in _existing([*writable, *self.writable], env)]
-        kept = _existing([*readable, *self.readable, *_toolchains(env)], env)
-        kept += [p for p in _existing(self._program_paths(argv, env), env)
+        mounts += [Mount(p, "writable", True) for p in _existing([*writable, *self.writable])]
+        kept = _existing([*readable, *self.readable, *_toolchains(env)])
+        kept += [p for p in _existing(self._program_paths(argv, env))
                  if any(under(p, m.path) for m in mounts if m.access == "hidden") or under(p, "/tmp")]
         mounts += [Mount(p, "readable", os.path.isdir(p)) for p in kept]
-        mounts += [Mount(p, "writable", os.path.isdir(p)) for p in _existing(self._home_kept(env, keep_home), env)]
+        mounts += [Mount(p, "writable", os.path.isdir(p)) for p in _existing(self._home_kept(env, keep_home))]
         policy = Policy(mounts=tuple(mounts), cwd=resolved(cwd), network=self.network, empty_file=_empty_file(),
                         as_pid_1=as_pid_1)
         env.update({INSIDE_VAR: "bwrap", "TMPDIR": "/tmp"})
@@ -225,7 +225,7 @@ def _empty_file() -> str:
     return path
 
 
-def _existing(paths: Iterable[Path | str], env: Mapping[str, str]) -> list[str]:
+def _existing(paths: Iterable[Path | str]) -> list[str]:
     out = []
     for path in paths:
         text = os.path.expanduser(str(path))

@@ -88,6 +88,8 @@ class Repo:
         self.timeout = timeout
         # Unattended: git never waits for an editor (rebase --continue, merge without -m).
         self._env = {**agent_identity(agent), "GIT_EDITOR": "true", "GIT_MERGE_AUTOEDIT": "no"}
+        self._url: str | None = None        # origin's URL, read once (refresh)
+        self._seen_head: str | None = None  # the upstream's main at the last refresh
 
     def __repr__(self) -> str:
         return f"Repo({str(self.path)!r}, agent={self.agent!r})"
@@ -180,6 +182,7 @@ class Repo:
             found[path] = out[end + 1:end + 1 + size]
             at = end + 1 + size + 1
         return found
+
     def fetch(self) -> None:
         """Fetch origin (branches pruned)."""
         self.git("fetch", "--quiet", "--prune", ORIGIN, timeout=self.timeout)
@@ -189,7 +192,7 @@ class Repo:
         look at the upstream's ref (no process at all for a local upstream, one `ls-remote` for any
         other) instead of a fetch. True when it fetched."""
         head = upstream_head(self._origin_url(), self.timeout)
-        if head is not None and head == getattr(self, "_seen_head", None):
+        if head is not None and head == self._seen_head:
             return False
         self.fetch()
         self.reset_to_upstream()
@@ -197,7 +200,7 @@ class Repo:
         return True
 
     def _origin_url(self) -> str:
-        if getattr(self, "_url", None) is None:
+        if self._url is None:
             self._url = self.git("config", "--get", f"remote.{ORIGIN}.url")
         return self._url
 
@@ -291,4 +294,3 @@ def upstream_head(url: str, timeout: float = NETWORK_TIMEOUT) -> str | None:
     except GitError:
         return None
     return out.split()[0] if out.strip() else None
-

@@ -26,11 +26,12 @@ from clude.team.heartbeat import Heartbeat
 from clude.team.git import Repo, is_local_url
 from clude.team.layout import lock_path
 from clude.team.lease import lock_on_disk, same_holder
-from clude.team.runner import FINISH_SIGNAL
 from clude.team.locks import Lock, new_lock, render_lock
+from clude.team.runner import FINISH_SIGNAL
 from clude.team.sync import UpstreamRejected, update_upstream
 from clude.team.turns import push_turn
 from clude.team.verify import Judge
+
 
 class Finish(BaseException):
     """The team's work is finished (FINISH_SIGNAL): stop where the worker is, as a settled worker does."""

@@ -302,7 +302,9 @@ class Backend:
         run_env = agent_env(self, env, agent_id=agent_id, task_id=task_id)
         if pidfile is not None:  # every process of the run carries it: found even if its group's leader is gone
             import uuid
-            run_env["CLUDE_RUN_ID"] = uuid.uuid4().hex
+
+            from clude.sandbox.leftovers import MARK_VAR
+            run_env[MARK_VAR] = uuid.uuid4().hex
         if sandbox is not None:
             argv, run_env = sandbox.command(argv, cwd=Path(workdir), env=run_env, writable=[Path(workdir)],
                                             readable=[Path(prompt_file)], hidden=hidden,
