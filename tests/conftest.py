@@ -59,6 +59,19 @@ def exits_within(pid: int, seconds: float) -> bool:
         os.close(fd)
 
 
+def processes_with(marker: str) -> list[int]:
+    """The pids of this machine whose command line holds `marker` (what a test started and must see gone)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
 @pytest.fixture
 def bare_git_env(monkeypatch, tmp_path):
     """No user or system git config (the code must bring its own identity), and no repository

@@ -20,7 +20,7 @@ from clude.harness.process import run_group
 from clude.sandbox import Sandbox, SandboxUnavailable, allowed_env, probe, problem
 from clude.sandbox.leftovers import kill_leftovers
 from clude.sandbox.policy import Mount, Policy, bwrap_args, merge
-from conftest import exits_within
+from conftest import exits_within, processes_with
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,7 @@ def test_a_sandboxed_process_and_everything_it_started_die_with_their_parent(san
     parent = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; subprocess.Popen(sys.argv[1:]); "
                                "time.sleep(300)", *argv], env=env, stdout=subprocess.PIPE, text=True)
     assert parent.stdout.readline().strip() == "ready"
-    found = _with_marker(marker)
+    found = processes_with(marker)
     assert found, "the sandboxed process is not visible on the host"
     parent.kill()
     parent.wait()
@@ -201,19 +201,6 @@ def test_mounts_are_ordered_parents_first_and_the_widest_access_wins():
     args = bwrap_args(Policy(mounts=tuple(mounts), cwd="/p/a/b", network=False))
     assert args.index("--unshare-net") and args[-2:] == ["--chdir", "/p/a/b"]
     assert args.index("--remount-ro") > args.index("/p/a/b/.git")  # hidden folders go read-only last
-
-
-def _with_marker(marker: str) -> list[int]:
-    """The host pids whose command line holds marker."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
-                    found.append(int(entry))
-            except OSError:
-                pass
-    return found
 
 
 def test_signals_reach_the_sandboxed_group(sandbox, outside):

@@ -20,7 +20,7 @@ from clude.config.loader import load_settings
 from clude.llm.scripted import ScriptedModel
 from clude.llm.stubs import OpenAIStub
 from clude.sandbox import problem
-from conftest import exits_within
+from conftest import exits_within, processes_with
 
 FIX = call("edit_file", path="calc.py", search="(len(values) + 1)", replace="len(values)")
 
@@ -114,7 +114,7 @@ def test_a_process_a_command_leaves_behind_dies_with_it(project):
                                   "> /dev/null 2>&1 & echo started"),
         FIX, done("fixed")])
     assert result.status == "done", result.reason
-    survivors = [int(p) for p in os.listdir("/proc") if p.isdigit() and _has(p, marker)]
+    survivors = processes_with(marker)
     assert all(exits_within(pid, 10) for pid in survivors), f"{marker} outlived its command"
 
 
@@ -163,13 +163,6 @@ def test_with_allow_tests_a_changed_test_is_said_not_refused(project):
     assert result.status == "done", result.reason
     log = next((root / ".clude/sessions").glob("*/run.log")).read_text()
     assert "the agent changed tests: test_more.py" in log
-
-
-def _has(pid: str, marker: str) -> bool:
-    try:
-        return marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
 
 
 def test_a_forged_bytecode_file_of_the_tests_never_judges_the_run(project):

@@ -12,7 +12,6 @@ import subprocess
 import textwrap
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +21,7 @@ from clude.team.admin import add_task, view
 from clude.team.backends import get_backend
 from clude.team.events import read_events
 from clude.team.worker import EXIT_SETTLED, Worker, WorkerConfig
-from conftest import exits_within
+from conftest import exits_within, processes_with
 from team_helpers import agent_script, team_project, upstream_file, upstream_log
 
 FIX = '''
@@ -263,7 +262,7 @@ def test_a_process_the_agent_leaves_behind_dies_with_it_and_the_next_task_starts
                           {marker!r}], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         print("left a writer behind")
     ''', fix=True, max_tasks=2)
-    survivors = [int(p) for p in os.listdir("/proc") if p.isdigit() and _cmdline_has(p, marker)]
+    survivors = processes_with(marker)
     assert all(exits_within(pid, 10) for pid in survivors), f"{marker} outlived its agent"
     logs = "".join(p.read_text() for p in (team["tmp"] / "agents" / "a1" / "runs").glob("*.log"))
     assert logs.count("left a writer behind") == 2 and "DIRTY" not in logs
@@ -350,13 +349,6 @@ def test_an_allowed_test_change_that_breaks_an_upstream_test_is_refused(team):
     record = upstream_file(team["upstream"], f"tasks/failures/{task.id}_attempt_1.md")
     assert "status: failed" in upstream_file(team["upstream"], f"tasks/{task.id}.md")
     assert "test_add" in record and "pass on the upstream" in record
-
-
-def _cmdline_has(pid: str, marker: str) -> bool:
-    try:
-        return marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
 
 
 def test_the_worker_really_holds_the_secrets_the_attacks_look_for(team):
