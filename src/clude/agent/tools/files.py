@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import difflib
 import os
-import secrets
 import stat
 from pathlib import Path
 from typing import BinaryIO
 
 from clude.agent.tools.result import ToolError, looks_binary
 from clude.agent.tools.workspace import Workspace
+from clude.store import replacing
 
 # Bytes read to decide whether a file is text.
 SNIFF_BYTES = 8192
@@ -84,17 +84,10 @@ def replace_file(target: Path, data: bytes) -> None:
         old_mode = stat.S_IMODE(os.stat(target).st_mode)
     except FileNotFoundError:
         old_mode = None
-    temp = target.with_name(f".{secrets.token_hex(6)}.clude-write")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if old_mode is not None:
-                os.fchmod(f.fileno(), old_mode)
-            f.write(data)
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    with replacing(target, mode=0o666, sync=False) as f:
+        if old_mode is not None:
+            os.fchmod(f.fileno(), old_mode)
+        f.write(data)
 
 
 def not_found(ws: Workspace, given: str, target: Path) -> str:
