@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 
 from clude.agent.worktrees import MERGE_LOCK, locate
 from clude.gitcli import GitError, git_text, run_git
+from clude.store import replacing
 
 REGULAR, EXECUTABLE, SYMLINK, GITLINK = "100644", "100755", "120000", "160000"
 # Long conflict markers, so a file's own "=======" lines are not taken for one when describing.
@@ -298,18 +299,16 @@ def _apply(top: Path, action: _Action) -> None:
     if action.kind == "chmod":
         full.chmod(_permissions(full.stat().st_mode, action.mode))
         return
+    if action.mode != SYMLINK:  # new files honour the umask
+        with replacing(full, mode=0o777 if action.mode == EXECUTABLE else 0o666, sync=False) as f:
+            f.write(action.data)
+            if os.path.isfile(full) and not os.path.islink(full):
+                os.fchmod(f.fileno(), _permissions(os.stat(full).st_mode, action.mode))
+        return
     full.parent.mkdir(parents=True, exist_ok=True)
     tmp = full.parent / f".{full.name}.clude-{secrets.token_hex(4)}.tmp"
     try:
-        if action.mode == SYMLINK:
-            os.symlink(action.data, os.fsencode(tmp))
-        else:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL,  # new files honour the umask
-                         0o777 if action.mode == EXECUTABLE else 0o666)
-            with os.fdopen(fd, "wb") as f:
-                f.write(action.data)
-            if os.path.isfile(full) and not os.path.islink(full):
-                os.chmod(tmp, _permissions(os.stat(full).st_mode, action.mode))
+        os.symlink(action.data, os.fsencode(tmp))
         os.replace(tmp, full)
     except BaseException:
         if os.path.lexists(tmp):
