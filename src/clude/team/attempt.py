@@ -145,12 +145,10 @@ class AttemptSteps:
             try:
                 new_base = self._baseline()
             except BaselineUnusable as error:
+                self._checkout(head)
                 unusable.append(str(error))
                 return f"the tests cannot run on the new upstream: {error}"
-            finally:
-                self._checkout(head)
-            again = self._check(task, upstream, head, new_base).verification
-            self._checkout(head)
+            again = self._check(task, upstream, head, new_base).verification  # leaves the clone at head
             return None if again.ok else again.reason
 
         def bookkeeping(checkout: Path) -> str:

@@ -42,8 +42,9 @@ def review(land: Repo, base: str, commit: str, *, allow_tests: bool, extra_globs
         return Review(f"the change has {len(bad)} file name(s) that are not printable UTF-8: {shown}: "
                       "name files with printable characters only", shown)
     sections = [p for p in paths if has_sections(p)]  # read whole, whatever their size
-    before = {**land.blobs(base, paths, max_bytes=READ_BYTES), **land.blobs(base, sections)}
-    after = {**land.blobs(commit, paths, max_bytes=READ_BYTES), **land.blobs(commit, sections)}
+    others = [p for p in paths if p not in sections]
+    before = {**land.blobs(base, others, max_bytes=READ_BYTES), **land.blobs(base, sections)}
+    after = {**land.blobs(commit, others, max_bytes=READ_BYTES), **land.blobs(commit, sections)}
     marked = {}
     for path in paths:
         new, old = after.get(path), before.get(path)
