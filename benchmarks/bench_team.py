@@ -106,7 +106,7 @@ def team(base: Path, tasks: int, agents: int) -> dict:
     seconds = time.perf_counter() - start
     result = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
     whole = 0
-    for verdict in root.glob(".clude/agents/*/harness/reports/*/verdict.json"):
+    for verdict in root.glob(".clude/agents/*/harness*/reports/*/verdict.json"):
         command = json.loads(verdict.read_text()).get("command") or []
         whole += not any("::" in word for word in command)
     calls = counter.read_text().count("\n") if counter.exists() else 0

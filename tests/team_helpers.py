@@ -79,6 +79,22 @@ def upstream_log(upstream: str) -> list[str]:
     return out.splitlines()
 
 
+def landed(upstream: str) -> list[str]:
+    """What the merge queue settled on the upstream's main, oldest first, a line per task ("done TASK-001:
+    title (agent a1)", "attempt 1 of TASK-002 failed: ...", "release ..."), whether one task landed alone
+    (the commit's subject) or several in a batch (a line each in its body)."""
+    out = subprocess.run(["git", "--git-dir", upstream, "log", "--format=%B%x00", "--reverse", "main"],
+                         capture_output=True, text=True, check=True).stdout
+    lines = []
+    for message in out.split("\0"):
+        subject, _, body = message.strip().partition("\n\n")
+        if subject.startswith("land ") and "(lander " in subject:
+            lines += [line for line in body.splitlines() if line.strip()]
+        elif subject.startswith(("done ", "release ")) or " failed: " in subject:
+            lines.append(subject)
+    return lines
+
+
 def upstream_file(upstream: str, path: str) -> str | None:
     done = subprocess.run(["git", "--git-dir", upstream, "show", f"main:{path}"], capture_output=True, text=True)
     return done.stdout if done.returncode == 0 else None

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from clude.cli.main import main
 from gitdaemon import daemon_available, git_daemon
-from team_helpers import agent_script, git, team_project, upstream_file, upstream_files, upstream_log
+from team_helpers import agent_script, git, landed, team_project, upstream_file, upstream_files, upstream_log
 
 FIX_MEAN = '''
 import pathlib
@@ -113,7 +113,7 @@ def test_a_worker_killed_with_sigkill_mid_task_loses_nothing(tmp_path):
     assert rescue.returncode == 0, rescue.stderr
     log = upstream_log(upstream)
     assert "claim TASK-001 (agent rescuer, attempt 1), breaking the expired lock of victim" in log
-    assert "done TASK-001: check 1 (agent rescuer)" in log
+    assert "done TASK-001: check 1 (agent rescuer)" in landed(upstream)
     assert upstream_files(upstream, "tasks/failures") == [".gitkeep"]
 
 
@@ -137,11 +137,12 @@ def test_sixteen_workers_race_for_two_hundred_tasks_each_done_exactly_once(tmp_p
     log = upstream_log(upstream)
     claims = Counter(s.split()[1] for s in log if s.startswith("claim "))
     claims.update(s.split("; claim ")[1].split()[0] for s in log if "; claim " in s)  # with a landing
-    dones = Counter(s.split()[1].rstrip(":") for s in log if s.startswith("done "))
+    settled = landed(upstream)
+    dones = Counter(s.split()[1].rstrip(":") for s in settled if s.startswith("done "))
     assert len(dones) == 200 and set(dones.values()) == {1}
     assert len(claims) == 200 and set(claims.values()) == {1}  # nobody claimed a task someone held
     assert len(upstream_files(upstream, "checks")) == 201
-    workers = Counter(s.split("(agent ", 1)[1].split(")")[0] for s in log if s.startswith("done "))
+    workers = Counter(s.split("(agent ", 1)[1].split(")")[0] for s in settled if s.startswith("done "))
     assert len(workers) >= 8  # the work was shared
 
 
@@ -164,8 +165,7 @@ def test_two_workers_on_other_machines_share_a_git_daemon_upstream(tmp_path):
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
         outputs = [m.communicate(timeout=300)[0] for m in machines]
     assert [m.returncode for m in machines] == [0, 0], outputs
-    log = upstream_log(upstream)
-    assert sorted(s.split()[1].rstrip(":") for s in log if s.startswith("done ")) == [
+    assert sorted(s.split()[1].rstrip(":") for s in landed(upstream) if s.startswith("done ")) == [
         f"TASK-00{n}" for n in range(1, 5)]
     assert all((tmp_path / name / ".clude/agents" / name / "work/.git").is_dir() for name in ("m1", "m2"))
 

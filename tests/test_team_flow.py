@@ -3,6 +3,7 @@ failed attempts, infrastructure failures, regressions, lost leases."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from clude.sandbox import Sandbox
 from clude.team.admin import add_task, view
 from clude.team.backends import get_backend
 from clude.team.worker import EXIT_INFRA, EXIT_SETTLED, Worker, WorkerConfig
-from team_helpers import agent_script, team_project, upstream_file, upstream_files, upstream_log
+from team_helpers import agent_script, landed, team_project, upstream_file, upstream_files, upstream_log
 
 FIX_MEAN = '''
 import pathlib, sys
@@ -43,6 +44,7 @@ def test_a_worker_claims_fixes_verifies_and_lands_a_task(tmp_path):
     assert w.run() == EXIT_SETTLED
     log = upstream_log(upstream)
     assert [s for s in log if task in s] == [f"add {task}: Fix mean", f"claim {task} (agent a1, attempt 1)",
+                                             f"queue {task} (agent a1, attempt 1)",
                                              f"{task}: Fix mean (agent a1, attempt 1)",
                                              f"done {task}: Fix mean (agent a1)"]
     assert upstream_file(upstream, "calc.py") == CALC_FIXED
@@ -276,9 +278,11 @@ if sys.argv[1] == "TASK-002":
     pathlib.Path("NOTES.md").write_text("notes")
 ''')
     assert worker(root, upstream, agent, tmp_path).run() == EXIT_SETTLED
-    assert [s.split(";")[0] for s in upstream_log(upstream) if s.startswith("done ")] == [
+    assert [s for s in landed(upstream) if s.startswith("done ")] == [
         "done TASK-001: Fix mean (agent a1)", "done TASK-002: A note (agent a1)"]
-    runs = sorted((tmp_path / "agents/a1/harness/reports").iterdir())
-    # task 1: its baseline, acceptance, whole suite; task 2: acceptance and whole suite only: its baseline,
-    # the upstream after task 1 landed, is the tree task 1 verified (the landing's bookkeeping aside)
-    assert len(runs) == 5, [r.name for r in runs]
+    runs = [json.loads(p.read_text()) for p in tmp_path.glob("agents/a1/harness*/reports/*/verdict.json")]
+    whole = [r for r in runs if not any("::" in word for word in r["command"])]
+    # the worker: the baseline of task 1 (task 2's, claimed before task 1 landed, is the same tree) and
+    # each task's acceptance tests; the lander: the whole suite once per batch (one or two batches), its
+    # baseline the worker's. Nothing is run twice on the same tree.
+    assert len(runs) - len(whole) == 2 and 2 <= len(whole) <= 3, [r["command"] for r in runs]

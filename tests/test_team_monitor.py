@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from clude.team.crashloop import Policy, Run, decide
-from team_helpers import agent_script, team_project, upstream_file, upstream_files, upstream_log
+from team_helpers import agent_script, landed, team_project, upstream_file, upstream_files, upstream_log
 
 POLICY = Policy(k=3, window_s=600, base_s=1, cap_s=8, healthy_s=120)
 
@@ -112,7 +112,7 @@ def test_kill_9_of_the_whole_team_run_then_a_new_run_loses_no_task_and_runs_none
                               "command", "--command", slow, "-C", str(root)], env=env, start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while sum(1 for s in upstream_log(upstream) if s.startswith("done ")) < 2:
+    while sum(1 for s in landed(upstream) if s.startswith("done ")) < 2:
         assert first.poll() is None and time.monotonic() < deadline
         time.sleep(0.2)
     beats = {p.stem: json.loads(p.read_text())["pid"] for p in (root / ".clude/heartbeats").glob("*.json")}
@@ -125,8 +125,7 @@ def test_kill_9_of_the_whole_team_run_then_a_new_run_loses_no_task_and_runs_none
     first.wait()
     again = clude("team", "run", "--agents", "3", "--backend", "command", "--command", slow, "--json", root=root)
     assert again.returncode == 0, again.stderr
-    log = upstream_log(upstream)
-    dones = Counter(s.split()[1].rstrip(":") for s in log if s.startswith("done "))
+    dones = Counter(s.split()[1].rstrip(":") for s in landed(upstream) if s.startswith("done "))
     assert sorted(dones) == [f"TASK-00{n}" for n in range(1, 9)] and set(dones.values()) == {1}
     assert len(upstream_files(upstream, "checks")) == 9
 

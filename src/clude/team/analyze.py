@@ -29,7 +29,7 @@ HEALTHY_S = 120.0  # a worker life this long without an error counts as healthy 
 EXAMPLE_CHARS = 300
 
 # what the agent did work on: an infrastructure failure streak ends here (as in Worker.attempt)
-_WORK = frozenset({"done", "failed_attempt", "lost", "conflict"})
+_WORK = frozenset({"done", "failed_attempt", "lost", "conflict", "queued"})
 _LIFE_END = frozenset({"worker_blocked", "worker_stopped", "worker_done", "worker_silent"})
 _ACCOUNTED = frozenset({"failed_attempt", "done", "infra", "lost"})
 _DETAIL_KEYS = ("reason", "message", "files", "error")

@@ -1,6 +1,6 @@
 """One attempt at a task: the agent works in its own tree inside the sandbox, the worker takes the
-result back as files into its own clone, checks it (test files, conflict markers), verifies it with
-the upstream's tests, then lands it with the bookkeeping in one push, or records why not."""
+result back as files into its own clone, checks it (test files, conflict markers), runs the upstream's
+acceptance tests on it, then queues it for the merge queue (team/queue) in one push, or records why not."""
 
 from __future__ import annotations
 
@@ -13,18 +13,20 @@ from clude.harness.frameworks.base import importable_modules
 from clude.team.agent_tree import TooLarge, prepare, take_result
 from clude.team.backends import AgentRun, InfraFailure
 from clude.team.board import BoardTask
-from clude.team.landing import land
-from clude.team.layout import failure_path, lock_path, task_path
+from clude.harness.compare import PASSING
+from clude.team.books import write_failure
 from clude.team.lease import LeaseKeeper, lock_on_disk, same_holder
-from clude.team.locks import Lock
+from clude.team.locks import Lock, Queued
 from clude.team.prompt import task_prompt
-from clude.team.records import append_progress, failure_record, progress_line
+from clude.team.queue.enqueue import enqueue
+from clude.team.records import MAX_AGENT_SUMMARY, failure_record
 from clude.team.review import judged_commit, review
 from clude.team.sync import update_upstream
-from clude.team.tasks import allows_test_changes, parse_task, render_task
+from clude.team.tasks import allows_test_changes
 from clude.team.turns import push_turn
 from clude.team.verify import BaselineUnusable, Verification, baseline, verify_task
 
+MAX_PASSES = 200  # tests a queued change carries for the batch to keep passing
 AGENT_PIDFILE = "agent.pid"   # in the worker's folder: the running agent's group, killed by a restarted worker
 
 
@@ -63,7 +65,8 @@ class AttemptSteps:
             return self._record_failure(task, lock, run, checked.verification)
 
     def _baseline(self):
-        return None if self.team.verify == "none" else baseline(self.land.path, self.judge)
+        self._base_verdict = None if self.team.verify == "none" else baseline(self.land.path, self.judge)
+        return self._base_verdict
 
     # the agent -------------------------------------------------------------------------------
     def _run_agent(self, task: BoardTask, lock: Lock, base: str, base_verdict, conflict: str = "",
@@ -125,8 +128,9 @@ class AttemptSteps:
             verification = verify_task(self.land.path, self.judge, base_verdict, tests=task.task.tests,
                                        checkout=self._checkout, judged=judged, own=commit)
             self._checkout(commit)
-        else:
-            verification = verify_task(self.land.path, self.judge, base_verdict, tests=task.task.tests)
+        else:  # the acceptance tests here; the whole suite once, on the batch, in the merge queue
+            verification = verify_task(self.land.path, self.judge, base_verdict, tests=task.task.tests,
+                                       whole_suite=False)
         return Checked(verification, commit, tuple(seen.changed_tests))
 
     def _checkout(self, commit: str) -> None:
@@ -137,63 +141,41 @@ class AttemptSteps:
 
     # outcomes --------------------------------------------------------------------------------
     def _land(self, task, lock, run, base, checked: Checked, lease, *, retried=False) -> str:
-        unusable: list[str] = []
+        """Queue the verified change (team/queue) and move on: the lander lands it or sends it back."""
+        lease.stop()  # from here the queued lock is held without renewals, until the lander ends it
+        queued = Queued(at=self.c.clock(), commit=checked.commit, passes=_passes(checked, self._base_verdict),
+                        text=_done_text(task, run, checked), summary=run.summary[-MAX_AGENT_SUMMARY:],
+                        log=f"{self.host}:{run.log_path}", unverified=checked.unverified,
+                        changed_tests=list(checked.changed_tests))
 
-        def reverify(upstream: str) -> str | None:
-            head = self.land.head()
-            self._checkout(upstream)
-            try:
-                new_base = self._baseline()
-            except BaselineUnusable as error:
-                self._checkout(head)
-                unusable.append(str(error))
-                return f"the tests cannot run on the new upstream: {error}"
-            again = self._check(task, upstream, head, new_base).verification  # leaves the clone at head
-            return None if again.ok else again.reason
-
-        def bookkeeping(checkout: Path) -> str:
-            done = parse_task((checkout / task_path(task.task.id)).read_text(encoding="utf-8"),
-                              task_path(task.task.id))
-            update = {"status": "done"} | ({"verified": False} if checked.unverified else {})
-            (checkout / task_path(task.task.id)).write_text(render_task(done.model_copy(update=update)),
-                                                            encoding="utf-8")
-            (checkout / lock_path(task.task.id)).unlink(missing_ok=True)
-            append_progress(checkout, progress_line("done-unverified" if checked.unverified else "done",
-                                                    task.task.id, _done_text(task, run, checked),
-                                                    agent=self.c.agent_id, when=self.c.clock()))
+        def claim_next(checkout: Path) -> str:
             following = self._claim_next(checkout, exclude=task.task.id)
-            then = f"; claim {following[0].task.id} (attempt {following[1].attempt})" if following else ""
-            return f"done {task.task.id}: {task.task.title} (agent {self.c.agent_id}){then}"
+            return f"; claim {following[0].task.id} (attempt {following[1].attempt})" if following else ""
 
-        self.land.git("checkout", "-q", "-B", "main")
         with push_turn(self.c.state_dir):
-            landing = land(self.land, lease.lock, verified_on=base, bookkeeping=bookkeeping, reverify=reverify)
-        lease.stop()
-        if landing.status == "landed":
+            result = enqueue(self.land, lease.lock, checked.commit, queued, claim_next=claim_next)
+        if result.status == "queued":
             self.failed_in_a_row.clear()
-            self.events.emit("done", task=task.task.id, attempt=lock.attempt, commit=landing.commit,
-                             verified=not checked.unverified, changed_tests=list(checked.changed_tests))
-            if self._next is not None:  # claimed in the landing's own push
+            self.events.emit("queued", task=task.task.id, attempt=lock.attempt, commit=checked.commit)
+            self.poke_lander()
+            if self._next is not None:  # claimed in the queueing push
                 self.prepared = self._next
                 self.holding = self._next[1]
                 self.events.emit("claimed", task=self._next[0].task.id, attempt=self._next[1].attempt,
-                                 with_landing=task.task.id)
-            return "done"
-        if landing.status == "lost":
-            self.events.emit("lost", "WARNING", task=task.task.id, reason=landing.detail)
+                                 with_queue=task.task.id)
+            return "queued"
+        if result.status == "lost":
+            self.events.emit("lost", "WARNING", task=task.task.id, reason=result.detail)
             return "lost"
-        if landing.status == "conflict" and not retried:
-            self.events.emit("conflict", "WARNING", task=task.task.id, files=landing.detail)
-            return self._after_conflict(task, lock, landing.detail, lease)
-        if unusable:  # the upstream's own tests broke meanwhile: not this task's failure
-            return self._infra(task, lock, InfraFailure(kind="start_failed", message=unusable[-1]))
-        reason = (f"merge conflict with the upstream persisted ({landing.detail})"
-                  if landing.status == "conflict" else f"no longer verified on the new upstream: {landing.detail}")
+        if not retried:
+            self.events.emit("conflict", "WARNING", task=task.task.id, files=result.detail)
+            return self._after_conflict(task, lock, result.detail, lease, checked.commit)
+        reason = f"merge conflict with the upstream persisted ({result.detail})"
         return self._record_failure(task, lock, run, Verification(False, reason, "", []))
 
-    def _after_conflict(self, task, lock, files: str, lease) -> str:
+    def _after_conflict(self, task, lock, files: str, lease, work_commit: str) -> str:
         """The work conflicts with what landed meanwhile: once, the agent resolves it on the new upstream."""
-        work_commit = self.land.head()
+        lease.start()
         base = self.land.reset_to_upstream(ignored=True)
         try:
             base_verdict = self._baseline()  # the clean upstream
@@ -226,19 +208,9 @@ class AttemptSteps:
             current = lock_on_disk(checkout, task.task.id)
             if current is None or not same_holder(current, lock):
                 return None  # someone else holds it now: our attempt does not count
-            (checkout / lock_path(task.task.id)).unlink()
-            path = checkout / failure_path(task.task.id, n)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(record, encoding="utf-8", errors="backslashreplace")
-            used = len(list(path.parent.glob(f"{task.task.id}_attempt_*.md")))
-            final["failed"] = used >= task.task.max_attempts
-            if final["failed"]:
-                file = checkout / task_path(task.task.id)
-                now_task = parse_task(file.read_text(encoding="utf-8"), task_path(task.task.id))
-                file.write_text(render_task(now_task.model_copy(update={"status": "failed"})), encoding="utf-8")
-                append_progress(checkout, progress_line(
-                    "failed", task.task.id, f"{task.task.title} — failed {used} attempts; last: "
-                    f"{verification.reason}", agent=self.c.agent_id, when=self.c.clock()))
+            final["failed"] = write_failure(checkout, task.task.id, n, record, verification.reason,
+                                            title=task.task.title, max_attempts=task.task.max_attempts,
+                                            agent=self.c.agent_id, when=self.c.clock())
             return f"attempt {n} of {task.task.id} failed: {verification.reason[:100]} (agent {self.c.agent_id})"
 
         with self.control_guard:
@@ -248,6 +220,16 @@ class AttemptSteps:
         self.events.emit("failed_attempt", "WARNING", task=task.task.id, attempt=n,
                          reason=verification.reason, final=final.get("failed", False))
         return "failed"
+
+
+def _passes(checked: Checked, base) -> list[str]:
+    """The tests the worker saw pass that do not pass on its base (the acceptance tests, mostly): the
+    merge queue's batch must keep them passing."""
+    verdict = checked.verification.verdict
+    if verdict is None:
+        return []
+    before = base.outcomes if base is not None else {}
+    return [t for t, o in verdict.outcomes.items() if o in PASSING and before.get(t) not in PASSING][:MAX_PASSES]
 
 
 def _done_text(task: BoardTask, run: AgentRun, checked: Checked) -> str:

@@ -37,7 +37,12 @@ class BoardTask:
     lock_unreadable: bool
     state: TaskState
     reason: str | None = None  # why blocked or failed
-    lease_end: datetime | None = None  # when its readable lock's lease ends (locks.lease_end)
+    lease_end: datetime | None = None  # when its readable lock's lease ends (locks.lease_end); None when queued
+
+    @property
+    def queued(self) -> bool:
+        """Its change waits in the merge queue (claimed until the lander lands it or sends it back)."""
+        return self.lock is not None and self.lock.queued is not None
 
 
 @dataclass
@@ -96,7 +101,8 @@ def read_board(checkout: Path, *, now: datetime, lease_s: float,
         lock = locks.get(task_id)
         unreadable = task_id in locks and lock is None
         lock_rel = f"{LOCKS_DIR}/{task_id}.lock"
-        ends = lease_end(lock, now, lease_s, partial(lock_written_at, lock_rel)) if lock else None
+        queued = lock is not None and lock.queued is not None  # held until the lander ends it: no lease
+        ends = lease_end(lock, now, lease_s, partial(lock_written_at, lock_rel)) if lock and not queued else None
         state: TaskState
         reason = None
         if task.status != "open":
@@ -106,7 +112,7 @@ def read_board(checkout: Path, *, now: datetime, lease_s: float,
                 reason = f"failed after {used} attempt{'s' if used != 1 else ''}" if used else "marked failed"
         elif used >= task.max_attempts:
             state, reason = "failed", f"used all {task.max_attempts} attempts"
-        elif (ends is not None and ends > now) or (unreadable and unreadable_lock_live(
+        elif queued or (ends is not None and ends > now) or (unreadable and unreadable_lock_live(
                 lock_written_at(lock_rel), now, lease_s)):
             state = "claimed"
         else:

@@ -183,9 +183,10 @@ class Repo:
             at = end + 1 + size + 1
         return found
 
-    def fetch(self) -> None:
-        """Fetch origin (branches pruned)."""
-        self.git("fetch", "--quiet", "--prune", ORIGIN, timeout=self.timeout)
+    def fetch(self, *refspecs: str) -> None:
+        """Fetch origin (branches pruned), and `refspecs` besides in the same process."""
+        extra = (f"+refs/heads/*:refs/remotes/{ORIGIN}/*", *refspecs) if refspecs else ()
+        self.git("fetch", "--quiet", "--prune", ORIGIN, *extra, timeout=self.timeout)
 
     def refresh(self) -> bool:
         """Make the clone the upstream's main again, only when main moved since the last refresh: a
@@ -242,10 +243,16 @@ class Repo:
                  input=message)
         return True
 
-    def push(self) -> PushResult:
-        """`git push origin HEAD:main`, never forced; a refused push is returned, never raised."""
+    def push(self, *also: str) -> PushResult:
+        """`git push origin HEAD:main`, never forced; `also`: more refspecs ("<commit>:<ref>") pushed with
+        it atomically (all the refs move or none). A refused push is returned, never raised."""
+        return self.push_refs(f"HEAD:refs/heads/{BRANCH}", *also)
+
+    def push_refs(self, *refspecs: str) -> PushResult:
+        """Push refspecs to origin, never forced, several atomically; the result classified."""
+        atomic = ("--atomic",) if len(refspecs) > 1 else ()
         try:
-            out = run_git(self.path, "push", "--quiet", ORIGIN, f"HEAD:refs/heads/{BRANCH}",
+            out = run_git(self.path, "push", "--quiet", *atomic, ORIGIN, *refspecs,
                           env=self._env, timeout=self.timeout)
         except GitError as e:
             message = e.stderr or str(e)
@@ -275,22 +282,38 @@ class Repo:
 def upstream_head(url: str, timeout: float = NETWORK_TIMEOUT) -> str | None:
     """The commit of the upstream's main: read from the files of a local upstream (no process), asked
     with one `git ls-remote` of any other; None when it cannot be told (then callers fetch)."""
+    return upstream_refs(url, (f"refs/heads/{BRANCH}",), timeout).get(f"refs/heads/{BRANCH}")
+
+
+def upstream_refs(url: str, refs: tuple[str, ...], timeout: float = NETWORK_TIMEOUT) -> dict[str, str | None]:
+    """Where the upstream's `refs` point (None: absent or unknown). A local upstream's are read from its
+    files (loose refs, then packed-refs: no process at all); any other's with one `git ls-remote`."""
+    found: dict[str, str | None] = dict.fromkeys(refs)
     if is_local_url(url):
         git_dir = Path(url).expanduser()
         git_dir = git_dir / ".git" if (git_dir / ".git").is_dir() else git_dir
-        try:
-            return (git_dir / "refs" / "heads" / BRANCH).read_text(encoding="ascii").strip() or None
-        except OSError:
-            pass
-        try:
-            for line in (git_dir / "packed-refs").read_text(encoding="ascii").splitlines():
-                if line.endswith(f" refs/heads/{BRANCH}"):
-                    return line.split()[0]
-        except OSError:
-            return None
-        return None
+        missing = []
+        for ref in refs:
+            try:
+                found[ref] = (git_dir / ref).read_text(encoding="ascii").strip() or None
+            except OSError:
+                missing.append(ref)
+        if missing:
+            try:
+                packed = (git_dir / "packed-refs").read_text(encoding="ascii").splitlines()
+            except OSError:
+                packed = []
+            for line in packed:
+                sha, _, name = line.partition(" ")
+                if name in missing:
+                    found[name] = sha
+        return found
     try:
-        out = git_text(Path.cwd(), "ls-remote", url, f"refs/heads/{BRANCH}", timeout=timeout)
+        out = git_text(Path.cwd(), "ls-remote", url, *refs, timeout=timeout)
     except GitError:
-        return None
-    return out.split()[0] if out.strip() else None
+        return found
+    for line in out.splitlines():
+        sha, _, name = line.partition("\t")
+        if name in found:
+            found[name] = sha
+    return found

@@ -21,6 +21,9 @@ BRANCH = "main"
 REMOTE = "upstream"
 # The domain of agents' commit emails: agent a1 commits as a1 <a1@clude.localhost>.
 EMAIL_DOMAIN = "clude.localhost"
+# Paths the team's bookkeeping owns: an agent's edits to them are dropped before its work is committed,
+# and a change of main touching only them leaves the code (and its verdict) as it was.
+TEAM_PATHS = (TASKS_DIR, LOCKS_DIR, PROGRESS)
 # Empty files that keep the layout's folders in git.
 KEEP_FILES = (f"{TASKS_DIR}/.gitkeep", f"{FAILURES_DIR}/.gitkeep", f"{LOCKS_DIR}/.gitkeep")
 
@@ -32,6 +35,10 @@ def _checked(task_id: str) -> str:
     if not _TASK_ID.fullmatch(task_id or ""):
         raise ValueError(f"not a usable task id: {task_id!r} (letters, digits, '.', '_', '-')")
     return task_id
+
+
+def is_team_path(path: str) -> bool:
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in TEAM_PATHS)
 
 
 def task_path(task_id: str) -> str:

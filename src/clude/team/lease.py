@@ -38,11 +38,18 @@ class LeaseKeeper:
         self._thread = threading.Thread(target=self._run, name=f"lease-{lock.task}", daemon=True)
 
     def __enter__(self) -> "LeaseKeeper":
-        self._thread.start()
+        self.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def start(self) -> None:
+        """Renew again after stop() (a queued change sent back to its agent to resolve a conflict)."""
+        if not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name=f"lease-{self.lock.task}", daemon=True)
+            self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -65,6 +72,8 @@ class LeaseKeeper:
             current = lock_on_disk(checkout, self.lock.task)
             if current is None or not same_holder(current, self.lock):
                 self.lost = True
+                return None
+            if current.queued is not None:  # queued: the lander ends the hold, no renewal may undo it
                 return None
             fresh = renewed(self.lock, self.clock(), self.lease_s)
             (checkout / lock_path(self.lock.task)).write_text(render_lock(fresh), encoding="utf-8")

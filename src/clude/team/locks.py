@@ -24,8 +24,27 @@ def _utc(value: datetime) -> datetime:
 UtcTime = Annotated[datetime, AfterValidator(_utc)]
 
 
+class Queued(BaseModel):
+    """A held task whose change waits in the merge queue (team/queue): the change commit, pushed to the
+    upstream as QUEUE_REFS/<task>/<attempt>, and what the lander needs to land it or to send it back."""
+
+    at: UtcTime                                     # when it was queued: the queue's order
+    commit: str = Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+    passes: list[str] = Field(default_factory=list)  # tests the worker saw pass: the batch must keep them
+    text: str = ""                                  # the PROGRESS line's text once it lands
+    summary: str = ""                               # what the agent said (a failure record quotes it)
+    log: str = ""                                   # host:path of the agent's log
+    unverified: bool = False                        # [team] verify = "none": landed without tests
+    changed_tests: list[str] = Field(default_factory=list)
+
+    @field_serializer("at")
+    def _iso_z(self, value: datetime) -> str:
+        return iso_z(value)
+
+
 class Lock(BaseModel):
-    """Who holds a task, on which attempt, and until when their lease runs."""
+    """Who holds a task, on which attempt, and until when their lease runs; `queued` once its change
+    waits in the merge queue (then the lander, not the lease, ends the hold)."""
 
     task: TaskId
     agent: str = Field(min_length=1)
@@ -34,6 +53,7 @@ class Lock(BaseModel):
     attempt: int = Field(ge=1)
     claimed_at: UtcTime
     lease_until: UtcTime
+    queued: Queued | None = None
 
     @field_serializer("claimed_at", "lease_until")
     def _iso_z(self, value: datetime) -> str:
@@ -62,7 +82,7 @@ def parse_lock(text: str) -> Lock:
 
 def render_lock(lock: Lock) -> str:
     """The lock file's text: one JSON object, times in ISO 8601 with "Z", and a final newline."""
-    return json.dumps(lock.model_dump(mode="json")) + "\n"
+    return json.dumps(lock.model_dump(mode="json", exclude_none=True)) + "\n"
 
 
 def new_lock(task: str, agent: str, host: str, pid: int, attempt: int, now: datetime, lease_s: float) -> Lock:

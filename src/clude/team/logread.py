@@ -16,7 +16,8 @@ SIGNATURE_CHARS = 200
 # what workers and the monitor emit (worker.py, monitor.py): log lines of these kinds mirror events
 KINDS = frozenset({"worker_started", "claimed", "agent_started", "agent_finished", "done", "failed_attempt",
                    "infra", "backoff", "lost", "conflict", "lease_error", "worker_blocked", "worker_done",
-                   "worker_stopped", "worker_restarted", "worker_silent"})
+                   "worker_stopped", "worker_restarted", "worker_silent", "queued", "landed", "lander_error",
+                   "lander_blocked"})
 
 class EventList(list):
     """The events read_inputs found, with the number of unreadable lines it skipped."""

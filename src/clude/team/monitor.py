@@ -194,7 +194,7 @@ class Monitor:
             except ValueError:
                 continue
             agent = str(event.get("agent", ""))
-            if event.get("kind") in ("done", "failed_attempt"):  # it worked: an agent run was judged
+            if event.get("kind") in ("done", "failed_attempt", "queued"):  # it worked: an agent run was judged
                 self._progress.setdefault(agent, []).append(float(event.get("at", 0)))
             elif event.get("kind") == "claimed":
                 self._claims.setdefault(agent, []).append(float(event.get("at", 0)))

@@ -1,4 +1,4 @@
-"""Turns at the upstream for the workers of one machine: claims and landings queue instead of racing."""
+"""Turns at the upstream for the workers of one machine: claims and queueings wait instead of racing."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Iterator
 
 # PUSH_TURN_FILE (in the state dir the workers of a machine share): held by a worker from the fetch to
-# the push of a claim or a landing (its re-verification included). Without it, local workers that lose a
-# push race redo their verification on the new upstream again and again and the team's throughput
-# collapses; with it they queue (a merge queue per machine). Workers on other machines still race
-# through git, which stays the only arbiter of who wins; lease renewals, releases and failure records
-# are quick and do not take a turn.
+# the push of a claim or of queueing a change (team/queue). Local workers pushing to main at once would
+# mostly lose to each other and fetch again; with it they wait their turn, which is short (no test runs
+# inside it: the merge queue tests changes). Workers on other machines still race through git, which
+# stays the only arbiter of who wins; lease renewals, releases, failure records and landings are rare
+# and do not take a turn.
 PUSH_TURN_FILE = "push.turn"
 
 

@@ -82,15 +82,17 @@ def acceptance_command(workdir: Path, judge: Judge, selector: str) -> list[str] 
 
 
 def verify_task(workdir: Path, judge: Judge, base: Verdict, *, tests: str | None,
-                checkout: Callable[[str], None] | None = None, judged: str = "", own: str = "") -> Verification:
-    """Acceptance first (cheap, and the point of the task), then the regression check.
+                checkout: Callable[[str], None] | None = None, judged: str = "", own: str = "",
+                whole_suite: bool = True) -> Verification:
+    """Acceptance first (cheap, and the point of the task), then the regression check — unless not
+    `whole_suite`: then the merge queue runs the whole suite on the change (team/queue/lander.py).
 
     With `checkout` (the task may change tests and did): the upstream's tests judge `judged` (the
     change with every test file as the upstream has it) for regressions; then `own` (the change as the
     agent made it) must pass the acceptance tests and add no failure the judged run lacks: the tests
     the agent added or edited must pass."""
     if checkout is None:
-        return _verify(workdir, judge, base, tests)
+        return _verify(workdir, judge, base, tests, whole_suite=whole_suite)
     checkout(judged)
     judged_result = _verify(workdir, judge, base, None)
     if not judged_result.ok:
@@ -105,7 +107,7 @@ def verify_task(workdir: Path, judge: Judge, base: Verdict, *, tests: str | None
     if introduced:
         shown = ", ".join(f"{t} ({o})" for t, o in list(introduced.items())[:10])
         return Verification(False, f"{len(introduced)} of the agent's own new or edited test(s) do not pass: "
-                                   f"{shown}", report, _lines(own_result.verdict, introduced),
+                                   f"{shown}", report, failure_lines(own_result.verdict, introduced),
                             own_result.verdict, introduced)
     new = sorted(set(own_result.verdict.outcomes) - set(base.outcomes))
     return Verification(True, f"{own_result.reason}; the upstream's tests: {judged_result.reason}", report,
@@ -113,8 +115,9 @@ def verify_task(workdir: Path, judge: Judge, base: Verdict, *, tests: str | None
 
 
 def _verify(workdir: Path, judge: Judge, base: Verdict, tests: str | None, *,
-            regressions: bool = True) -> Verification:
+            regressions: bool = True, whole_suite: bool = True) -> Verification:
     reports: list[str] = []
+    accepted: Verdict | None = None
     if tests:
         argv = acceptance_command(workdir, judge, tests)
         if argv is None:
@@ -124,30 +127,34 @@ def _verify(workdir: Path, judge: Judge, base: Verdict, tests: str | None, *,
         if accepted.status is not Status.PASSED:
             return Verification(False, f"the acceptance tests {tests} did not pass: {accepted.status.value}, "
                                        f"{accepted.counts.summary()}", "\n\n".join(reports),
-                                _lines(accepted), accepted)
+                                failure_lines(accepted), accepted)
+    if not whole_suite:
+        what = f"acceptance tests {tests} pass" if tests else "no acceptance tests"
+        return Verification(True, f"{what}; the merge queue runs the whole suite", "\n\n".join(reports), [],
+                            accepted)
     verdict = judge.run(workdir)
     comparison = compare(base, verdict)
     reports.append(f"whole suite:\n{concise(verdict)}")
     report = "\n\n".join(reports)
     if regressions and comparison.regressions:
         shown = ", ".join(f"{t} ({o})" for t, o in list(comparison.regressions.items())[:10])
-        failures = _lines(verdict, comparison.regressions) or \
+        failures = failure_lines(verdict, comparison.regressions) or \
             [f"{t} — {o} (passed on the upstream)" for t, o in comparison.regressions.items()]
         return Verification(False, f"{len(comparison.regressions)} test(s) that pass on the upstream "
                                    f"do not pass now: {shown}", report, failures, verdict, comparison.regressions)
     if verdict.status in UNUSABLE_BASELINE:
         return Verification(False, f"the whole suite does not run any more: {verdict.status.value}: "
-                                   f"{verdict.reason}", report, _lines(verdict), verdict)
+                                   f"{verdict.reason}", report, failure_lines(verdict), verdict)
     if not tests and verdict.counts.passed == 0:
         return Verification(False, "no test passed in the whole suite, so nothing verifies this change: give "
                                    "the task acceptance tests (--tests), or set [team] verify = \"none\"",
-                            report, _lines(verdict), verdict)
+                            report, failure_lines(verdict), verdict)
     fixed = f", {len(comparison.fixes)} fixed" if comparison.fixes else ""
     what = f"acceptance tests {tests} pass; " if tests else ""
     return Verification(True, f"{what}no regression ({verdict.counts.summary()}{fixed})", report, [], verdict)
 
 
-def _lines(verdict: Verdict, only: Mapping[str, str] | None = None) -> list[str]:
+def failure_lines(verdict: Verdict, only: Mapping[str, str] | None = None) -> list[str]:
     out = []
     for failure in verdict.failures:
         if only is not None and not any(t in failure.id or failure.id in t for t in only):

@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Mapping
@@ -27,6 +27,8 @@ from clude.team.git import Repo, is_local_url
 from clude.team.layout import lock_path
 from clude.team.lease import lock_on_disk, same_holder
 from clude.team.locks import Lock, new_lock, render_lock
+from clude.team.queue.lander import Lander
+from clude.team.queue.service import LanderService
 from clude.team.runner import FINISH_SIGNAL
 from clude.team.sync import UpstreamRejected, update_upstream
 from clude.team.turns import push_turn
@@ -44,6 +46,7 @@ EXIT_INFRA = 4          # the agent cannot run here (MAX_INFRA_IN_A_ROW infrastr
 EXIT_CRASHED = 5        # an unexpected error (the traceback is in the worker's log); the task released
 EXIT_INTERRUPTED = 130
 MAX_INFRA_IN_A_ROW = 3  # then the worker stops; the monitor (and a person) must fix the environment
+DRAIN_LOOK_S = 0.1      # between looks at the upstream while waiting for this worker's queued changes
 CLAIM_SPREAD = 16       # equal-priority tasks a worker picks among at random, to spread the claims
 
 
@@ -90,7 +93,8 @@ class Worker(AttemptSteps):
         # CONTROL_GUARD: the control clone is used by this loop and by the lease thread; one at a time.
         self.control_guard = threading.Lock()
         self.control: Repo | None = None
-        self.land: Repo | None = None  # the worker's own clone: agents' results verified and landed from it
+        self.land: Repo | None = None  # the worker's own clone: agents' results verified and queued from it
+        self.lander: LanderService | None = None  # this worker's lander (team/queue), in a thread
         self.infra_in_a_row: list[InfraFailure] = []
         self.failed_in_a_row: list[tuple[str, str]] = []  # (task, error signature) of failed attempts
         self.attempts_made = 0
@@ -113,6 +117,8 @@ class Worker(AttemptSteps):
         try:
             return self._run()
         finally:
+            if self.lander is not None:
+                self.lander.stop(timeout=30)  # the pass under way ends; the lease goes to another lander
             beat.stop()
 
     def _run(self) -> int:
@@ -133,6 +139,7 @@ class Worker(AttemptSteps):
                     self.events.emit("worker_done", reason="every task is done, failed or blocked")
                     return EXIT_SETTLED
                 if self.c.max_tasks is not None and self.attempts_made >= self.c.max_tasks:
+                    self._drain()
                     return EXIT_SETTLED
                 suspect = environment_suspect(self.infra_in_a_row, self.failed_in_a_row)
                 if suspect:
@@ -166,12 +173,37 @@ class Worker(AttemptSteps):
         if killed:
             self.events.emit("leftovers_killed", "WARNING", pid=killed,
                              reason="an agent of an earlier worker in this folder was still running")
-        for clone in ("control", "land"):  # git's own locks left by a worker killed mid-command
+        for clone in ("control", "land", "lander"):  # git's own locks left by a worker killed mid-command
             git_dir = self.c.workdir / clone / ".git"
             for stale in [*git_dir.glob("*.lock"), *git_dir.glob("refs/**/*.lock")]:
                 stale.unlink(missing_ok=True)
         self.control = Repo.clone(self.c.upstream, self.c.workdir / "control", agent=self.c.agent_id)
         self.land = Repo.clone(self.c.upstream, self.c.workdir / "land", agent=self.c.agent_id)
+        landing = Repo.clone(self.c.upstream, self.c.workdir / "lander", agent=self.c.agent_id)
+        judge = None if self.team.verify == "none" else replace(self.judge, state_dir=self.c.workdir / "harness-lander")
+        lander = Lander(landing, judge, self.events, agent=self.c.agent_id, host=self.host,
+                        lease_s=self.team.lease_s, clock=self.c.clock)
+        self.lander = LanderService(lander, self.c.upstream, host=self.host, lease_s=self.team.lease_s,
+                                    on_error=lambda e: self.events.emit(
+                                        "lander_error", "WARNING", reason=f"{type(e).__name__}: {e}"))
+        self.lander.start()
+
+    def poke_lander(self) -> None:
+        """This worker queued a change: its lander looks now."""
+        if self.lander is not None:
+            self.lander.poke.set()
+
+    def _drain(self) -> None:
+        """Before stopping with work queued (--max-tasks): wait until this worker's queued changes are
+        landed or sent back, by its lander or another."""
+        while True:
+            with self.control_guard:
+                self.control.refresh()
+                board = self._board(self.control.path)
+            if not any(t.queued and t.lock.agent == self.c.agent_id for t in board.tasks.values()):
+                return
+            self.poke_lander()
+            time.sleep(DRAIN_LOOK_S)
 
     def cycle(self) -> str:
         """One look at the board: 'settled', 'idle', or what became of the task it claimed."""

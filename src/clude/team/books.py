@@ -1,0 +1,48 @@
+"""What the end of an attempt writes into a checkout of main, for the commit that settles it: the task
+done (its lock removed, a PROGRESS line), a failed attempt (its record, the lock removed, the task failed
+when it used its last attempt) or the task given back untouched."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from clude.team.layout import failure_path, lock_path, task_path
+from clude.team.records import append_progress, progress_line
+from clude.team.tasks import parse_task, render_task
+
+
+def _update_task(checkout: Path, task_id: str, **update) -> None:
+    file = checkout / task_path(task_id)
+    task = parse_task(file.read_text(encoding="utf-8"), task_path(task_id))
+    file.write_text(render_task(task.model_copy(update=update)), encoding="utf-8")
+
+
+def write_done(checkout: Path, task_id: str, text: str, *, agent: str, when: datetime,
+               unverified: bool = False) -> None:
+    _update_task(checkout, task_id, status="done", **({"verified": False} if unverified else {}))
+    (checkout / lock_path(task_id)).unlink(missing_ok=True)
+    append_progress(checkout, progress_line("done-unverified" if unverified else "done", task_id, text,
+                                            agent=agent, when=when))
+
+
+def write_failure(checkout: Path, task_id: str, attempt: int, record: str, reason: str, *, title: str,
+                  max_attempts: int, agent: str, when: datetime) -> bool:
+    """The record of a failed attempt; True when it was the task's last (the task is failed)."""
+    (checkout / lock_path(task_id)).unlink(missing_ok=True)
+    path = checkout / failure_path(task_id, attempt)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(record, encoding="utf-8", errors="backslashreplace")
+    used = len(list(path.parent.glob(f"{task_id}_attempt_*.md")))
+    if used < max_attempts:
+        return False
+    _update_task(checkout, task_id, status="failed")
+    append_progress(checkout, progress_line("failed", task_id, f"{title} — failed {used} attempts; last: {reason}",
+                                            agent=agent, when=when))
+    return True
+
+
+def write_released(checkout: Path, task_id: str, why: str, *, agent: str, when: datetime) -> None:
+    """The task goes back untouched (no attempt used), with a PROGRESS line saying why."""
+    (checkout / lock_path(task_id)).unlink(missing_ok=True)
+    append_progress(checkout, progress_line("released", task_id, why, agent=agent, when=when))

@@ -1,0 +1,56 @@
+"""Which changes of a batch land: test the batch once on top of what already passed; when it is red,
+split it in halves and test each on top of what passed before it, down to the changes at fault. Pure:
+the test is a function given in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+E = TypeVar("E", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class Rejected(Generic[E]):
+    """Why a check of `batch` on top of `landing` failed. `entry`, when the failure is known to be one
+    change's own (it does not apply: a conflict), names it; otherwise the batch is split to find it."""
+
+    reason: str
+    entry: E | None = None
+    details: object = None  # what the lander keeps for the record (a verdict, the failing tests)
+
+
+def settle_batch(entries: Sequence[E], check: Callable[[list[E], list[E]], Rejected[E] | None]
+                 ) -> tuple[list[E], dict[E, Rejected[E]]]:
+    """Split `entries` (in queue order) into those that land and those sent back, with why.
+
+    `check(landing, batch)` tests the changes `landing` (already found good) followed by `batch`, and
+    returns None when they pass together. A green batch costs one check; a red one of n changes with one
+    at fault about 2·log2(n) more. The changes that land were checked together, in order, by the last
+    green check (so its result is the landed tree's verdict)."""
+    landing: list[E] = []
+    sent_back: dict[E, Rejected[E]] = {}
+
+    def visit(batch: list[E], failure: Rejected[E] | None = None) -> None:
+        # failure: what check(landing, batch) is already known to say (red), or None: not known yet
+        while batch:
+            if failure is None:
+                failure = check(landing, batch)
+                if failure is None:
+                    landing.extend(batch)
+                    return
+            if failure.entry is not None and failure.entry in batch:
+                sent_back[failure.entry] = failure
+                batch, failure = [e for e in batch if e != failure.entry], None
+                continue
+            if len(batch) == 1:
+                sent_back[batch[0]] = failure
+                return
+            middle, before = len(batch) // 2, len(sent_back)
+            visit(batch[:middle])
+            # when the first half all landed, the second on top of it is the very tree found red
+            batch, failure = batch[middle:], failure if len(sent_back) == before else None
+
+    visit(list(entries))
+    return landing, sent_back

@@ -1,0 +1,280 @@
+"""A lander's pass over the merge queue: read the queued locks on main, take the landing lease, test the
+queued changes once as a batch on top of main, bisect when the batch is red, then land what passed and
+send back what did not, in one push with the bookkeeping (tasks done, failure records, PROGRESS)."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from clude.gitcli import GitError, run_git
+from clude.harness.compare import PASSING, compare
+from clude.harness.report import concise
+from clude.harness.verdict import Verdict
+from clude.team.books import write_done, write_failure, write_released
+from clude.team.events import EventLog
+from clude.team.git import ORIGIN, Repo
+from clude.team.layout import BRANCH, LOCKS_DIR, is_team_path, lock_path, task_path
+from clude.team.locks import Lock, LockFileError, Queued, parse_lock
+from clude.team.queue.batch import Rejected, settle_batch
+from clude.team.queue.enqueue import QUEUE_REFS
+from clude.team.queue.lease import LEASE_FETCH, Holder, LandingLease
+from clude.team.records import failure_record
+from clude.team.sync import UpstreamRejected, backoff
+from clude.team.tasks import parse_task
+from clude.team.verify import UNUSABLE_BASELINE, BaselineUnusable, Judge, baseline, failure_lines
+
+QUEUE_FETCH = f"+{QUEUE_REFS}/*:{QUEUE_REFS}/*"
+MAX_RACES = 60
+MAX_SHOWN = 10  # tests named in a one-line reason
+CONFLICT = "conflict"  # Rejected.details of a change that does not merge: given back, no attempt used
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One queued change: its task, its commit, and the lock that queued it."""
+
+    task: str
+    commit: str
+    lock: Lock = field(compare=False, hash=False)
+
+    @property
+    def queued(self) -> Queued:
+        assert self.lock.queued is not None
+        return self.lock.queued
+
+
+class LeaseLost(Exception):
+    """Another lander took the lease during this pass (ours ran out): leave the batch to it."""
+
+
+def queued_entries(repo: Repo, ref: str) -> list[Entry]:
+    """The changes queued on `ref` (locks with `queued`), in queue order; two git processes whatever the
+    number of locks."""
+    listed = run_git(repo.path, "ls-tree", "-z", ref, "--", f"{LOCKS_DIR}/").stdout
+    ids = []
+    for item in listed.split(b"\0"):
+        meta, _, name = item.partition(b"\t")
+        parts = meta.split()
+        if len(parts) == 3 and parts[1] == b"blob" and name.endswith(b".lock"):
+            ids.append(parts[2])
+    if not ids:
+        return []
+    out = run_git(repo.path, "cat-file", "--batch", input=b"".join(i + b"\n" for i in ids)).stdout
+    entries, at = [], 0
+    for _ in ids:
+        end = out.index(b"\n", at)
+        size = int(out[at:end].split()[2])
+        text = out[end + 1:end + 1 + size].decode("utf-8", "replace")
+        at = end + 1 + size + 1
+        try:
+            lock = parse_lock(text)
+        except (LockFileError, ValueError):
+            continue
+        if lock.queued is not None:
+            entries.append(Entry(lock.task, lock.queued.commit, lock))
+    return sorted(entries, key=lambda e: (e.queued.at, e.task))
+
+
+def batch_problem(base: Verdict, verdict: Verdict, entries: list[Entry]) -> Rejected[Entry] | None:
+    """Why the tree with `entries` on main does not land (None: it does): the suite does not run, a test
+    that passes on main does not pass, or a test a change was seen passing by its worker does not pass
+    (a change broke another's). A change with nothing to show that it works, in a suite where no test
+    passes, is sent back alone."""
+    lines = failure_lines(verdict)
+    if verdict.status in UNUSABLE_BASELINE:
+        return Rejected(f"the whole suite does not run with this change: {verdict.status.value}: "
+                        f"{verdict.reason}", details=(concise(verdict), lines))
+    regressions = compare(base, verdict).regressions
+    if regressions:
+        shown = ", ".join(f"{t} ({o})" for t, o in list(regressions.items())[:MAX_SHOWN])
+        return Rejected(f"{len(regressions)} test(s) that pass on the upstream do not pass with this change: "
+                        f"{shown}", details=(concise(verdict), failure_lines(verdict, regressions) or lines))
+    lost = {t: verdict.outcomes[t] for e in entries for t in e.queued.passes
+            if t in verdict.outcomes and verdict.outcomes[t] not in PASSING}
+    if lost:
+        shown = ", ".join(f"{t} ({o})" for t, o in list(lost.items())[:MAX_SHOWN])
+        return Rejected(f"{len(lost)} test(s) that passed when the change was made do not pass with the "
+                        f"changes queued before it: {shown}", details=(concise(verdict), failure_lines(verdict, lost)))
+    if verdict.counts.passed == 0:
+        for entry in entries:
+            if not entry.queued.passes:
+                return Rejected("no test passed in the whole suite, so nothing verifies this change: give the "
+                                "task acceptance tests (--tests), or set [team] verify = \"none\"", entry=entry,
+                                details=(concise(verdict), lines))
+    return None
+
+
+class Lander:
+    """One worker's lander, with its own clone of the upstream and its own test folder."""
+
+    def __init__(self, repo: Repo, judge: Judge | None, events: EventLog, *, agent: str, host: str,
+                 lease_s: float, clock: Callable[[], datetime], sleep: Callable[[float], None] = time.sleep):
+        self.repo, self.judge, self.events, self.agent = repo, judge, events, agent
+        self.clock, self.sleep = clock, sleep
+        self.lease = LandingLease(repo, agent=agent, host=host, pid=os.getpid(), lease_s=lease_s, clock=clock)
+        self.other: Holder | None = None  # who held the lease at our last look, when not us
+        self.rng = random.Random(agent)
+        self.checks = 0                   # test runs of batches, in all
+        self.final: dict[str, bool] = {}  # tasks sent back by the last landing that used their last attempt
+
+    # a pass ------------------------------------------------------------------------------------
+    def pass_once(self) -> int:
+        """Land or send back what is queued, when this lander may: the number of changes settled."""
+        self.repo.fetch(LEASE_FETCH, QUEUE_FETCH)
+        main = self.repo.git("rev-parse", f"{ORIGIN}/{BRANCH}")
+        entries = queued_entries(self.repo, main)
+        if not entries:
+            return 0
+        if not self.lease.take():
+            self.other = self.lease.current()[1]
+            return 0
+        self.other = None
+        present, missing = self._present(entries)
+        self._at(main)
+        try:
+            base = None if self.judge is None else baseline(self.repo.path, self.judge)
+        except BaselineUnusable as error:
+            self.events.emit("lander_blocked", "ERROR", reason=str(error), queued=len(entries))
+            return 0
+        try:
+            landing, back = settle_batch(present, lambda done, batch: self._check(main, base, done, batch))
+        except LeaseLost:
+            return 0
+        return self._settle(main, landing, back, missing)
+
+    def _present(self, entries: list[Entry]) -> tuple[list[Entry], list[Entry]]:
+        """The entries whose commit was fetched, and those whose queued change is not on the upstream."""
+        out = run_git(self.repo.path, "cat-file", "--batch-check",
+                      input="".join(f"{e.commit}\n" for e in entries).encode()).stdout.decode()
+        missing = {line.split()[0] for line in out.splitlines() if line.endswith(" missing")}
+        return [e for e in entries if e.commit not in missing], [e for e in entries if e.commit in missing]
+
+    def _at(self, commit: str) -> None:
+        self.repo.git("reset", "-q", "--hard", commit)
+        self.repo.git("clean", "-ffdxq")
+
+    def _apply(self, entries: list[Entry]) -> tuple[Entry, str] | None:
+        """Cherry-pick the entries' commits in order onto the checkout; on a conflict, the entry and files."""
+        if not entries:
+            return None
+        try:
+            self.repo.git("cherry-pick", "--no-edit", "--allow-empty", "--keep-redundant-commits",
+                          *(e.commit for e in entries))
+            return None
+        except GitError:
+            stuck = self.repo.git("rev-parse", "-q", "--verify", "CHERRY_PICK_HEAD", ok=(0, 1))
+            files = self.repo.git("diff", "--name-only", "--diff-filter=U").split("\n")
+            self.repo.git("cherry-pick", "--abort", ok=(0, 1, 128))
+            entry = next((e for e in entries if e.commit == stuck), entries[-1])
+            return entry, ", ".join(f for f in files if f) or "(unknown files)"
+
+    def _check(self, main: str, base: Verdict | None, landing: list[Entry], batch: list[Entry]
+               ) -> Rejected[Entry] | None:
+        if not self.lease.take():
+            raise LeaseLost()
+        self._at(main)
+        stuck = self._apply(landing + batch)
+        if stuck is not None:
+            entry, files = stuck
+            return Rejected(f"its change does not merge with the changes queued before it (conflicts in "
+                            f"{files}): open again, to be redone on the new upstream", entry=entry, details=CONFLICT)
+        if self.judge is None or base is None:
+            return None
+        self.checks += 1
+        verdict = self.judge.run(self.repo.path)
+        return batch_problem(base, verdict, landing + batch)
+
+    # landing -----------------------------------------------------------------------------------
+    def _settle(self, main: str, landing: list[Entry], back: dict[Entry, Rejected[Entry]],
+                missing: list[Entry]) -> int:
+        for race in range(1, MAX_RACES + 1):
+            if race > 1:
+                self.repo.fetch()
+            upstream = self.repo.git("rev-parse", f"{ORIGIN}/{BRANCH}")
+            if upstream != main and not all(map(is_team_path, self.repo.changed_files(main, upstream))):
+                return 0  # the code on main moved (another lander): the next pass starts over
+            self._at(upstream)
+            if self._apply(landing) is not None:
+                return 0
+            lines = self._books(landing, back, missing)
+            if lines is None:
+                return 0
+            subject = lines[0] if len(lines) == 1 else (
+                f"land {len(landing)} change(s)" + (f", send back {len(back)}" if back else "")
+                + (f", release {len(missing)}" if missing else "") + f" (lander {self.agent})")
+            self.repo.commit_all("\n\n".join([subject, *(["\n".join(lines)] if len(lines) > 1 else [])]))
+            pushed = self.repo.push()
+            if pushed.status == "ok":
+                self._report(landing, back, missing)
+                return len(landing) + len(back) + len(missing)
+            if pushed.status == "rejected":
+                raise UpstreamRejected(f"the upstream refused a landing: {pushed.message}", stderr=pushed.message)
+            self.sleep(backoff(race, self.rng))
+        raise UpstreamRejected(f"gave up landing after {MAX_RACES} lost push races")
+
+    def _books(self, landing: list[Entry], back: dict[Entry, Rejected[Entry]], missing: list[Entry]
+               ) -> list[str] | None:
+        """The bookkeeping of the batch in the checkout, and a line per task for the commit message; None
+        when an entry's lock is no longer the one that queued it (settled by someone else meanwhile)."""
+        checkout, now = self.repo.path, self.clock()
+        for entry in [*landing, *back, *missing]:
+            try:
+                current = parse_lock((checkout / lock_path(entry.task)).read_text(encoding="utf-8"))
+            except (OSError, LockFileError, ValueError):
+                return None
+            if current != entry.lock:
+                return None
+        lines = []
+        for entry in landing:
+            title = self._task(entry.task).title
+            write_done(checkout, entry.task, entry.queued.text, agent=entry.lock.agent, when=now,
+                       unverified=entry.queued.unverified)
+            lines.append(f"done {entry.task}: {title} (agent {entry.lock.agent})")
+        self.final = {}
+        for entry, why in back.items():
+            if why.details == CONFLICT:
+                write_released(checkout, entry.task, why.reason, agent=entry.lock.agent, when=now)
+                lines.append(f"release {entry.task}: {why.reason[:100]} (agent {entry.lock.agent})")
+                continue
+            task = self._task(entry.task)
+            lines.append(f"attempt {entry.lock.attempt} of {entry.task} failed: {why.reason[:100]} "
+                         f"(agent {entry.lock.agent})")
+            report, failures = why.details if isinstance(why.details, tuple) else ("", [])
+            record = failure_record(task, entry.lock.attempt, agent=entry.lock.agent,
+                                    verdict_summary=f"{why.reason}\n\n{report}".strip(), failures=failures,
+                                    agent_summary=entry.queued.summary, log_path=entry.queued.log, when=now)
+            self.final[entry.task] = write_failure(
+                checkout, entry.task, entry.lock.attempt, record, why.reason, title=task.title,
+                max_attempts=task.max_attempts, agent=entry.lock.agent, when=now)
+        for entry in missing:
+            write_released(checkout, entry.task, "its queued change is not on the upstream: the task is "
+                           "open again", agent=entry.lock.agent, when=now)
+            lines.append(f"release {entry.task}: its queued change is not on the upstream (agent {entry.lock.agent})")
+        return lines
+
+    def _task(self, task_id: str):
+        return parse_task((self.repo.path / task_path(task_id)).read_text(encoding="utf-8"), task_path(task_id))
+
+    def _report(self, landing: list[Entry], back: dict[Entry, Rejected[Entry]], missing: list[Entry]) -> None:
+        for entry in landing:
+            self.events.emit("done", task=entry.task, attempt=entry.lock.attempt, by=entry.lock.agent,
+                             commit=entry.commit, verified=not entry.queued.unverified,
+                             changed_tests=entry.queued.changed_tests)
+        for entry, why in back.items():
+            if why.details == CONFLICT:
+                self.events.emit("conflict", "WARNING", task=entry.task, by=entry.lock.agent, reason=why.reason)
+            else:
+                self.events.emit("failed_attempt", "WARNING", task=entry.task, attempt=entry.lock.attempt,
+                                 by=entry.lock.agent, reason=why.reason, final=self.final.get(entry.task, False))
+        for entry in missing:
+            self.events.emit("lost", "WARNING", task=entry.task, by=entry.lock.agent,
+                             reason="its queued change is not on the upstream")
+        self.events.emit("landed", tasks=[e.task for e in landing], sent_back=[e.task for e in back],
+                         checks=self.checks)
+
+

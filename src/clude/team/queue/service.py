@@ -1,0 +1,73 @@
+"""A worker's lander as a background thread: it looks at the upstream's refs (a local upstream's files,
+no process; any other with one ls-remote a second at most) and makes a pass when there may be something
+for it to do — this worker queued a change, main moved while it holds the lease, the lease moved, the
+holder's lease ran out or its process died on this host — and otherwise sleeps."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from clude.team.git import is_local_url, upstream_refs
+from clude.team.layout import BRANCH
+from clude.team.queue.lander import Lander
+from clude.team.queue.lease import LEASE_REF, pid_alive
+
+MAIN_REF = f"refs/heads/{BRANCH}"
+LOCAL_LOOK_S = 0.05   # between looks at a local upstream's ref files (no process)
+REMOTE_LOOK_S = 1.0   # between ls-remotes of any other upstream
+ERROR_PAUSE_S = 5.0   # after a pass that failed, before the next
+
+
+class LanderService:
+    def __init__(self, lander: Lander, url: str, *, host: str, lease_s: float,
+                 on_error: Callable[[Exception], None]):
+        self.lander, self.url, self.host, self.lease_s, self.on_error = lander, url, host, lease_s, on_error
+        self.look_s = LOCAL_LOOK_S if is_local_url(url) else REMOTE_LOOK_S
+        self.poke = threading.Event()     # set by the worker when it queued a change
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lander", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Finish the pass under way, then give the lease up (another lander takes over at once)."""
+        self._stop.set()
+        self.poke.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.lander.lease.release()
+
+    def _run(self) -> None:
+        seen: dict[str, str | None] = {}
+        wake = 0.0
+        while not self._stop.is_set():
+            refs = upstream_refs(self.url, (MAIN_REF, LEASE_REF))
+            other = self.lander.other
+            due = (self.poke.is_set() or refs[LEASE_REF] != seen.get(LEASE_REF) or time.monotonic() >= wake
+                   or (self.lander.lease.held and refs[MAIN_REF] != seen.get(MAIN_REF))
+                   or (other is not None and other.host == self.host and not pid_alive(other.pid)))
+            if due:
+                self.poke.clear()
+                seen = refs
+                try:
+                    self.lander.pass_once()
+                    wake = time.monotonic() + self._until_next_look()
+                except Exception as error:  # a network blip, a git failure: said, and tried again later
+                    self.on_error(error)
+                    wake = time.monotonic() + ERROR_PAUSE_S
+            if self._stop.is_set():
+                break
+            self.poke.wait(self.look_s)
+
+    def _until_next_look(self) -> float:
+        """Seconds until a look nothing else prompts: when the other holder's lease runs out, or half a
+        lease (a holder on another machine that died without a word)."""
+        other = self.lander.other
+        if other is None:
+            return self.lease_s / 2
+        left = (other.until - self.lander.clock()).total_seconds()
+        return max(self.look_s, min(left + 0.1, self.lease_s))

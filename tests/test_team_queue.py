@@ -1,0 +1,258 @@
+"""The merge queue: which changes of a batch land (bisection, pure), and landers against a real bare
+upstream: a batch with a bad change lands the others, two landers never both land, a lander killed
+mid-batch loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from hypothesis import given, settings, strategies as st
+
+from clude.config.loader import load_settings
+from clude.sandbox import Sandbox, allowed_env
+from clude.team.events import EventLog
+from clude.team.git import Repo
+from clude.team.layout import lock_path
+from clude.team.locks import Queued, new_lock, render_lock
+from clude.team.queue import Rejected, settle_batch
+from clude.team.queue.enqueue import enqueue
+from clude.team.queue.lander import Lander, queued_entries
+from clude.team.queue.lease import LEASE_REF, holds, parse_holder
+from clude.team.sync import update_upstream
+from clude.team.verify import Judge
+from team_helpers import landed, team_project, upstream_file
+
+HOST = socket.gethostname()
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# -- which changes land (pure) ----------------------------------------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.booleans(), min_size=1, max_size=24), st.sets(st.integers(0, 23)))
+def test_a_batch_lands_exactly_its_good_changes_in_order(bad_flags, conflicting):
+    entries = list(range(len(bad_flags)))
+    bad = {e for e in entries if bad_flags[e]}
+    conflicts = {e for e in conflicting if e < len(entries)} - bad
+    checks = []
+
+    def check(landing, batch):
+        checks.append((list(landing), list(batch)))
+        assert not set(landing) & (bad | conflicts), "a change sent back was used again"
+        for e in batch:
+            if e in conflicts:
+                return Rejected("conflict", entry=e)
+        return Rejected("red") if set(batch) & bad else None
+
+    landing, back = settle_batch(entries, check)
+    assert landing == [e for e in entries if e not in bad | conflicts]
+    assert set(back) == bad | conflicts
+    assert all(back[e].reason == "conflict" for e in conflicts)
+    if not bad and not conflicts:
+        assert len(checks) == 1  # a green batch is tested once
+    # bisection: about 2·log2(n) checks per change at fault, never one check per change
+    n = len(entries)
+    assert len(checks) <= 1 + len(conflicts) + 2 * max(1, len(bad)) * max(1, n.bit_length())
+
+
+def test_a_red_batch_of_eight_with_one_bad_change_costs_a_few_checks():
+    checks = []
+
+    def check(landing, batch):
+        checks.append(batch)
+        return Rejected("red") if 5 in batch else None
+
+    landing, back = settle_batch(list(range(8)), check)
+    assert landing == [0, 1, 2, 3, 4, 6, 7] and list(back) == [5]
+    assert len(checks) <= 7  # against 8 for testing every change alone
+
+
+# -- landers against a real upstream ----------------------------------------------------------------------
+def project(tmp_path: Path, lease_s: float = 120.0):
+    root, upstream = team_project(tmp_path, fast=True, team=f"[team]\nlease_s = {lease_s}")
+    from clude.team.admin import add_task, view
+    tasks = [add_task(view(root, upstream), {"title": f"check {n}", "tests": f"checks.check{n}"})[0].id
+             for n in range(1, 4)]
+    return root, upstream, tasks
+
+
+def queue_change(upstream: str, tmp_path: Path, task: str, files: dict[str, str], *, agent: str = "w1",
+                 passes: tuple[str, ...] = ()) -> str:
+    """What a worker does, by hand: claim `task`, commit `files` on main, queue the commit."""
+    repo = Repo.clone(upstream, tmp_path / "workers" / task, agent=agent)
+    lock = new_lock(task, agent, HOST, os.getpid(), 1, now(), 120)
+
+    def claim(checkout: Path) -> str:
+        (checkout / lock_path(task)).write_text(render_lock(lock), encoding="utf-8")
+        return f"claim {task}"
+
+    update_upstream(repo, claim)
+    for name, text in files.items():
+        (repo.path / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo.path / name).write_text(text)
+    assert repo.commit_all(f"{task}: change (agent {agent})")
+    commit = repo.head()
+    queued = Queued(at=now(), commit=commit, passes=list(passes), text=f"{task} works", summary="did it")
+    assert enqueue(repo, lock, commit, queued).status == "queued"
+    return commit
+
+
+def lander(root: Path, upstream: str, tmp_path: Path, name: str, *, clock=now, host: str = HOST) -> Lander:
+    settings, _ = load_settings(root)
+    judge = Judge(settings.test, allowed_env(dict(os.environ), settings.test.pass_env),
+                  sandbox=Sandbox.from_config(settings.sandbox), state_dir=tmp_path / name / "harness")
+    repo = Repo.clone(upstream, tmp_path / name / "clone", agent=name)
+    return Lander(repo, judge, EventLog(tmp_path / "state", name), agent=name, host=host,
+                  lease_s=settings.team.lease_s, clock=clock)
+
+
+def events(tmp_path: Path) -> list[dict]:
+    path = tmp_path / "state" / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_batch_with_one_bad_change_lands_the_others_and_fails_that_one(tmp_path):
+    root, upstream, (t1, t2, t3) = project(tmp_path)
+    queue_change(upstream, tmp_path, t1, {"checks/check1.txt": "ok\n"}, passes=("checks::check1",))
+    queue_change(upstream, tmp_path, t2, {"checks/check2.txt": "ok\n", "checks/base.txt": "broken\n"},
+                 agent="w2", passes=("checks::check2",))
+    queue_change(upstream, tmp_path, t3, {"checks/check3.txt": "ok\n"}, agent="w3", passes=("checks::check3",))
+    one = lander(root, upstream, tmp_path, "L1")
+    assert one.pass_once() == 3
+    lines = landed(upstream)
+    assert lines[:2] == [f"done {t1}: check 1 (agent w1)", f"done {t3}: check 3 (agent w3)"]
+    assert lines[2].startswith(f"attempt 1 of {t2} failed: 1 test(s) that pass on the upstream do not pass"), lines
+    assert [upstream_file(upstream, f"checks/check{n}.txt") for n in (1, 3)] == ["ok\n", "ok\n"]
+    assert upstream_file(upstream, "checks/base.txt") == "ok\n"  # the bad change did not land
+    record = upstream_file(upstream, f"tasks/failures/{t2}_attempt_1.md")
+    assert "checks::base" in record and "pass on the upstream" in record
+    assert "did it" in record and "- agent: w2" in record
+    assert upstream_file(upstream, lock_path(t2)) is None  # open again, one attempt used
+    assert 2 <= one.checks <= 4  # the batch, then bisection: never a run per change
+    kinds = [(e["kind"], e.get("task")) for e in events(tmp_path) if e["kind"] in ("done", "failed_attempt")]
+    assert sorted(kinds) == sorted([("done", t1), ("done", t3), ("failed_attempt", t2)])
+    assert one.pass_once() == 0  # nothing left queued
+
+
+def test_a_change_that_breaks_a_test_a_change_queued_before_it_made_pass_goes_back(tmp_path):
+    root, upstream, (t1, t2, _) = project(tmp_path)
+    queue_change(upstream, tmp_path, t1, {"checks/check1.txt": "ok\n"}, passes=("checks::check1",))
+    # t2 alone breaks nothing that passes on main (check1 does not exist there); after t1 it breaks check1
+    breaking = (root / "run_checks.sh").read_text().replace('if [ "$text" = ok ]',
+                                                            'if [ "$text" = ok ] && [ "$name" != check1 ]')
+    queue_change(upstream, tmp_path, t2, {"checks/check2.txt": "ok\n", "run_checks.sh": breaking}, agent="w2",
+                 passes=("checks::check2",))
+    one = lander(root, upstream, tmp_path, "L1")
+    assert one.pass_once() == 2
+    lines = landed(upstream)
+    assert lines[0] == f"done {t1}: check 1 (agent w1)"
+    assert lines[1].startswith(f"attempt 1 of {t2} failed: 1 test(s) that passed when the change was made"), lines
+    record = upstream_file(upstream, f"tasks/failures/{t2}_attempt_1.md")
+    assert "the changes queued before it: checks::check1 (failed)" in record
+
+
+def test_a_change_that_no_longer_merges_is_given_back_without_using_an_attempt(tmp_path):
+    root, upstream, (t1, t2, _) = project(tmp_path)
+    queue_change(upstream, tmp_path, t1, {"notes.txt": "one\n"})
+    repo = Repo.clone(upstream, tmp_path / "late", agent="w2")  # t2 was made before t1 was queued
+    repo.git("reset", "-q", "--hard", "HEAD~1")
+    queue_change(upstream, tmp_path, t2, {"notes.txt": "two\n"}, agent="w2")
+    one = lander(root, upstream, tmp_path, "L1")
+    assert one.pass_once() == 2
+    lines = landed(upstream)
+    assert lines[0] == f"done {t1}: check 1 (agent w1)"
+    assert lines[1].startswith(f"release {t2}: its change does not merge")
+    assert upstream_file(upstream, f"tasks/failures/{t2}_attempt_1.md") is None  # no attempt used
+    assert upstream_file(upstream, "notes.txt") == "one\n"
+
+
+def test_two_landers_never_both_land(tmp_path):
+    root, upstream, (t1, t2, t3) = project(tmp_path)
+    for n, task in enumerate((t1, t2, t3), 1):
+        queue_change(upstream, tmp_path, task, {f"checks/check{n}.txt": "ok\n"}, agent=f"w{n}",
+                     passes=(f"checks::check{n}",))
+    landers = [lander(root, upstream, tmp_path, f"L{n}") for n in (1, 2)]
+    settled = {}
+    gate = threading.Barrier(2)
+
+    def run(one: Lander) -> None:
+        gate.wait()
+        settled[one.agent] = one.pass_once()
+
+    threads = [threading.Thread(target=run, args=(one,)) for one in landers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(settled.values()) == [0, 3], settled  # one landed the batch; the other left it alone
+    assert sorted(landed(upstream)) == [f"done {t}: check {n} (agent w{n})" for n, t in enumerate((t1, t2, t3), 1)]
+    idle = next(one for one in landers if settled[one.agent] == 0)
+    assert idle.checks == 0  # it did not even test: the lease was taken
+    assert [one.pass_once() for one in landers] == [0, 0]
+
+
+def test_a_lease_held_by_a_live_lander_elsewhere_is_respected_until_it_runs_out(tmp_path):
+    root, upstream, (t1, _, _) = project(tmp_path, lease_s=60)
+    queue_change(upstream, tmp_path, t1, {"checks/check1.txt": "ok\n"}, passes=("checks::check1",))
+    far = lander(root, upstream, tmp_path, "far", host="another-machine")
+    assert far.lease.take()  # it holds the lease, then goes silent (its machine died)
+    here = lander(root, upstream, tmp_path, "here")
+    assert here.pass_once() == 0 and here.other is not None and here.other.agent == "far"
+    later = lander(root, upstream, tmp_path, "later", clock=lambda: now() + timedelta(seconds=61))
+    assert later.pass_once() == 1  # a lease later, anyone may take it
+    assert landed(upstream) == [f"done {t1}: check 1 (agent w1)"]
+
+
+KILLABLE = """
+import os, socket, sys
+from datetime import datetime, timezone
+from pathlib import Path
+sys.path[:0] = {paths!r}
+from test_team_queue import lander
+one = lander(Path({root!r}), {upstream!r}, Path({tmp!r}), "doomed")
+one.pass_once()
+"""
+
+
+def test_a_lander_sigkilled_mid_batch_loses_nothing(tmp_path):
+    root, upstream, (t1, t2, _) = project(tmp_path)
+    # the suite waits while a gate file exists: the doomed lander is killed while it tests the batch
+    gate = tmp_path / "gate"
+    gate.write_text("closed")
+    runner = root / "run_checks.sh"
+    (tmp_path / "hold.sh").write_text(f"while [ -e {gate} ]; do sleep 0.05; done\n")
+    queue_change(upstream, tmp_path, t1, {"checks/check1.txt": "ok\n",
+                                          "run_checks.sh": f"sh {tmp_path / 'hold.sh'}\n" + runner.read_text()},
+                 passes=("checks::check1",))
+    queue_change(upstream, tmp_path, t2, {"checks/check2.txt": "ok\n"}, agent="w2", passes=("checks::check2",))
+    here = str(Path(__file__).parent)
+    script = KILLABLE.format(paths=[here, *sys.path], root=str(root), upstream=upstream, tmp=str(tmp_path))
+    doomed = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    try:
+        marker = tmp_path / "doomed" / "harness"
+        while doomed.poll() is None and not any(marker.glob("reports/*")):
+            threading.Event().wait(0.05)  # its batch run has started (the gate holds it)
+        assert doomed.poll() is None
+    finally:
+        os.killpg(doomed.pid, signal.SIGKILL)
+        doomed.wait()
+    gate.unlink()
+    assert landed(upstream) == []  # killed before it landed anything
+    holder = parse_holder(subprocess.run(["git", "--git-dir", upstream, "log", "-1", "--format=%B", LEASE_REF],
+                                         capture_output=True, text=True, check=True).stdout)
+    assert holder.agent == "doomed" and holds(holder, now=now(), host="elsewhere")  # its lease still runs
+    assert not holds(holder, now=now(), host=HOST)  # but its process is gone on this host: free
+    heir = lander(root, upstream, tmp_path, "heir")
+    assert heir.pass_once() == 2
+    assert sorted(landed(upstream)) == [f"done {t1}: check 1 (agent w1)", f"done {t2}: check 2 (agent w2)"]
+    assert queued_entries(heir.repo, "origin/main") == []
