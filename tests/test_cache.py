@@ -151,3 +151,33 @@ def test_a_fifo_in_the_tree_is_not_read(tmp_path):
     os.mkfifo(tmp_path / "pipe")  # opening it for reading would block forever
     assert run(tmp_path).status is Status.PASSED
     assert run(tmp_path).cached
+
+
+def test_the_same_verdict_asked_at_once_by_several_workers_is_computed_once(project, tmp_path):
+    """Four threads (as the workers and the lander of a machine) ask for the verdict of trees with the same
+    content at the same time, each from its own copy: the tests run once, the others wait and read it."""
+    import shutil
+    import threading
+
+    root, runs = project
+    (root / "test_it.py").write_text((root / "test_it.py").read_text().replace(
+        "def test_it():\n", "def test_it():\n    import time; time.sleep(0.3)\n"))
+    copies = [root]
+    for n in range(3):
+        copies.append(tmp_path / f"copy{n}")
+        shutil.copytree(root, copies[-1])
+    gate = threading.Barrier(len(copies))
+    verdicts = []
+
+    def ask(tree):
+        gate.wait()
+        verdicts.append(run(tree, state_dir=tree.parent / f"state-{tree.name}"))
+
+    threads = [threading.Thread(target=ask, args=(tree,)) for tree in copies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert times_run(runs) == 1
+    assert sorted(v.cached for v in verdicts) == [False, True, True, True]
+    assert {v.status for v in verdicts} == {Status.PASSED}

@@ -1,8 +1,9 @@
-"""Atomic file writes: write a temp file beside the target, then rename it over the target, so a reader
-never sees half a file and a hard link the old file shared is never written through."""
+"""Atomic file writes (a temp file beside the target, renamed over it: a reader never sees half a file and
+a hard link the old file shared is never written through), and exclusive locks between processes."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 from contextlib import contextmanager
@@ -33,3 +34,16 @@ def replacing(path: Path, *, mode: int = 0o600, sync: bool = True) -> Iterator[B
 def atomic_write_text(path: Path, text: str) -> None:
     with replacing(path) as f:
         f.write(text.encode("utf-8"))
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (made when missing) for the block: released on exit, and by
+    the kernel when the process is killed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -17,7 +17,7 @@ from pathlib import Path
 from clude import __version__
 from clude.gitsafe import SAFE_GIT
 from clude.harness.process import MissingProgram, resolve_program
-from clude.store import atomic_write_text
+from clude.store import atomic_write_text, exclusive
 
 # Statuses worth remembering: the same tree gives the same answer. A timeout, a crash or an
 # interruption may not happen again, and an error (a module missing at collection, a usage error)
@@ -194,20 +194,32 @@ def request_key(root: Path, *, command: list[str] | None, rate: float | None, se
     return hashlib.blake2b(blob.encode(), digest_size=20).hexdigest()
 
 
+def computing(key: str):
+    """While a request's verdict is computed: RUN_LOCKS, an exclusive flock shared by the keys of the same
+    first two hex digits (256 files at most; unrelated keys rarely wait on each other). Workers asking
+    for the same verdict at once so run the tests once: the others wait, then read what was stored."""
+    return exclusive(machine_cache() / "running" / f"{key[:2]}.lock")
+
+
 def lookup(root: Path, *, command: list[str] | None, rate: float | None, seed: str, config: dict,
            env: dict[str, str]) -> tuple[str, dict | None]:
     """(key, entry) for a request, from this machine's cache; the entry is None on a miss, and when the
     program its command starts is gone (a deleted virtualenv is reported by running, never answered
     from the cache)."""
     key = request_key(root, command=command, rate=rate, seed=seed, config=config, env=env)
+    return key, stored(key, root, env)
+
+
+def stored(key: str, root: Path, env: dict[str, str]) -> dict | None:
+    """The entry of `key` ("cached" set), unless absent or its command's program is gone."""
     entry = VerdictCache(machine_cache() / "verdicts").get(key)
     if entry is not None:
         try:
             resolve_program(entry["verdict"].get("command") or [], root, env)
         except MissingProgram:
-            return key, None
+            return None
         entry["verdict"]["cached"] = True
-    return key, entry
+    return entry
 
 
 class VerdictCache:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from clude.config import TestConfig
 from clude.harness import frameworks
-from clude.harness.cache import VerdictCache, lookup, machine_cache
+from clude.harness.cache import VerdictCache, computing, lookup, machine_cache, stored
 from clude.harness.frameworks import Framework, RunContext
 from clude.harness.inject.clude_sample import default_seed
 from clude.harness.process import MissingProgram, resolve_program, run_group, tail
@@ -100,6 +100,25 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
             except ValidationError:
                 pass  # an entry from another version of the Verdict: run again
 
+    def measured() -> Verdict:
+        return _measure(root, config, command, env, state, redactor, key, timeout_s, rate, seed, sandbox, hidden)
+
+    if key is None:
+        return measured()
+    with computing(key):  # once per machine: a worker that asked at the same time reads it when stored
+        again = stored(key, root, base_env)
+        if again is not None:
+            try:
+                return Verdict.model_validate(again["verdict"])
+            except ValidationError:
+                pass
+        return measured()
+
+
+def _measure(root: Path, config: TestConfig, command: list[str] | None, env: dict[str, str], state: Path,
+             redactor: Redactor, key: str | None, timeout_s: float, rate: float | None, seed: str,
+             sandbox: Sandbox | None, hidden: Sequence[Path]) -> Verdict:
+    """Run the tests (no cache asked) and store the verdict under `key`."""
     chosen = choose(root, config, command, env)
     if isinstance(chosen, str):
         return _save(Verdict(status=Status.ERROR, reason=chosen), _new_run_dir(state, "none"),

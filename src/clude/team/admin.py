@@ -54,7 +54,7 @@ def clone_turn(root: Path, name: str):
     """Wait until no other command of this machine uses the clone `name`, and keep it to this one until
     the block ends (CLONE_LOCK_SUFFIX)."""
     from clude.harness.runner import clude_dir
-    from clude.team.turns import exclusive
+    from clude.store import exclusive
 
     return exclusive(clude_dir(root) / "team" / f"{name}{CLONE_LOCK_SUFFIX}")
 

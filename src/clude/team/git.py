@@ -90,6 +90,7 @@ class Repo:
         self._env = {**agent_identity(agent), "GIT_EDITOR": "true", "GIT_MERGE_AUTOEDIT": "no"}
         self._url: str | None = None        # origin's URL, read once (refresh)
         self._seen_head: str | None = None  # the upstream's main at the last refresh
+        self._git_dir: Path | None = None   # the clone's .git folder, once asked
 
     def __repr__(self) -> str:
         return f"Repo({str(self.path)!r}, agent={self.agent!r})"
@@ -124,9 +125,10 @@ class Repo:
         return repo
 
     def _git_path(self, name: str) -> Path:
-        """A path inside the clone's .git folder (`git rev-parse --git-path`), absolute."""
-        path = Path(self.git("rev-parse", "--git-path", name))
-        return path if path.is_absolute() else self.path / path
+        """A path inside the clone's .git folder, absolute (the folder asked of git once)."""
+        if self._git_dir is None:
+            self._git_dir = Path(self.git("rev-parse", "--absolute-git-dir"))
+        return self._git_dir / name
 
     def _exclude_local_state(self) -> None:
         exclude = self._git_path("info/exclude")
@@ -211,13 +213,14 @@ class Repo:
         Returns the commit."""
         if any(self._git_path(m).exists() for m in ("rebase-merge", "rebase-apply")):
             self.git("rebase", "--abort", ok=(0, 1, 128))
-        upstream = f"{ORIGIN}/{BRANCH}"
-        if not self.git("rev-parse", "-q", "--verify", f"refs/remotes/{upstream}", ok=(0, 1)):
+        for name in ("CHERRY_PICK_HEAD", "MERGE_HEAD"):  # a cherry-pick or merge left half-way
+            self._git_path(name).unlink(missing_ok=True)
+        commit = self.git("rev-parse", "-q", "--verify", f"refs/remotes/{ORIGIN}/{BRANCH}^{{commit}}", ok=(0, 1))
+        if not commit:
             raise GitError(f"the upstream has no {BRANCH} branch yet (run `clude team init`)")
-        self.git("checkout", "--quiet", "--force", "-B", BRANCH, upstream)
-        self.git("reset", "--quiet", "--hard", upstream)
+        self.git("checkout", "--quiet", "--force", "-B", BRANCH, commit)  # the index and files as main has them
         self.git("clean", "-ffdxq" if ignored else "-fdq")
-        return self.head()
+        return commit
 
     def head(self) -> str:
         """The commit checked out."""

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import fcntl
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+
+from clude.store import exclusive
 
 # PUSH_TURN_FILE (in the state dir the workers of a machine share): held by a worker from the fetch to
 # the push of a claim or of queueing a change (team/queue). Local workers pushing to main at once would
@@ -14,19 +13,6 @@ from typing import Iterator
 # stays the only arbiter of who wins; lease renewals, releases, failure records and landings are rare
 # and do not take a turn.
 PUSH_TURN_FILE = "push.turn"
-
-
-@contextmanager
-def exclusive(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on `path` (made when missing) for the block: released on exit, and by
-    the kernel when the process is killed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def push_turn(state_dir: Path):
