@@ -235,7 +235,8 @@ def test_states_from_the_file_and_counts(tmp_path):
                     extra={"current_tasks/TASK-004.lock": lock_text("TASK-004")})
     board = read_board(root, now=NOW, lease_s=LEASE)
     assert board.tasks["TASK-003"].reason == "needs a GPU"
-    assert counts(board) == {"open": 0, "claimed": 1, "done": 1, "done-unverified": 0, "failed": 1, "blocked": 1}
+    assert counts(board) == {"open": 0, "claimed": 1, "queued": 0, "done": 1, "done-unverified": 0, "failed": 1,
+                             "blocked": 1}
     assert not all_settled(board)
     (root / "current_tasks/TASK-004.lock").unlink()
     (root / "tasks/TASK-004.md").write_text(render_task(task("TASK-004", status="done")), encoding="utf-8")

@@ -256,3 +256,25 @@ def test_a_lander_sigkilled_mid_batch_loses_nothing(tmp_path):
     assert heir.pass_once() == 2
     assert sorted(landed(upstream)) == [f"done {t1}: check 1 (agent w1)", f"done {t2}: check 2 (agent w2)"]
     assert queued_entries(heir.repo, "origin/main") == []
+
+
+def test_status_and_progress_show_the_merge_queue(tmp_path):
+    root, upstream, (t1, t2, _) = project(tmp_path)
+    queue_change(upstream, tmp_path, t2, {"checks/check2.txt": "ok\n"}, agent="w2", passes=("checks::check2",))
+    queue_change(upstream, tmp_path, t1, {"checks/check1.txt": "ok\n"}, passes=("checks::check1",))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLUDE_")}
+
+    def status(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "clude", "team", "status", *args, "-C", str(root)],
+                              capture_output=True, text=True, env=env)
+
+    shown = json.loads(status("--json").stdout)
+    assert shown["merge_queue"] == [t2, t1]  # the order they land in
+    assert shown["counts"]["queued"] == 2
+    assert {t["id"]: (t["state"], t["holder"]) for t in shown["tasks"]}[t1] == ("queued", "w1")
+    assert f"merge queue (lands in this order): {t2}, {t1}" in status().stdout
+    progress = upstream_file(upstream, "PROGRESS.md")
+    assert f"queued {t2} (w2): verified by its acceptance tests, waiting in the merge queue" in progress
+    lander(root, upstream, tmp_path, "L1").pass_once()
+    shown = json.loads(status("--json").stdout)
+    assert shown["merge_queue"] == [] and shown["counts"]["done"] == 2

@@ -5,16 +5,17 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from clude.team.board import UNVERIFIED, Board, counts, shown_state
+from clude.team.board import QUEUED, UNVERIFIED, Board, counts, merge_queue, shown_state
 
 _STYLE = {"done": "green", UNVERIFIED: "yellow", "failed": "red", "blocked": "red", "claimed": "cyan",
-          "open": ""}
+          QUEUED: "blue", "open": ""}
 
 
 def board_json(board: Board) -> dict:
     """The board as `--json` prints it; "state" is the shown state (board.shown_state), "verified" false
     for a task done without verification."""
-    return {"counts": counts(board), "problems": board.problems, "tasks": [{
+    return {"counts": counts(board), "problems": board.problems,
+            "merge_queue": [item.task.id for item in merge_queue(board)], "tasks": [{
         "id": item.task.id, "title": item.task.title, "state": shown_state(item), "reason": item.reason,
         "verified": item.task.verified,
         "attempts": item.attempts, "max_attempts": item.task.max_attempts, "priority": item.task.priority,
@@ -45,6 +46,9 @@ def print_board(board: Board, console: Console | None = None) -> None:
         console.print(board_table(board))
         summary = ", ".join(f"{n} {state}" for state, n in counts(board).items() if n)
         console.print(summary)
+        waiting = merge_queue(board)
+        if waiting:
+            console.print(f"merge queue (lands in this order): {', '.join(i.task.id for i in waiting)}")
     for problem in board.problems:
         console.print(f"[yellow]problem:[/] {problem}", markup=True)
 

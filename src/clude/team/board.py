@@ -22,6 +22,8 @@ SETTLED = frozenset({"done", "failed", "blocked"})
 # How a task landed without any verification is shown to people (its state stays "done"): never plainly
 # done, so nobody takes its work for tested.
 UNVERIFIED = "done-unverified"
+# How a claimed task whose change waits in the merge queue is shown (its state stays "claimed").
+QUEUED = "queued"
 DEFAULT_ROLE = "implementer"  # what a worker without a role takes, besides tasks without a role
 _RECORD = re.compile(r"(?P<id>.+)_attempt_(?P<n>[0-9]+)\.md")
 
@@ -210,14 +212,23 @@ def all_settled(board: Board) -> bool:
 
 
 def shown_state(item: BoardTask) -> str:
-    """The task's state as shown to people: UNVERIFIED for a task done without verification."""
+    """The task's state as shown to people: QUEUED for a claimed task whose change waits in the merge
+    queue, UNVERIFIED for a task done without verification."""
+    if item.state == "claimed" and item.queued:
+        return QUEUED
     return UNVERIFIED if item.state == "done" and not item.task.verified else item.state
 
 
+def merge_queue(board: Board) -> list[BoardTask]:
+    """The tasks whose changes wait in the merge queue, oldest first (the order they land in)."""
+    waiting = [item for item in board.tasks.values() if item.state == "claimed" and item.queued]
+    return sorted(waiting, key=lambda item: (item.lock.queued.at, item.task.id))
+
+
 def counts(board: Board) -> dict[str, int]:
-    """How many tasks are in each shown state (every state listed, zeros too; "done" counts the
-    verified ones, UNVERIFIED the others)."""
-    out = dict.fromkeys((*STATES[:3], UNVERIFIED, *STATES[3:]), 0)
+    """How many tasks are in each shown state (every state listed, zeros too; "claimed" counts the tasks
+    being worked on, QUEUED those waiting to land; "done" the verified ones, UNVERIFIED the others)."""
+    out = dict.fromkeys((*STATES[:2], QUEUED, STATES[2], UNVERIFIED, *STATES[3:]), 0)
     for item in board.tasks.values():
         out[shown_state(item)] += 1
     return out

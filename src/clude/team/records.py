@@ -12,14 +12,15 @@ from clude.team.layout import FAILURES_DIR, PROGRESS
 from clude.team.tasks import Task
 from clude.team.upstream import PROGRESS_HEADER  # what the file is for: not a note
 
-ProgressKind = Literal["done", "done-unverified", "failed", "blocked", "note", "released"]
+ProgressKind = Literal["queued", "done", "done-unverified", "failed", "blocked", "note", "released"]
 MAX_FAILURES = 20  # failure lines in a record
 MAX_LINE = 300  # characters of one failure or progress line
 MAX_VERDICT = 3000  # characters of the concise verdict in a record
 MAX_AGENT_SUMMARY = 2000  # characters of what the agent said it tried
 # A progress line: "- 2026-11-23 18:00Z done TASK-001 (a1): text"
 PROGRESS_LINE = re.compile(r"- \d{4}-\d\d-\d\d \d\d:\d\dZ (?P<kind>[a-z-]+) (?P<task>\S+) \((?P<agent>[^)]*)\)")
-_NOT_NOTES = ("done", "done-unverified", "released")  # events a prompt does not need: what landed is in the code
+# events a prompt does not need: what landed is in the code
+_NOT_NOTES = ("queued", "done", "done-unverified", "released")
 
 
 def failure_record(task: Task, attempt: int, *, agent: str, verdict_summary: str, failures: list[str],

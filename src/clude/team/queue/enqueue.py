@@ -17,6 +17,7 @@ from clude.team.git import Repo
 from clude.team.layout import lock_path
 from clude.team.lease import lock_on_disk, same_holder
 from clude.team.locks import Lock, Queued, render_lock
+from clude.team.records import append_progress, progress_line
 from clude.team.sync import UpstreamRejected, backoff
 
 # Where queued changes live on the upstream: one ref per change, made once, never moved.
@@ -63,6 +64,9 @@ def enqueue(repo: Repo, lock: Lock, commit: str, queued: Queued, *,
         if files:
             return Enqueued("conflict", ", ".join(files))
         (repo.path / lock_path(lock.task)).write_text(render_lock(marked), encoding="utf-8")
+        append_progress(repo.path, progress_line("queued", lock.task, f"verified by its acceptance tests, waiting "
+                                                 f"in the merge queue ({commit[:12]})", agent=lock.agent,
+                                                 when=queued.at))
         then = claim_next(repo.path)
         repo.commit_all(f"queue {lock.task} (agent {lock.agent}, attempt {lock.attempt}){then}")
         pushed = repo.push(f"{commit}:{queue_ref(lock.task, commit)}")
