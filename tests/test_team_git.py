@@ -15,7 +15,7 @@ import pytest
 from clude.gitcli import GitError
 from clude.team import layout
 from clude.team.git import PushResult, Repo, classify_push, same_url
-from clude.team.sync import UpstreamRejected, backoff, update_upstream
+from clude.team.sync import UpstreamRejected, race_backoff, update_upstream
 from clude.team.upstream import TeamInitError, default_upstream, init_team, team_upstream
 from gitdaemon import free_port, git_daemon
 
@@ -359,7 +359,7 @@ def test_gives_up_after_attempts_lost_races(tmp_path, upstream):
 
 def test_backoff_grows_to_two_seconds():
     rng = random.Random(5)
-    delays = [backoff(n, rng) for n in range(1, 30)]
+    delays = [race_backoff(n, rng) for n in range(1, 30)]
     assert 0.025 <= delays[0] <= 0.05 and all(1.0 <= d <= 2.0 for d in delays[8:])
 
 

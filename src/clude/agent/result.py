@@ -6,10 +6,12 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from clude import exits
 from clude.agent.session import SessionState
 
-# Exit codes of `clude run` / `clude resume`, one per outcome (2 is a usage or configuration error).
-EXIT_CODES = {"done": 0, "failed": 1, "blocked": 3, "error": 4, "interrupted": 130, "running": 130}
+# Exit codes of `clude run` / `clude resume`, one per outcome (clude.exits, docs/exit-codes.md).
+EXIT_CODES = {"done": exits.RUN_DONE, "failed": exits.RUN_FAILED, "blocked": exits.RUN_BLOCKED,
+              "error": exits.RUN_ERROR, "interrupted": exits.INTERRUPTED, "running": exits.INTERRUPTED}
 
 
 class StepResult(BaseModel):

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import click
 
-EXIT_USAGE = 2
-EXIT_ERROR = 4  # an ERROR: the environment cannot be used as it is
+from clude.exits import DOCTOR_ERROR as EXIT_ERROR, USAGE as EXIT_USAGE
 
 
 @click.command("doctor")

@@ -10,8 +10,7 @@ import click
 
 from clude.cli.signals import stop_signals_as_interrupt
 
-EXIT_USAGE = 2
-EXIT_ERROR = 4  # the model or the environment cannot be used (same as the result's "error")
+from clude.exits import RUN_ERROR as EXIT_ERROR, USAGE as EXIT_USAGE
 
 _project = click.option("-C", "--project", type=click.Path(file_okay=False, exists=True, path_type=Path),
                         default=Path("."), help="The project directory [default: .].")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-EXIT_USAGE = 2
+from clude.exits import USAGE as EXIT_USAGE
 
 _project = click.option("-C", "--project", type=click.Path(file_okay=False, exists=True, path_type=Path),
                         default=Path("."), help="The project directory [default: .].")

@@ -14,8 +14,7 @@ import click
 from clude.cli.signals import stop_signals_as_interrupt
 from clude.cli.team_cmd import _project, _upstream, board_repo, fail, settings_of
 
-EXIT_TASKS_LEFT = 1   # team run: some tasks failed or are blocked
-EXIT_INFRA = 4        # team run: the workers could not work (see their reasons)
+from clude.exits import INTERRUPTED, TEAM_INFRA as EXIT_INFRA, TEAM_TASKS_LEFT as EXIT_TASKS_LEFT
 
 _backend = click.option("--backend", default=None, help="The agent CLI: clude, claude, codex, aider, "
                         "gemini, command, or one of [backends.NAME] [default: [team] backend].")
@@ -217,7 +216,7 @@ def run_team(root: Path, settings, url: str, plans, *, forever: bool, as_json: b
         click.echo(f"stopped: {why}")
         click.echo(f"PROGRESS.md: {repo.path / 'PROGRESS.md'}; logs: {state / 'logs'}")
     if why == "interrupted":
-        return 130
+        return INTERRUPTED
     states = {item.state for item in board.tasks.values()}
     if why in ("all workers blocked", "workers exited") and states & {"open", "claimed"}:
         return EXIT_INFRA

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from clude.exits import TEST_REGRESSIONS as EXIT_REGRESSIONS, USAGE as EXIT_USAGE
 from clude.config.files import ConfigError, raw_test_table
 from clude.harness.cache import lookup
 from clude.harness.inject.clude_sample import default_seed
@@ -19,9 +20,6 @@ if TYPE_CHECKING:
     from clude.harness.compare import Comparison
     from clude.harness.verdict import Verdict
 
-# With --compare the exit code answers "did anything regress?" (docs/harness.md).
-EXIT_REGRESSIONS = 7
-EXIT_USAGE = 2
 _STYLE = {Status.PASSED: "bold green", Status.FAILED: "bold red"}
 
 

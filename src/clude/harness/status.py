@@ -2,6 +2,8 @@
 
 from enum import Enum
 
+from clude import exits
+
 
 class Status(str, Enum):
     PASSED = "passed"
@@ -13,13 +15,13 @@ class Status(str, Enum):
     INTERRUPTED = "interrupted"
 
 
-# `clude test` exit codes, one per status (docs/harness.md). 2 is left to click for usage errors.
+# `clude test` exit codes, one per status (clude.exits, docs/exit-codes.md).
 EXIT_CODES: dict[Status, int] = {
     Status.PASSED: 0,
-    Status.FAILED: 1,
-    Status.ERROR: 3,
-    Status.NO_TESTS: 4,
-    Status.TIMEOUT: 5,
-    Status.CRASHED: 6,
-    Status.INTERRUPTED: 130,
+    Status.FAILED: exits.TEST_FAILED,
+    Status.ERROR: exits.TEST_ERROR,
+    Status.NO_TESTS: exits.TEST_NO_TESTS,
+    Status.TIMEOUT: exits.TEST_TIMEOUT,
+    Status.CRASHED: exits.TEST_CRASHED,
+    Status.INTERRUPTED: exits.INTERRUPTED,
 }

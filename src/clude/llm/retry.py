@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Callable, Mapping, TypeVar
 
+from clude.backoff import backoff
 from clude.llm.base import ModelError, ModelUnavailable, Usage
 
 T = TypeVar("T")
@@ -33,7 +34,7 @@ class Transient(Exception):
 
 def backoff_delay(retry: int) -> float:
     """Seconds before retry number `retry` (0-based): 1, 2, 4, 8, 16, 30, 30, ..."""
-    return min(MAX_DELAY, FIRST_DELAY * 2 ** min(retry, 16))
+    return backoff(retry + 1, first=FIRST_DELAY, cap=MAX_DELAY)
 
 
 def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:

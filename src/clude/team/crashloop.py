@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-# Exit codes a worker ends with (clude.team.worker) that say restarting cannot help.
-SETTLED, UPSTREAM_REFUSES, INFRA_BLOCKED = 0, 3, 4
+from clude.backoff import backoff
+from clude.exits import WORKER_INFRA, WORKER_SETTLED, WORKER_UPSTREAM
+
+# Exit codes a worker ends with (clude.exits) that say restarting cannot help.
+SETTLED, UPSTREAM_REFUSES, INFRA_BLOCKED = WORKER_SETTLED, WORKER_UPSTREAM, WORKER_INFRA
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ def decide(runs: list[Run], policy: Policy = Policy()) -> Decision:
     if len(streak) >= policy.k and streak[-1].ended - streak[0].started <= policy.window_s:
         return Decision("blocked", reason=f"crash loop: {len(streak)} starts failed before doing any "
                                           f"work: {last.reason or 'no reason given'}")
-    delay = min(policy.cap_s, policy.base_s * 2 ** max(0, len(streak) - 1)) if streak else policy.base_s
+    delay = backoff(max(1, len(streak)), first=policy.base_s, cap=policy.cap_s)
     return Decision("restart", delay_s=delay, reason=last.reason)
 
 

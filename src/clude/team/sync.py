@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from clude.backoff import backoff
 from clude.team.git import Repo
 
 # Backoff after a lost race: jittered, doubling from FIRST_DELAY up to MAX_DELAY seconds.
@@ -24,11 +25,10 @@ class UpstreamRejected(Exception):
         self.stderr = stderr
 
 
-def backoff(race: int, rng: random.Random) -> float:
-    """Seconds to wait after the race-th lost race (1, 2, ...): uniform in [d/2, d], d doubling
-    from FIRST_DELAY to MAX_DELAY, so racing agents spread out instead of colliding again."""
-    delay = min(MAX_DELAY, FIRST_DELAY * 2 ** max(0, race - 1))
-    return rng.uniform(delay / 2, delay)
+def race_backoff(race: int, rng: random.Random) -> float:
+    """Seconds to wait after the race-th lost race (1, 2, ...), jittered so that racing workers spread
+    out instead of colliding again."""
+    return backoff(race, first=FIRST_DELAY, cap=MAX_DELAY, rng=rng)
 
 
 def update_upstream(repo: Repo, change: Callable[[Path], str | None], *, attempts: int = 60,
@@ -65,7 +65,7 @@ def update_upstream(repo: Repo, change: Callable[[Path], str | None], *, attempt
                 f"that it is reachable; nothing was retried.", stderr=result.message)
         last = result.message
         if race < attempts:
-            sleep(backoff(race, rng))
+            sleep(race_backoff(race, rng))
     raise UpstreamRejected(f"gave up after {attempts} lost races pushing to the upstream; the last "
                            f"one said:\n{last}\nToo many agents are pushing at once, or something "
                            f"keeps moving the upstream's main.", stderr=last)

@@ -15,7 +15,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Mapping
 
+from clude.backoff import backoff
 from clude.config.settings import Settings
+from clude.exits import INTERRUPTED as EXIT_INTERRUPTED  # the exit codes of `clude team worker`
+from clude.exits import WORKER_CRASHED as EXIT_CRASHED
+from clude.exits import WORKER_INFRA as EXIT_INFRA
+from clude.exits import WORKER_SETTLED as EXIT_SETTLED
+from clude.exits import WORKER_UPSTREAM as EXIT_UPSTREAM
 from clude.sandbox import Sandbox, allowed_env
 from clude.sandbox.leftovers import kill_leftovers
 from clude.team.attempt import AGENT_PIDFILE, AttemptSteps
@@ -39,14 +45,9 @@ class Finish(BaseException):
     """The team's work is finished (FINISH_SIGNAL): stop where the worker is, as a settled worker does."""
 
 
-# Exit codes of `clude team worker`.
-EXIT_SETTLED = 0        # no task left to do (or --max-tasks reached)
-EXIT_UPSTREAM = 3       # the upstream refuses pushes (permissions, hooks, disk): says why
-EXIT_INFRA = 4          # the agent cannot run here (MAX_INFRA_IN_A_ROW infrastructure failures in a row)
-EXIT_CRASHED = 5        # an unexpected error (the traceback is in the worker's log); the task released
-EXIT_INTERRUPTED = 130
 MAX_INFRA_IN_A_ROW = 3  # then the worker stops; the monitor (and a person) must fix the environment
 DRAIN_LOOK_S = 0.1      # between looks at the upstream while waiting for this worker's queued changes
+MAX_RATE_LIMIT_WAIT_S = 600.0  # the longest wait after a rate limit that named no Retry-After
 CLAIM_SPREAD = 16       # equal-priority tasks a worker picks among at random, to spread the claims
 
 
@@ -301,7 +302,8 @@ class Worker(AttemptSteps):
         self.infra_in_a_row.append(failure)
         self.events.emit("infra", "ERROR", task=task.task.id, cause=failure.kind, reason=failure.message)
         if failure.kind == "rate_limited":
-            wait = failure.retry_after_s or min(600.0, self.team.poll_s * 2 ** min(10, len(self.infra_in_a_row)))
+            wait = failure.retry_after_s or backoff(len(self.infra_in_a_row), first=2 * self.team.poll_s,
+                                                    cap=MAX_RATE_LIMIT_WAIT_S, rng=self.rng)
             self.events.emit("backoff", "WARNING", seconds=wait)
             self.c.sleep(wait)
         return "infra"

@@ -18,7 +18,7 @@ from clude.team.layout import lock_path
 from clude.team.lease import lock_on_disk, same_holder
 from clude.team.locks import Lock, Queued, render_lock
 from clude.team.records import append_progress, progress_line
-from clude.team.sync import UpstreamRejected, backoff
+from clude.team.sync import UpstreamRejected, race_backoff
 
 # Where queued changes live on the upstream: one ref per change, made once, never moved.
 QUEUE_REFS = "refs/clude/queue"
@@ -76,5 +76,5 @@ def enqueue(repo: Repo, lock: Lock, commit: str, queued: Queued, *,
             raise UpstreamRejected(f"the upstream refused to queue {lock.task}: {pushed.message}",
                                    stderr=pushed.message)
         if race < MAX_RACES:
-            sleep(backoff(race, rng))
+            sleep(race_backoff(race, rng))
     raise UpstreamRejected(f"gave up queueing {lock.task} after {MAX_RACES} lost push races")

@@ -24,7 +24,7 @@ from clude.team.queue.batch import Rejected, settle_batch
 from clude.team.queue.enqueue import QUEUE_REFS
 from clude.team.queue.lease import LEASE_FETCH, Holder, LandingLease
 from clude.team.records import failure_record
-from clude.team.sync import UpstreamRejected, backoff
+from clude.team.sync import UpstreamRejected, race_backoff
 from clude.team.tasks import parse_task
 from clude.team.verify import UNUSABLE_BASELINE, BaselineUnusable, Judge, baseline, failure_lines
 
@@ -214,7 +214,7 @@ class Lander:
                 return len(landing) + len(back) + len(missing)
             if pushed.status == "rejected":
                 raise UpstreamRejected(f"the upstream refused a landing: {pushed.message}", stderr=pushed.message)
-            self.sleep(backoff(race, self.rng))
+            self.sleep(race_backoff(race, self.rng))
         raise UpstreamRejected(f"gave up landing after {MAX_RACES} lost push races")
 
     def _books(self, landing: list[Entry], back: dict[Entry, Rejected[Entry]], missing: list[Entry]
