@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from clude.agent import worktrees
 from clude.agent.merge import merge_back
 from clude.agent.worktrees import (NotAGitRepo, StepWorktree, changed_files, create_worktree,
                                    is_git_repo, prune_worktrees, remove_worktree, snapshot,
@@ -322,7 +321,7 @@ def test_parallel_steps_all_merge(tmp_path):
             path = root / ".clude" / "worktrees" / f"step-{i}"
             result = run_step(root, base, path,
                               lambda d: (d / f"file{i}.txt").write_text(f"{i}\n"))
-            outcome = worktrees.merge_back(root, base, result)  # the same, re-exported
+            outcome = merge_back(root, base, result)
             assert outcome.applied == [f"file{i}.txt"], outcome.describe()
         except BaseException as e:  # noqa: BLE001 - re-raised in the main thread
             errors.append(e)

@@ -17,7 +17,7 @@ from agent_helpers import sample_project
 from clude.cli.main import main
 from clude.config import load_settings
 from clude.llm.stubs import OpenAIStub
-from clude.team.preflight import Check, ask_model, probe_model, run_checks
+from clude.doctor import Check, ask_model, probe_model, run_checks
 from team_helpers import team_project
 
 SCRIPTED = '[model]\nprovider = "scripted"\nscript = "script.json"\n'
@@ -113,7 +113,7 @@ def test_a_test_module_that_cannot_be_imported_is_named_with_its_error(tmp_path)
 def test_no_tests_is_an_error_for_a_team_and_a_warning_for_one_agent(tmp_path):
     root = scripted_project(tmp_path, **{"test_calc.py": "# no tests any more\n"})
     settings, _ = load_settings(root)
-    from clude.team.preflight_tests import tests_check
+    from clude.doctor.suite import tests_check
 
     strict = tests_check(root, settings.test, os.environ, strict=True)
     lenient = tests_check(root, settings.test, os.environ, strict=False)

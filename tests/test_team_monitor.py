@@ -158,7 +158,7 @@ def test_workers_stop_and_release_their_task_when_their_monitor_is_killed(tmp_pa
 
 def test_the_environment_is_the_suspect_when_runs_fail_alike():
     from clude.team.backends import InfraFailure
-    from clude.team.worker import environment_suspect
+    from clude.team.crashloop import environment_suspect
 
     key = InfraFailure(kind="missing_env", message="OPENAI_API_KEY is not set", name="OPENAI_API_KEY")
     limit = InfraFailure(kind="rate_limited", message="429", retry_after_s=30)

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from clude.agent.step import StepOutcome
-from clude.agent.worktrees import (create_worktree, merge_back, prune_worktrees, remove_worktree,
-                                   snapshot, worktree_changes)
+from clude.agent.merge import merge_back
+from clude.agent.worktrees import create_worktree, prune_worktrees, remove_worktree, snapshot, worktree_changes
 
 if TYPE_CHECKING:
     from clude.agent.loop import AgentRun

@@ -8,13 +8,9 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 # GitError is re-exported: callers of this module have always caught it from here.
 from clude.gitcli import IDENTITY_ENV, GitError, git_text, run_git
-
-if TYPE_CHECKING:
-    from clude.agent.merge import MergeOutcome
 
 # Serializes `git worktree add/remove/prune`: git's bookkeeping under .git/worktrees is not safe
 # against concurrent changes (a prune can drop the entry of a worktree another thread is adding).
@@ -206,12 +202,6 @@ def worktree_changes(path: Path, base: str) -> str:
     return _commit(top, tree, base, "clude: a step's changes")
 
 
-def merge_back(root: Path, base: str, result: str) -> MergeOutcome:
-    """Apply a step's commit to root's working directory, all or nothing: see merge.merge_back
-    (there, as it needs this module; imported on call, so either module can be imported first)."""
-    from clude.agent import merge
-
-    return merge.merge_back(root, base, result)
 
 
 def changed_files(repo: Path, base: str, commit: str) -> list[str]:

@@ -32,7 +32,7 @@ def doctor_command(as_json, scope, backends, command, upstream, project) -> None
     The model is asked a one-token question (`clude run` and `clude team run` only ask its server for
     its model list before they start)."""
     from clude.config import ConfigError, load_settings
-    from clude.team.preflight import run_checks
+    from clude.doctor import run_checks
 
     try:
         settings, _ = load_settings(project)
@@ -55,7 +55,7 @@ def preflight(project: Path, settings, *, scope: str, backends: list[str] | None
     """The checks `clude run` and `clude team run` make before starting, the ERRORs among them. The
     model's server is asked for its model list rather than a reply (no tokens spent, no scripted
     reply taken)."""
-    from clude.team.preflight import probe_model, run_checks
+    from clude.doctor import probe_model, run_checks
 
     checks = run_checks(project, settings, env=dict(os.environ), scope=scope, backends=backends,
                         command=command, upstream=upstream, model_check=probe_model)

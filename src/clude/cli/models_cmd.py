@@ -30,7 +30,7 @@ def check_command(provider, name, base_url, api_key_env, as_json, project) -> No
     """Send the configured model a one-token request: `OK model ...` or `ERROR model — fix`."""
     from clude.config import ConfigError, load_settings
     from clude.llm.base import ModelError
-    from clude.team.preflight import ask_model
+    from clude.doctor import ask_model
 
     overrides = {"model": {"provider": provider, "name": name, "base_url": base_url,
                            "api_key_env": api_key_env}}

@@ -186,7 +186,7 @@ def _console(as_json: bool, quiet: bool):
 
 def _preflight(project: Path, settings, as_json: bool) -> None:
     from clude.cli.doctor_cmd import preflight, print_refusal
-    from clude.team.preflight import refusal
+    from clude.doctor import refusal
 
     errors = preflight(project.resolve(), settings, scope="run")
     if errors:

@@ -8,7 +8,7 @@ from typing import Any
 import anthropic
 
 from clude.llm.base import Message, Reply, ToolCall, ToolSpec, Usage
-from clude.llm.providers import ProviderModel, count
+from clude.llm.provider_model import ProviderModel, count
 from clude.llm.retry import Transient
 
 STOP = {"max_tokens": "max_tokens", "tool_use": "tool_calls", "model_context_window_exceeded": "max_tokens"}

@@ -8,7 +8,7 @@ from typing import Any
 import openai
 
 from clude.llm.base import Message, Reply, ToolCall, ToolSpec, Usage
-from clude.llm.providers import DEFAULT_BASE_URL, ProviderModel, _plain, count
+from clude.llm.provider_model import DEFAULT_BASE_URL, ProviderModel, _plain, count
 from clude.llm.retry import Transient
 
 FINISH = {"length": "max_tokens", "tool_calls": "tool_calls", "function_call": "tool_calls"}

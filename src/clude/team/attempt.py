@@ -15,6 +15,7 @@ from clude.team.backends import AgentRun, InfraFailure
 from clude.team.board import BoardTask
 from clude.harness.compare import PASSING
 from clude.team.books import write_failure
+from clude.team.crashloop import error_signature
 from clude.team.lease import LeaseKeeper, lock_on_disk, same_holder
 from clude.team.locks import Lock, Queued
 from clude.team.prompt import task_prompt
@@ -215,7 +216,6 @@ class AttemptSteps:
 
         with self.control_guard:
             update_upstream(self.control, change)
-        from clude.team.worker import error_signature
         self.failed_in_a_row.append((task.task.id, error_signature(verification.reason)))
         self.events.emit("failed_attempt", "WARNING", task=task.task.id, attempt=n,
                          reason=verification.reason, final=final.get("failed", False))

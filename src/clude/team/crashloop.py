@@ -1,4 +1,5 @@
-"""The monitor's rules, pure: when to restart a worker that exited, how long to wait, when to give up."""
+"""The crash-loop rules, pure: when to restart a worker that exited, how long to wait, when to give up;
+and when a worker's own failures point at its environment rather than its tasks."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from typing import Literal
 
 from clude.backoff import backoff
 from clude.exits import WORKER_INFRA, WORKER_SETTLED, WORKER_UPSTREAM
+from clude.team.backends.infra import InfraFailure
+from clude.team.logread import normalize_error
 
+MAX_INFRA_IN_A_ROW = 3  # then the worker stops; the monitor (and a person) must fix the environment
 # Exit codes a worker ends with (clude.exits) that say restarting cannot help.
 SETTLED, UPSTREAM_REFUSES, INFRA_BLOCKED = WORKER_SETTLED, WORKER_UPSTREAM, WORKER_INFRA
 
@@ -66,3 +70,23 @@ def failures_in_a_row(runs: list[Run], policy: Policy = Policy()) -> list[Run]:
             break
         streak.append(run)
     return list(reversed(streak))
+
+
+def error_signature(text: str) -> str:
+    """An error's text with what varies between occurrences (numbers, ids, paths) taken out."""
+    return normalize_error(text)
+
+
+def environment_suspect(infra: list[InfraFailure], failed: list[tuple[str, str]],
+                        k: int = MAX_INFRA_IN_A_ROW) -> dict | None:
+    """When the environment, not the tasks, is failing this worker: its last k agent runs could not
+    work with the same cause (rate limits excepted: they back off), or its last k failed attempts, on
+    different tasks, failed with the same error. None otherwise."""
+    last = infra[-k:]
+    if len(last) == k and len({(f.kind, f.name) for f in last}) == 1 and last[0].kind != "rate_limited":
+        return {"cause": last[-1].kind, "reason": last[-1].message}
+    recent = failed[-k:]
+    if len(recent) == k and len({sig for _, sig in recent}) == 1 and len({t for t, _ in recent}) > 1:
+        return {"cause": "same_failure", "reason": f"the last {k} attempts, on different tasks, failed "
+                                                    f"alike: {recent[-1][1][:200]}"}
+    return None

@@ -27,6 +27,7 @@ from clude.sandbox.leftovers import kill_leftovers
 from clude.team.attempt import AGENT_PIDFILE, AttemptSteps
 from clude.team.backends import Backend, InfraFailure
 from clude.team.board import BoardTask, all_settled, claimable, read_board
+from clude.team.crashloop import environment_suspect
 from clude.team.events import EventLog
 from clude.team.heartbeat import Heartbeat
 from clude.team.git import Repo, is_local_url
@@ -45,7 +46,6 @@ class Finish(BaseException):
     """The team's work is finished (FINISH_SIGNAL): stop where the worker is, as a settled worker does."""
 
 
-MAX_INFRA_IN_A_ROW = 3  # then the worker stops; the monitor (and a person) must fix the environment
 DRAIN_LOOK_S = 0.1      # between looks at the upstream while waiting for this worker's queued changes
 MAX_RATE_LIMIT_WAIT_S = 600.0  # the longest wait after a rate limit that named no Retry-After
 CLAIM_SPREAD = 16       # equal-priority tasks a worker picks among at random, to spread the claims
@@ -342,23 +342,3 @@ class Worker(AttemptSteps):
                 self._release(self.holding)
             except Exception:  # best effort on the way out: the lease expires anyway
                 pass
-
-
-def error_signature(text: str) -> str:
-    from clude.team.logread import normalize_error
-    return normalize_error(text)
-
-
-def environment_suspect(infra: list[InfraFailure], failed: list[tuple[str, str]],
-                        k: int = MAX_INFRA_IN_A_ROW) -> dict | None:
-    """When the environment, not the tasks, is failing this worker: its last k agent runs could not
-    work with the same cause (rate limits excepted: they back off), or its last k failed attempts, on
-    different tasks, failed with the same error. None otherwise."""
-    last = infra[-k:]
-    if len(last) == k and len({(f.kind, f.name) for f in last}) == 1 and last[0].kind != "rate_limited":
-        return {"cause": last[-1].kind, "reason": last[-1].message}
-    recent = failed[-k:]
-    if len(recent) == k and len({sig for _, sig in recent}) == 1 and len({t for t, _ in recent}) > 1:
-        return {"cause": "same_failure", "reason": f"the last {k} attempts, on different tasks, failed "
-                                                    f"alike: {recent[-1][1][:200]}"}
-    return None

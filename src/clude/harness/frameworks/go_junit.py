@@ -6,7 +6,7 @@ from pathlib import Path
 
 import defusedxml.ElementTree as SafeET
 
-from clude.harness.frameworks import go
+from clude.harness.frameworks import go_output as go
 from clude.harness.junit import UnreadableResults, read_junit
 from clude.harness.verdict import Failure, RunFacts
 

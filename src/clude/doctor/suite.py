@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Mapping
 from clude.config.settings import TestConfig
 
 if TYPE_CHECKING:
-    from clude.team.preflight import Check
+    from clude.doctor.check import Check
 
 COLLECT_TIMEOUT_S = 120.0  # collecting the tests gives up after this (or [test] timeout, if shorter)
 
@@ -51,7 +51,7 @@ def tests_check(root: Path, config: TestConfig, env: Mapping[str, str], *, stric
     no tests at all is an ERROR, since workers could verify nothing; for one agent it is said in an OK."""
     from clude.harness.process import MissingProgram, resolve_program
     from clude.harness.runner import choose
-    from clude.team.preflight import Check
+    from clude.doctor.check import Check
 
     env = {**env, **config.env}
     chosen = choose(root, config, None, env)
@@ -100,7 +100,7 @@ def _not_in_git(root: Path, program: str) -> str | None:
 
 
 def _no_tests(why: str, strict: bool) -> Check:
-    from clude.team.preflight import Check
+    from clude.doctor.check import Check
 
     if strict:
         return Check("tests", False, f"{why}; without tests the workers could verify nothing")

@@ -7,14 +7,14 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping
 
 from clude.config.settings import ModelConfig, Settings
 from clude.gitcli import GitError, git_text, run_git
-from clude.team.preflight_model import ModelAnswer, ask_model, probe_model
-from clude.team.preflight_tests import tests_check
+from clude.doctor.check import Check
+from clude.doctor.model import ModelAnswer, ask_model, probe_model
+from clude.doctor.suite import tests_check
 
 Scope = Literal["run", "team", "all"]
 # A model check: (the [model] settings, the project, the environment) -> what answered (str-able);
@@ -25,22 +25,6 @@ GIT_TIMEOUT_S = 60.0  # ls-remote and push --dry-run give up after this
 MIN_FREE_BYTES = 1 << 30  # 1 GiB: clones, logs and reports of the workers
 PROBE_BRANCH = "refs/heads/clude-doctor-probe"  # named in a dry-run push, never created
 GIB = float(1 << 30)
-
-
-@dataclass
-class Check:
-    """One check: `detail` says what was found (OK) or how to fix it (ERROR); never a secret value."""
-
-    name: str
-    ok: bool
-    detail: str
-    warn: bool = False  # OK, but worth a look (a sandbox turned off, an upstream that allows force pushes)
-
-    def line(self) -> str:
-        return f"{'ERROR' if not self.ok else 'WARN' if self.warn else 'OK'} {self.name} — {self.detail}"
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def run_checks(root: Path, settings: Settings, *, env: Mapping[str, str], scope: Scope = "all",
@@ -74,7 +58,7 @@ def run_checks(root: Path, settings: Settings, *, env: Mapping[str, str], scope:
     else:
         checks.append(tests_check(root, settings.test, env, strict=team))
     if run or agents:
-        from clude.team.preflight_trust import sandbox_check
+        from clude.doctor.trust import sandbox_check
         checks.append(sandbox_check(settings))
     checks.append(disk_check(root))
     from clude.secrets import Redactor
@@ -144,7 +128,7 @@ def upstream_checks(root: Path, url: str | None, no_team: str | None = None) -> 
     main = next((line.split()[0] for line in heads.splitlines() if line.endswith(f"refs/heads/{BRANCH}")), None)
     if main is None:
         return [Check("upstream", False, f"the upstream {url} has no {BRANCH} branch: run `clude team init`")]
-    from clude.team.preflight_trust import protection_check
+    from clude.doctor.trust import protection_check
 
     writable = writable_check(root, url)
     return [Check("upstream", True, f"{url} reachable, {BRANCH} at {main[:12]}"), *([writable] if writable else []),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from clude.config.settings import Settings
 from clude.gitcli import GitError, git_text
-from clude.team.preflight import Check
+from clude.doctor.check import Check
 from clude.team.upstream import PROTECTED_UPSTREAM
 
 
