@@ -41,7 +41,7 @@ def git(root: Path, *args: str) -> str:
 
 def team_project(tmp_path: Path, *, fast: bool = False, team: str = "", files: dict | None = None) -> tuple[Path, str]:
     """A git project made a team: (project, upstream path). `fast`: the JUnit-writing test command."""
-    from clude.team.upstream import init_team
+    from clude.team.protocol.upstream import init_team
 
     root = tmp_path / "project"
     extra = dict(files or {})

@@ -25,7 +25,7 @@ def test_jitter_stays_within_half_to_whole(attempt, seed):
 
 def test_every_retry_in_clude_waits_by_it():
     from clude.llm.retry import backoff_delay
-    from clude.team.crashloop import Policy, Run, decide
+    from clude.team.supervision.crashloop import Policy, Run, decide
     assert [backoff_delay(n) for n in range(7)] == [1, 2, 4, 8, 16, 30, 30]
     failed = [Run(started=i, ended=i + 1, exit_code=1, worked=False, reason="boom") for i in range(2)]
     assert decide(failed, Policy(k=5, base_s=1, cap_s=60)).delay_s == 2

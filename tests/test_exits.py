@@ -21,7 +21,7 @@ def test_every_code_a_command_ends_with_is_in_its_row_of_the_table():
     known = {command: set(codes) | set(exits.COMMON) for command, codes in exits.TABLE.items()}
     assert set(TEST_CODES.values()) | {exits.TEST_REGRESSIONS} <= known["clude test"]
     assert set(RUN_CODES.values()) <= known["clude run / clude resume"]
-    from clude.team import worker
+    from clude.team.work import worker
     assert {worker.EXIT_SETTLED, worker.EXIT_UPSTREAM, worker.EXIT_INFRA, worker.EXIT_CRASHED,
             worker.EXIT_INTERRUPTED} <= known["clude team worker"]
     from clude.cli import doctor_cmd, team_run_cmd

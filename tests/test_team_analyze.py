@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.text import Text
 
 from clude.cli.team_logs_cmd import logs_group, status_view, watch
-from clude.team.analyze import analyze, classify_reason, normalize_error, read_inputs
-from clude.team.events import EventLog
+from clude.team.logs.analyze import analyze, classify_reason, normalize_error, read_inputs
+from clude.team.logs.events import EventLog
 
 T0 = 1_795_000_000.0  # 2026-11-18
 MISSING_KEY = ("the agent needs OPENAI_API_KEY, which is not set in its environment: "

@@ -21,7 +21,7 @@ from claude_code import claude_env, install_claude, write_arguments
 from clude.config.settings import BackendConfig
 from clude.llm.stubs import AnthropicStub
 from clude.team.backends import BASE_ENV, AgentRun, InfraFailure, agent_env, classify, get_backend
-from clude.team.roles import ROLES, role_prompt
+from clude.team.work.roles import ROLES, role_prompt
 
 SECRET = "sk-" + "test-abcdefghijklmnopqrstuvwxyz0123"  # built: no key-shaped literal in the tree
 

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clude.team.board import all_settled, claimable, counts, dependency_problems, read_board
-from clude.team.locks import (LockFileError, is_live, new_lock, parse_lock, render_lock, renewed,
+from clude.team.board.board import all_settled, claimable, counts, dependency_problems, read_board
+from clude.team.board.locks import (LockFileError, is_live, new_lock, parse_lock, render_lock, renewed,
                               unreadable_lock_live)
-from clude.team.records import (append_progress, earlier_failures, failure_record, progress_line,
+from clude.team.board.records import (append_progress, earlier_failures, failure_record, progress_line,
                                 progress_notes)
-from clude.team.tasks import Task, TaskFileError, next_task_id, parse_task, render_task
+from clude.team.board.tasks import Task, TaskFileError, next_task_id, parse_task, render_task
 
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=timezone.utc)
 LEASE = 60.0
@@ -340,7 +340,7 @@ def test_progress_lines_and_notes(tmp_path):
 
 
 def test_progress_notes_leave_out_the_header_team_init_writes(tmp_path):
-    from clude.team.upstream import PROGRESS_HEADER
+    from clude.team.protocol.upstream import PROGRESS_HEADER
     (tmp_path / "PROGRESS.md").write_text(PROGRESS_HEADER, encoding="utf-8")
     assert progress_notes(tmp_path) == ""
     append_progress(tmp_path, progress_line("note", "TASK-001", "flaky network test", agent="a1", when=NOW))
@@ -379,7 +379,7 @@ def _commit_at(root: Path, when: datetime, message: str) -> None:
 def test_a_lease_far_in_the_future_ends_one_lease_after_the_lock_was_last_written(tmp_path):
     import subprocess
 
-    from clude.team.git import Repo
+    from clude.team.protocol.git import Repo
     root = checkout(tmp_path, task("TASK-001"), task("TASK-002"), extra={
         "current_tasks/TASK-001.lock": lock_text("TASK-001", lease_s=10 * 365 * 86400, agent="greedy"),
         "current_tasks/TASK-002.lock": lock_text("TASK-002", agent="honest")})

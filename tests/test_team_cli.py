@@ -119,9 +119,9 @@ def test_a_worker_killed_with_sigkill_mid_task_loses_nothing(tmp_path):
 
 def test_sixteen_workers_race_for_two_hundred_tasks_each_done_exactly_once(tmp_path):
     root, upstream = team_project(tmp_path, fast=True, team="[team]\npoll_s = 0.2")
-    from clude.team.admin import view
-    from clude.team.sync import update_upstream
-    from clude.team.tasks import Task, render_task
+    from clude.team.protocol.admin import view
+    from clude.team.protocol.sync import update_upstream
+    from clude.team.board.tasks import Task, render_task
 
     def two_hundred(checkout: Path) -> str:
         for n in range(1, 201):
@@ -178,7 +178,7 @@ def test_a_settled_team_run_finishes_its_workers_cleanly(tmp_path):
     ran = clude("team", "run", "--agents", "3", "--backend", "command", "--command",
                 agent_script(tmp_path, "check", WRITE_CHECK), "--json", root=root)
     assert ran.returncode == 0, ran.stderr
-    from clude.team.events import read_events
+    from clude.team.logs.events import read_events
     events = read_events(root / ".clude")
     ends = {e["agent"]: e["kind"] for e in events if e["kind"] in ("worker_done", "worker_stopped")}
     assert ends == {"a1": "worker_done", "a2": "worker_done", "a3": "worker_done"}, ends

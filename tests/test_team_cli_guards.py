@@ -13,7 +13,7 @@ from pathlib import Path
 
 from team_helpers import git, team_project, upstream_file, upstream_files
 
-from clude.team.tasks import Task, allows_test_changes, parse_task, render_task
+from clude.team.board.tasks import Task, allows_test_changes, parse_task, render_task
 
 ADDS = 25  # `task add` commands in each of the two shells
 
@@ -115,7 +115,7 @@ def test_a_task_landed_unverified_is_shown_done_unverified(tmp_path):
 
 def _plain_project(tmp_path: Path, files: dict[str, str]) -> tuple[Path, str]:
     """A git project of `files` made a team: (project, upstream)."""
-    from clude.team.upstream import init_team
+    from clude.team.protocol.upstream import init_team
 
     root = tmp_path / "plain"
     for name, text in {"README.md": "A project.\n", **files}.items():

@@ -36,10 +36,10 @@ def test_the_demo_runs_a_whole_team_offline_and_ends_as_designed(tmp_path):
 
 def test_390_passing_tests_are_never_counted_as_a_failure(tmp_path):
     from clude.config.loader import load_settings
-    from clude.team.admin import add_task, view
+    from clude.team.protocol.admin import add_task, view
     from clude.team.backends import get_backend
-    from clude.team.upstream import init_team
-    from clude.team.worker import EXIT_SETTLED, Worker, WorkerConfig
+    from clude.team.protocol.upstream import init_team
+    from clude.team.work.worker import EXIT_SETTLED, Worker, WorkerConfig
 
     root = tmp_path / "big"
     files = {f"tests/test_part{n}.py": "".join(f"def test_{n}_{i}():\n    assert {i} == {i}\n\n" for i in range(39))

@@ -10,9 +10,9 @@ from pathlib import Path
 from agent_helpers import CALC_FIXED
 from clude.config.loader import load_settings
 from clude.sandbox import Sandbox
-from clude.team.admin import add_task, view
+from clude.team.protocol.admin import add_task, view
 from clude.team.backends import get_backend
-from clude.team.worker import EXIT_INFRA, EXIT_SETTLED, Worker, WorkerConfig
+from clude.team.work.worker import EXIT_INFRA, EXIT_SETTLED, Worker, WorkerConfig
 from team_helpers import agent_script, landed, team_project, upstream_file, upstream_files, upstream_log
 
 FIX_MEAN = '''
@@ -91,7 +91,7 @@ def test_an_agent_that_cannot_start_uses_no_attempt_and_the_worker_stops_with_th
     assert upstream_files(upstream, "tasks/failures") == [".gitkeep"]
     assert upstream_files(upstream, "current_tasks") == [".gitkeep"]
     assert "status: open" in upstream_file(upstream, f"tasks/{task}.md")
-    from clude.team.events import read_events
+    from clude.team.logs.events import read_events
     events = read_events(tmp_path / "state")
     infra = [e for e in events if e["kind"] == "infra"]
     assert len(infra) == 3 and all(e["cause"] == "missing_env" and "OPENAI_API_KEY" in e["reason"] for e in infra)
@@ -191,7 +191,7 @@ def test_a_conflict_with_upstream_goes_back_to_the_agent_once_and_then_lands(tmp
     assert f"done {task}: Fix mean (agent a1)" in upstream_log(upstream)
     prompt = (tmp_path / "agents/a1/prompts" / f"{task}_attempt_1_conflict.md").read_text()
     assert "calc.py" in prompt and "conflict" in prompt.lower()
-    from clude.team.events import read_events
+    from clude.team.logs.events import read_events
     assert [e["files"] for e in read_events(tmp_path / "state") if e["kind"] == "conflict"] == ["calc.py"]
 
 
@@ -219,15 +219,15 @@ def test_an_upstream_that_refuses_pushes_stops_the_worker_with_the_reason(tmp_pa
     hook.write_text("#!/bin/sh\necho 'quota exceeded for this repository' >&2\nexit 1\n")
     hook.chmod(0o755)
     w = worker(root, upstream, agent_script(tmp_path, "fix", FIX_MEAN), tmp_path)
-    from clude.team.worker import EXIT_UPSTREAM
+    from clude.team.work.worker import EXIT_UPSTREAM
     assert w.run() == EXIT_UPSTREAM
-    from clude.team.events import read_events
+    from clude.team.logs.events import read_events
     stopped = read_events(tmp_path / "state")[-1]
     assert stopped["kind"] == "worker_stopped" and "quota exceeded" in stopped["reason"]
 
 
 def test_roles_are_assigned_from_the_command_line():
-    from clude.team.runner import assign_roles, parse_roles
+    from clude.team.supervision.runner import assign_roles, parse_roles
     import pytest
 
     assert parse_roles("implementer=2, docs=1") == {"implementer": 2, "docs": 1}
@@ -242,7 +242,7 @@ def test_roles_are_assigned_from_the_command_line():
 def test_a_project_without_tests_lands_tasks_as_done_unverified_when_told_to(tmp_path):
     from conftest import write_files
     from team_helpers import git
-    from clude.team.upstream import init_team
+    from clude.team.protocol.upstream import init_team
 
     root = tmp_path / "project"
     write_files(root, {"README.md": "A project without tests.\n", "clude.toml": '[team]\nverify = "none"\n'})

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from clude.gitcli import GitError
-from clude.team import layout
-from clude.team.git import PushResult, Repo, classify_push, same_url
-from clude.team.sync import UpstreamRejected, race_backoff, update_upstream
-from clude.team.upstream import TeamInitError, default_upstream, init_team, team_upstream
+from clude.team.board import layout
+from clude.team.protocol.git import PushResult, Repo, classify_push, same_url
+from clude.team.protocol.sync import UpstreamRejected, race_backoff, update_upstream
+from clude.team.protocol.upstream import TeamInitError, default_upstream, init_team, team_upstream
 from gitdaemon import free_port, git_daemon
 
 
@@ -249,7 +249,7 @@ def test_read_only_upstream_is_rejected(tmp_path, upstream):
             for d in dirs:
                 d.chmod(d.stat().st_mode | stat.S_IWUSR)
     else:  # root ignores permissions: push from a mount namespace where the upstream is mounted read-only
-        script = ("import sys; from clude.team.git import Repo; r = Repo(sys.argv[1]).push(); "
+        script = ("import sys; from clude.team.protocol.git import Repo; r = Repo(sys.argv[1]).push(); "
                   "print(r.status); print(r.message)")
         proc = subprocess.run(
             ["unshare", "-m", "sh", "-c", 'mount --bind -o ro "$1" "$1" && exec "$2" -c "$3" "$4"', "sh",
@@ -506,7 +506,7 @@ def test_round_trip_through_git_daemon(tmp_path):
 
 
 def test_refresh_fetches_only_when_the_upstream_s_main_moved(tmp_path, bare_git_env):
-    from clude.team.git import Repo, upstream_head
+    from clude.team.protocol.git import Repo, upstream_head
     upstream = tmp_path / "up.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(upstream)], check=True)
     seed = tmp_path / "seed"

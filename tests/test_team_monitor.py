@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from clude.team.crashloop import Policy, Run, decide
+from clude.team.supervision.crashloop import Policy, Run, decide
 from team_helpers import agent_script, landed, team_project, upstream_file, upstream_files, upstream_log
 
 POLICY = Policy(k=3, window_s=600, base_s=1, cap_s=8, healthy_s=120)
@@ -158,7 +158,7 @@ def test_workers_stop_and_release_their_task_when_their_monitor_is_killed(tmp_pa
 
 def test_the_environment_is_the_suspect_when_runs_fail_alike():
     from clude.team.backends import InfraFailure
-    from clude.team.crashloop import environment_suspect
+    from clude.team.supervision.crashloop import environment_suspect
 
     key = InfraFailure(kind="missing_env", message="OPENAI_API_KEY is not set", name="OPENAI_API_KEY")
     limit = InfraFailure(kind="rate_limited", message="429", retry_after_s=30)
@@ -172,7 +172,7 @@ def test_the_environment_is_the_suspect_when_runs_fail_alike():
 
 
 def test_credentials_in_urls_never_reach_events_or_logs(tmp_path):
-    from clude.team.events import EventLog, read_events
+    from clude.team.logs.events import EventLog, read_events
 
     EventLog(tmp_path, "a1", env={}).emit("worker_started", upstream="https://bob:hunter2pass@host/r.git")
     assert "hunter2pass" not in json.dumps(read_events(tmp_path))

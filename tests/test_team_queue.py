@@ -18,16 +18,16 @@ from hypothesis import given, settings, strategies as st
 
 from clude.config.loader import load_settings
 from clude.sandbox import Sandbox, allowed_env
-from clude.team.events import EventLog
-from clude.team.git import Repo
-from clude.team.layout import lock_path
-from clude.team.locks import Queued, new_lock, render_lock
+from clude.team.logs.events import EventLog
+from clude.team.protocol.git import Repo
+from clude.team.board.layout import lock_path
+from clude.team.board.locks import Queued, new_lock, render_lock
 from clude.team.queue import Rejected, settle_batch
 from clude.team.queue.enqueue import enqueue
 from clude.team.queue.lander import Lander, queued_entries
 from clude.team.queue.lease import LEASE_REF, holds, parse_holder
-from clude.team.sync import update_upstream
-from clude.team.verify import Judge
+from clude.team.protocol.sync import update_upstream
+from clude.team.work.verify import Judge
 from team_helpers import landed, team_project, upstream_file
 
 HOST = socket.gethostname()
@@ -80,7 +80,7 @@ def test_a_red_batch_of_eight_with_one_bad_change_costs_a_few_checks():
 # -- landers against a real upstream ----------------------------------------------------------------------
 def project(tmp_path: Path, lease_s: float = 120.0):
     root, upstream = team_project(tmp_path, fast=True, team=f"[team]\nlease_s = {lease_s}")
-    from clude.team.admin import add_task, view
+    from clude.team.protocol.admin import add_task, view
     tasks = [add_task(view(root, upstream), {"title": f"check {n}", "tests": f"checks.check{n}"})[0].id
              for n in range(1, 4)]
     return root, upstream, tasks

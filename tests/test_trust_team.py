@@ -17,10 +17,10 @@ import pytest
 
 from clude.config.loader import load_settings
 from clude.sandbox import problem
-from clude.team.admin import add_task, view
+from clude.team.protocol.admin import add_task, view
 from clude.team.backends import get_backend
-from clude.team.events import read_events
-from clude.team.worker import EXIT_SETTLED, Worker, WorkerConfig
+from clude.team.logs.events import read_events
+from clude.team.work.worker import EXIT_SETTLED, Worker, WorkerConfig
 from conftest import exits_within, processes_with
 from team_helpers import agent_script, team_project, upstream_file, upstream_log
 

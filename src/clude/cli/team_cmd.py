@@ -38,7 +38,7 @@ def board_repo(project: Path, upstream: str | None, name: str | None = None) -> 
     kept to this command until the block ends (admin.clone_turn: two commands of this machine take
     turns); a usage error when there is no team."""
     from clude.gitcli import GitError
-    from clude.team.admin import VIEW_CLONE, NoTeam, clone_turn, upstream_of, view
+    from clude.team.protocol.admin import VIEW_CLONE, NoTeam, clone_turn, upstream_of, view
 
     root, settings = project.resolve(), settings_of(project)
     try:
@@ -64,7 +64,7 @@ def team_group() -> None:
 def init_command(upstream, project) -> None:
     """Make this git repository a team: a bare upstream (made, or an existing URL) with tasks/,
     current_tasks/ and PROGRESS.md."""
-    from clude.team.upstream import TeamInitError, init_team
+    from clude.team.protocol.upstream import TeamInitError, init_team
 
     try:
         url = init_team(project.resolve(), upstream)
@@ -99,14 +99,14 @@ def task_add_command(title, body, body_file, tests, deps, role, priority, max_at
     """Add a task; a dependency that does not exist or a cycle is reported and the task blocked."""
     from pydantic import ValidationError
 
-    from clude.team.admin import add_task
+    from clude.team.protocol.admin import add_task
 
     if body and body_file:
         fail("give --body or --body-file, not both")
     text = body_file.read_text(encoding="utf-8") if body_file else (body or "")
     with board_repo(project, upstream) as (settings, repo):
         if role:
-            from clude.team.roles import role_names
+            from clude.team.work.roles import role_names
             known = role_names(Path(settings.team.roles_dir) if settings.team.roles_dir else None)
             if role not in known:
                 fail(f"unknown role {role!r}: the roles are {', '.join(known)} (or add {role}.md to "
@@ -132,7 +132,7 @@ def _refuse_without_tests(checkout: Path, settings) -> None:
     import os
 
     from clude.harness import frameworks
-    from clude.team.admin import tests_detected
+    from clude.team.protocol.admin import tests_detected
 
     if tests_detected(checkout, settings, os.environ):
         return
@@ -149,7 +149,7 @@ def _refuse_without_tests(checkout: Path, settings) -> None:
 @_project
 def task_list_command(as_json, upstream, project) -> None:
     """Every task with its state, attempts and holder."""
-    from clude.team.admin import board_of, check_dependencies
+    from clude.team.protocol.admin import board_of, check_dependencies
 
     with board_repo(project, upstream) as (settings, repo):
         notes = check_dependencies(repo)
@@ -170,9 +170,9 @@ def task_list_command(as_json, upstream, project) -> None:
 @_project
 def task_show_command(task_id, upstream, project) -> None:
     """One task: its file, state, lock and failure records."""
-    from clude.team.admin import board_of
-    from clude.team.board import shown_state
-    from clude.team.layout import FAILURES_DIR
+    from clude.team.protocol.admin import board_of
+    from clude.team.board.board import shown_state
+    from clude.team.board.layout import FAILURES_DIR
 
     with board_repo(project, upstream) as (settings, repo):
         board = board_of(repo, settings.team.lease_s)

@@ -35,7 +35,7 @@ def analyze_command(files, as_json, loop_threshold, window_s, project) -> None:
     """Crash loops, the most repeated errors, tasks claimed more often than their attempts explain, and
     time per task — from FILES (*.jsonl: events; anything else: log lines), by default
     .clude/events.jsonl and .clude/logs/*."""
-    from clude.team.analyze import analyze, default_inputs, read_inputs
+    from clude.team.logs.analyze import analyze, default_inputs, read_inputs
 
     paths = [path if path.is_absolute() else project / path for path in files]
     for path in paths:
@@ -60,7 +60,7 @@ def analyze_command(files, as_json, loop_threshold, window_s, project) -> None:
 
 def _nothing(message: str, as_json: bool, skipped: int = 0) -> None:
     if as_json:
-        from clude.team.analyze import Report
+        from clude.team.logs.analyze import Report
 
         click.echo(json.dumps({**Report([], [], [], [], 0, 0, skipped).to_json(), "message": message}))
     else:
@@ -160,7 +160,7 @@ def status_view(board, workers: list[dict]):
     from rich.text import Text
 
     from clude.cli.team_view import board_table, workers_table
-    from clude.team.board import counts
+    from clude.team.board.board import counts
 
     parts: list = []
     if not board.tasks:

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -14,7 +13,7 @@ import click
 from clude.cli.signals import stop_signals_as_interrupt
 from clude.cli.team_cmd import _project, _upstream, board_repo, fail, settings_of
 
-from clude.exits import INTERRUPTED, TEAM_INFRA as EXIT_INFRA, TEAM_TASKS_LEFT as EXIT_TASKS_LEFT
+from clude.exits import TEAM_INFRA as EXIT_INFRA, TEAM_TASKS_LEFT as EXIT_TASKS_LEFT
 
 _backend = click.option("--backend", default=None, help="The agent CLI: clude, claude, codex, aider, "
                         "gemini, command, or one of [backends.NAME] [default: [team] backend].")
@@ -69,7 +68,7 @@ def worker_command(upstream, agent_id, backend, command, role, workdir, state_di
                    exit_with_parent, sandbox_mode, project) -> None:
     """One worker: claim, work, verify, push, until no task is left (local, or on another machine)."""
     from clude.harness.runner import clude_dir
-    from clude.team.worker import Worker, WorkerConfig
+    from clude.team.work.worker import Worker, WorkerConfig
 
     settings = settings_of(project)
     state = state_dir or clude_dir(project.resolve())
@@ -100,9 +99,9 @@ def run_command(agents, backend, command, roles, forever, as_json, no_doctor, sa
                 project) -> None:
     """Start N workers, restart the ones that exit (a crash loop blocks a worker with its reason), and
     return when every task is done, failed or blocked."""
-    from clude.team.admin import NoTeam, upstream_of
-    from clude.team.monitor import Plan
-    from clude.team.runner import assign_roles, parse_roles
+    from clude.team.protocol.admin import NoTeam, upstream_of
+    from clude.team.supervision.monitor import Plan
+    from clude.team.supervision.runner import assign_roles, parse_roles
 
     root = project.resolve()
     settings = settings_of(project)
@@ -113,7 +112,7 @@ def run_command(agents, backend, command, roles, forever, as_json, no_doctor, sa
         assigned = assign_roles(agents or settings.team.agents, parse_roles(roles) or settings.team.roles)
     except (NoTeam, ValueError) as error:
         fail(str(error))
-    from clude.team.roles import role_names
+    from clude.team.work.roles import role_names
     known = role_names(Path(settings.team.roles_dir) if settings.team.roles_dir else None)
     unknown = sorted({role for _, role in assigned if role and role not in known})
     if unknown:
@@ -139,88 +138,23 @@ def run_command(agents, backend, command, roles, forever, as_json, no_doctor, sa
 def run_team(root: Path, settings, url: str, plans, *, forever: bool, as_json: bool,
              echo=lambda text: click.echo(text, err=True)) -> int:
     """The monitor over `plans` until the board is settled or no worker can work; prints the end."""
-    from clude.harness.runner import clude_dir
-    from clude.team.admin import MONITOR_CLONE, board_of, clone_turn, note_progress, view
-    from clude.team.board import all_settled
-    from clude.team.crashloop import Policy
-    from clude.team.events import EventLog
-    from clude.team.monitor import Monitor
-
-    team = settings.team
-    state = clude_dir(root)
-    with clone_turn(root, MONITOR_CLONE):
-        repo = view(root, url, MONITOR_CLONE)
-    logs: dict[str, EventLog] = {}
-    seen: list = []  # the last board read: a failed fetch (a network blip) keeps it for one more look
-
-    def emit(kind: str, level: str = "INFO", *, worker: str, **details) -> None:
-        logs.setdefault(worker, EventLog(state, worker)).emit(kind, level, by="monitor", **details)
-
-    def current():
-        from clude.gitcli import GitError
-
-        with clone_turn(root, MONITOR_CLONE):
-            try:
-                if not repo.refresh() and seen:  # main has not moved: the board is what it was
-                    return seen[-1]
-            except GitError as error:
-                if not seen:
-                    raise
-                echo(f"could not read the upstream ({error}); trying again")
-                return seen[-1]
-            seen[:] = [board_of(repo, team.lease_s)]
-        return seen[-1]
-
-    def blocked(worker: str, reason: str) -> None:
-        echo(f"worker {worker} blocked: {reason}")
-        with clone_turn(root, MONITOR_CLONE):
-            note_progress(repo, "blocked", f"worker {worker}", reason, agent=worker)
-
-    policy = Policy(k=team.crash_loop, window_s=team.crash_window_s, base_s=team.restart_s,
-                    cap_s=team.restart_cap_s)
-    monitor = Monitor(root, state, url, plans, env=dict(os.environ), policy=policy,
-                      heartbeat_s=team.heartbeat_s, forever=forever,
-                      board_settled=lambda: all_settled(current()), emit=emit, on_blocked=blocked)
-    unsandboxed = [p.agent_id for p in plans if p.sandbox == "off"]
-    if unsandboxed:
-        warning = (f"agents of {', '.join(unsandboxed)} run WITHOUT a sandbox (--sandbox off): they can read "
-                   "your credentials and files, write outside their work trees and reach the upstream")
-        echo(f"WARNING: {warning}")
-        with clone_turn(root, MONITOR_CLONE):
-            note_progress(repo, "note", "sandbox", warning, agent="monitor")
-    from clude.secrets import Redactor
-    echo(f"started {len(plans)} workers ({', '.join(sorted({p.backend for p in plans}))}) on "
-         f"{Redactor({}).text(url)}")
+    from clude.team.supervision.team_run import supervise
 
     with stop_signals_as_interrupt((signal.SIGTERM,)):
-        why = "interrupted"
-        try:
-            why = monitor.run()
-        except KeyboardInterrupt:
-            why = "interrupted"
-        finally:
-            monitor.finish() if why == "settled" else monitor.stop()
-    board = current()
-    workers = {a: {"state": w.state, "restarts": w.restarts, "reason": w.reason,
-                   "exit_code": w.process.exit_code if w.process else None}
-               for a, w in monitor.workers.items()}
+        ended = supervise(root, settings, url, plans, forever=forever, echo=echo)
     if as_json:
         from clude.cli.team_view import board_json
-        click.echo(json.dumps({"stopped": why, "workers": workers, **board_json(board)}, ensure_ascii=False))
+        click.echo(json.dumps({"stopped": ended.why, "workers": ended.workers, **board_json(ended.board)},
+                              ensure_ascii=False))
     else:
         from clude.cli.team_view import print_board
-        print_board(board)
-        for agent, w in workers.items():
+        print_board(ended.board)
+        for agent, w in ended.workers.items():
             click.echo(f"worker {agent}: {w['state']}" + (f" — {w['reason']}" if w["state"] == "blocked" else "")
                        + (f" ({w['restarts']} restarts)" if w["restarts"] else ""))
-        click.echo(f"stopped: {why}")
-        click.echo(f"PROGRESS.md: {repo.path / 'PROGRESS.md'}; logs: {state / 'logs'}")
-    if why == "interrupted":
-        return INTERRUPTED
-    states = {item.state for item in board.tasks.values()}
-    if why in ("all workers blocked", "workers exited") and states & {"open", "claimed"}:
-        return EXIT_INFRA
-    return EXIT_TASKS_LEFT if states & {"failed", "blocked", "open", "claimed"} else 0
+        click.echo(f"stopped: {ended.why}")
+        click.echo(f"PROGRESS.md: {ended.progress}; logs: {ended.logs}")
+    return ended.exit_code
 
 
 @click.command("status")
@@ -231,16 +165,17 @@ def run_team(root: Path, settings, url: str, plans, *, forever: bool, as_json: b
 def status_command(as_json, live, upstream, project) -> None:
     """Tasks (state, attempts, holder) and workers (state, task, last error)."""
     from clude.harness.runner import clude_dir
-    from clude.team.admin import board_of
-    from clude.team.events import read_events
-    from clude.team.heartbeat import read_heartbeats
+    from clude.team.protocol.admin import board_of
+    from clude.team.logs.events import read_events
+    from clude.team.logs.status import worker_states
+    from clude.team.work.heartbeat import read_heartbeats
 
     state = clude_dir(project.resolve())
     if live:
         if as_json:
             fail("--watch and --json do not go together")
         from clude.cli.team_logs_cmd import status_view, watch
-        from clude.team.admin import WATCH_CLONE, clone_turn
+        from clude.team.protocol.admin import WATCH_CLONE, clone_turn
 
         # its own clone, so that a `task add` meanwhile never shares one with it; taken for each refresh
         with board_repo(project, upstream, WATCH_CLONE) as (settings, repo):
@@ -273,51 +208,6 @@ def status_command(as_json, live, upstream, project) -> None:
             console.print(sandbox_warning(workers), style="yellow")
 
 
-_STATE_AFTER = {"worker_restarted": "restarting", "worker_started": "idle", "claimed": "working",
-                "agent_started": "working",
-                "agent_finished": "verifying", "done": "idle", "failed_attempt": "idle", "infra": "idle",
-                "lost": "idle", "worker_blocked": "blocked", "worker_done": "finished",
-                "worker_stopped": "exited"}
-
-
-def worker_states(events: list[dict], beats: dict[str, dict] | None = None, now: float | None = None) -> list[dict]:
-    """Each worker's state from its events (and heartbeats): the last state-changing event, its task
-    and attempt, uptime, restarts and last error."""
-    now = time.time() if now is None else now
-    workers: dict[str, dict] = {}
-    for event in events:
-        agent = str(event.get("agent", "?"))
-        w = workers.setdefault(agent, {"agent": agent, "state": "idle", "task": None, "attempt": None,
-                                       "since": None, "uptime_s": None, "restarts": 0, "error": None})
-        kind = event.get("kind")
-        at = float(event.get("at", 0))
-        if kind == "worker_started":
-            w["started"] = at
-            w["sandbox"] = event.get("sandbox", "on")
-        if kind == "worker_restarted":
-            w["restarts"] = int(event.get("restarts") or w["restarts"] + 1)
-        if kind in _STATE_AFTER:
-            w["state"] = _STATE_AFTER[kind]
-            w["since"] = time.strftime("%H:%M:%S", time.localtime(at))
-            working = w["state"] in ("working", "verifying")
-            w["task"] = event.get("task") if working else None
-            w["attempt"] = event.get("attempt") if working else None
-        if event.get("level") == "ERROR":
-            w["error"] = event.get("reason") or event.get("message")
-    for agent, beat in (beats or {}).items():
-        w = workers.setdefault(agent, {"agent": agent, "restarts": 0, "error": None})
-        if w.get("state") not in ("blocked", "exited", "finished"):
-            w.update(state=beat.get("state"), task=beat.get("task"), attempt=beat.get("attempt"),
-                     since=time.strftime("%H:%M:%S", time.localtime(float(beat.get("since") or 0))))
-        w["started"] = float(beat.get("started") or w.get("started") or now)
-        w["heartbeat_age_s"] = round(now - float(beat.get("at") or 0), 1)
-    for w in workers.values():
-        started = w.pop("started", None)
-        ended = w.get("state") in ("exited", "blocked", "finished")
-        w["uptime_s"] = round(now - started) if started and not ended else None
-    return list(workers.values())
-
-
 @click.command("demo")
 @click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to make the demo project [default: a new temp folder].")
@@ -328,7 +218,7 @@ def demo_command(folder) -> None:
 
     from clude.config import load_settings
     from clude.team.demo import WORKERS, create_demo
-    from clude.team.monitor import Plan
+    from clude.team.supervision.monitor import Plan
 
     folder = (folder or Path(tempfile.mkdtemp(prefix="clude-team-demo-"))).resolve()
     folder.mkdir(parents=True, exist_ok=True)

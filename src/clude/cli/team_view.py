@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from clude.team.board import QUEUED, UNVERIFIED, Board, counts, merge_queue, shown_state
+from clude.team.board.board import QUEUED, UNVERIFIED, Board, counts, merge_queue, shown_state
 
 _STYLE = {"done": "green", UNVERIFIED: "yellow", "failed": "red", "blocked": "red", "claimed": "cyan",
           QUEUED: "blue", "open": ""}

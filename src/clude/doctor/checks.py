@@ -101,7 +101,7 @@ def git_check(root: Path, settings: Settings, *, needed: bool) -> Check:
 # upstream --------------------------------------------------------------------------------------
 def _team_url(root: Path, settings: Settings, given: str | None) -> tuple[str | None, str | None]:
     """(the team's upstream, None) or (None, why there is none)."""
-    from clude.team.admin import NoTeam, upstream_of
+    from clude.team.protocol.admin import NoTeam, upstream_of
 
     try:
         return upstream_of(root, settings, given), None
@@ -111,8 +111,8 @@ def _team_url(root: Path, settings: Settings, given: str | None) -> tuple[str | 
 
 def upstream_checks(root: Path, url: str | None, no_team: str | None = None) -> list[Check]:
     """The upstream answers `git ls-remote` and has main; then that we may push to it."""
-    from clude.team.git import is_local_url
-    from clude.team.layout import BRANCH
+    from clude.team.protocol.git import is_local_url
+    from clude.team.board.layout import BRANCH
 
     if url is None:
         return [Check("upstream", False, no_team or "no team upstream: run `clude team init`")]
@@ -139,7 +139,7 @@ def writable_check(root: Path, url: str) -> Check | None:
     """A local upstream: its refs and objects folders are writable by us. Any other URL: the server's
     receive-pack accepts us (`git push --dry-run`, which changes nothing; None without a commit to
     push). A pre-receive hook that refuses every push cannot be seen this way."""
-    from clude.team.git import is_local_url
+    from clude.team.protocol.git import is_local_url
 
     if is_local_url(url):
         path = _local(root, url).resolve()

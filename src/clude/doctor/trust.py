@@ -10,7 +10,7 @@ from pathlib import Path
 from clude.config.settings import Settings
 from clude.gitcli import GitError, git_text
 from clude.doctor.check import Check
-from clude.team.upstream import PROTECTED_UPSTREAM
+from clude.team.protocol.upstream import PROTECTED_UPSTREAM
 
 
 def sandbox_check(settings: Settings) -> Check:
@@ -38,7 +38,7 @@ def sandbox_check(settings: Settings) -> Check:
 def protection_check(root: Path, url: str) -> Check:
     """A local upstream refuses non-fast-forward pushes and deleting branches (what `team init` sets);
     a remote one cannot be read from here: a WARN saying what to protect on the server."""
-    from clude.team.git import is_local_url
+    from clude.team.protocol.git import is_local_url
 
     if not is_local_url(url):
         return Check("upstream protection", True, f"{url} is not a local path, so whether it refuses force "

@@ -10,8 +10,8 @@ from importlib import resources
 from pathlib import Path
 
 from clude.gitcli import git_env
-from clude.team.admin import add_task, view
-from clude.team.upstream import init_team
+from clude.team.protocol.admin import add_task, view
+from clude.team.protocol.upstream import init_team
 
 # Files of the demo project that are templates: {python} becomes the interpreter running clude.
 TEMPLATES = ("clude.toml",)

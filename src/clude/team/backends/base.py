@@ -21,7 +21,7 @@ from clude.harness.process import MissingProgram, resolve_program, run_group, ta
 from clude.secrets import Redactor
 from clude.team.backends.infra import InfraFailure
 from clude.team.backends.results import READERS, read_result
-from clude.team.layout import agent_identity
+from clude.team.board.layout import agent_identity
 
 if TYPE_CHECKING:
     from clude.sandbox import Sandbox

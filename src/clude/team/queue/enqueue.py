@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Literal
 
 from clude.gitcli import run_git
-from clude.team.git import Repo
-from clude.team.layout import lock_path
-from clude.team.lease import lock_on_disk, same_holder
-from clude.team.locks import Lock, Queued, render_lock
-from clude.team.records import append_progress, progress_line
-from clude.team.sync import UpstreamRejected, race_backoff
+from clude.team.protocol.git import Repo
+from clude.team.board.layout import lock_path
+from clude.team.protocol.lease import lock_on_disk, same_holder
+from clude.team.board.locks import Lock, Queued, render_lock
+from clude.team.board.records import append_progress, progress_line
+from clude.team.protocol.sync import UpstreamRejected, race_backoff
 
 # Where queued changes live on the upstream: one ref per change, made once, never moved.
 QUEUE_REFS = "refs/clude/queue"

@@ -15,18 +15,18 @@ from clude.gitcli import GitError, run_git
 from clude.harness.compare import PASSING, compare
 from clude.harness.report import concise
 from clude.harness.verdict import Verdict
-from clude.team.books import write_done, write_failure, write_released
-from clude.team.events import EventLog
-from clude.team.git import ORIGIN, Repo
-from clude.team.layout import BRANCH, LOCKS_DIR, is_team_path, lock_path, task_path
-from clude.team.locks import Lock, LockFileError, Queued, parse_lock
+from clude.team.board.books import write_done, write_failure, write_released
+from clude.team.logs.events import EventLog
+from clude.team.protocol.git import ORIGIN, Repo
+from clude.team.board.layout import BRANCH, LOCKS_DIR, is_team_path, lock_path, task_path
+from clude.team.board.locks import Lock, LockFileError, Queued, parse_lock
 from clude.team.queue.batch import Rejected, settle_batch
 from clude.team.queue.enqueue import QUEUE_REFS
 from clude.team.queue.lease import LEASE_FETCH, Holder, LandingLease
-from clude.team.records import failure_record
-from clude.team.sync import UpstreamRejected, race_backoff
-from clude.team.tasks import parse_task
-from clude.team.verify import UNUSABLE_BASELINE, BaselineUnusable, Judge, baseline, failure_lines
+from clude.team.board.records import failure_record
+from clude.team.protocol.sync import UpstreamRejected, race_backoff
+from clude.team.board.tasks import parse_task
+from clude.team.work.verify import UNUSABLE_BASELINE, BaselineUnusable, Judge, baseline, failure_lines
 
 QUEUE_FETCH = f"+{QUEUE_REFS}/*:{QUEUE_REFS}/*"
 MAX_RACES = 60
@@ -262,17 +262,17 @@ class Lander:
 
     def _report(self, landing: list[Entry], back: dict[Entry, Rejected[Entry]], missing: list[Entry]) -> None:
         for entry in landing:
-            self.events.emit("done", task=entry.task, attempt=entry.lock.attempt, by=entry.lock.agent,
+            self.events.emit("done", task=entry.task, attempt=entry.lock.attempt, queued_by=entry.lock.agent,
                              commit=entry.commit, verified=not entry.queued.unverified,
                              changed_tests=entry.queued.changed_tests)
         for entry, why in back.items():
             if why.details == CONFLICT:
-                self.events.emit("conflict", "WARNING", task=entry.task, by=entry.lock.agent, reason=why.reason)
+                self.events.emit("conflict", "WARNING", task=entry.task, queued_by=entry.lock.agent, reason=why.reason)
             else:
                 self.events.emit("failed_attempt", "WARNING", task=entry.task, attempt=entry.lock.attempt,
-                                 by=entry.lock.agent, reason=why.reason, final=self.final.get(entry.task, False))
+                                 queued_by=entry.lock.agent, reason=why.reason, final=self.final.get(entry.task, False))
         for entry in missing:
-            self.events.emit("lost", "WARNING", task=entry.task, by=entry.lock.agent,
+            self.events.emit("lost", "WARNING", task=entry.task, queued_by=entry.lock.agent,
                              reason="its queued change is not on the upstream")
         self.events.emit("landed", tasks=[e.task for e in landing], sent_back=[e.task for e in back],
                          checks=self.checks)

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from clude.team.git import Repo
-from clude.team.sync import UpstreamRejected
+from clude.team.protocol.git import Repo
+from clude.team.protocol.sync import UpstreamRejected
 
 # The lease's ref on the upstream (under LEASE_REFS, fetched by a glob: a missing ref is no error).
 LEASE_REFS = "refs/clude/lease"

@@ -9,8 +9,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from clude.team.git import is_local_url, upstream_refs
-from clude.team.layout import BRANCH
+from clude.team.protocol.git import is_local_url, upstream_refs
+from clude.team.board.layout import BRANCH
 from clude.team.queue.lander import Lander
 from clude.team.queue.lease import LEASE_REF, pid_alive
 

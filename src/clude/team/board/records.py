@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Literal
 
 from clude.secrets import KEY_SHAPES
-from clude.team.layout import FAILURES_DIR, PROGRESS
-from clude.team.tasks import Task
-from clude.team.upstream import PROGRESS_HEADER  # what the file is for: not a note
+from clude.team.board.layout import FAILURES_DIR, PROGRESS
+from clude.team.board.tasks import Task
+from clude.team.protocol.upstream import PROGRESS_HEADER  # what the file is for: not a note
 
 ProgressKind = Literal["queued", "done", "done-unverified", "failed", "blocked", "note", "released"]
 MAX_FAILURES = 20  # failure lines in a record

@@ -24,22 +24,22 @@ from clude.exits import WORKER_SETTLED as EXIT_SETTLED
 from clude.exits import WORKER_UPSTREAM as EXIT_UPSTREAM
 from clude.sandbox import Sandbox, allowed_env
 from clude.sandbox.leftovers import kill_leftovers
-from clude.team.attempt import AGENT_PIDFILE, AttemptSteps
+from clude.team.work.attempt import AGENT_PIDFILE, AttemptSteps
 from clude.team.backends import Backend, InfraFailure
-from clude.team.board import BoardTask, all_settled, claimable, read_board
-from clude.team.crashloop import environment_suspect
-from clude.team.events import EventLog
-from clude.team.heartbeat import Heartbeat
-from clude.team.git import Repo, is_local_url
-from clude.team.layout import lock_path
-from clude.team.lease import lock_on_disk, same_holder
-from clude.team.locks import Lock, new_lock, render_lock
+from clude.team.board.board import BoardTask, all_settled, claimable, read_board
+from clude.team.supervision.crashloop import environment_suspect
+from clude.team.logs.events import EventLog
+from clude.team.work.heartbeat import Heartbeat
+from clude.team.protocol.git import Repo, is_local_url
+from clude.team.board.layout import lock_path
+from clude.team.protocol.lease import lock_on_disk, same_holder
+from clude.team.board.locks import Lock, new_lock, render_lock
 from clude.team.queue.lander import Lander
 from clude.team.queue.service import LanderService
-from clude.team.runner import FINISH_SIGNAL
-from clude.team.sync import UpstreamRejected, update_upstream
-from clude.team.turns import push_turn
-from clude.team.verify import Judge
+from clude.team.supervision.runner import FINISH_SIGNAL
+from clude.team.protocol.sync import UpstreamRejected, update_upstream
+from clude.team.protocol.turns import push_turn
+from clude.team.work.verify import Judge
 
 
 class Finish(BaseException):
@@ -326,7 +326,7 @@ class Worker(AttemptSteps):
         ran = getattr(self, "ran", None)
         if ran is None or self.holding is None or ran[0] is not self.holding or self.control is None:
             return self._release_on_exit()
-        from clude.team.verify import Verification
+        from clude.team.work.verify import Verification
 
         try:
             board = self._board(self.control.path)

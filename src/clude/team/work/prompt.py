@@ -8,9 +8,9 @@ from pathlib import Path
 
 import jinja2
 
-from clude.team.records import earlier_failures, progress_notes
-from clude.team.roles import role_prompt
-from clude.team.tasks import Task
+from clude.team.board.records import earlier_failures, progress_notes
+from clude.team.work.roles import role_prompt
+from clude.team.board.tasks import Task
 
 
 @functools.cache

@@ -10,22 +10,22 @@ from pathlib import Path
 
 from clude.gitcli import GitError
 from clude.harness.frameworks.base import importable_modules
-from clude.team.agent_tree import TooLarge, prepare, take_result
+from clude.team.work.agent_tree import TooLarge, prepare, take_result
 from clude.team.backends import AgentRun, InfraFailure
-from clude.team.board import BoardTask
+from clude.team.board.board import BoardTask
 from clude.harness.compare import PASSING
-from clude.team.books import write_failure
-from clude.team.crashloop import error_signature
-from clude.team.lease import LeaseKeeper, lock_on_disk, same_holder
-from clude.team.locks import Lock, Queued
-from clude.team.prompt import task_prompt
+from clude.team.board.books import write_failure
+from clude.team.supervision.crashloop import error_signature
+from clude.team.protocol.lease import LeaseKeeper, lock_on_disk, same_holder
+from clude.team.board.locks import Lock, Queued
+from clude.team.work.prompt import task_prompt
 from clude.team.queue.enqueue import enqueue
-from clude.team.records import MAX_AGENT_SUMMARY, failure_record
-from clude.team.review import judged_commit, review
-from clude.team.sync import update_upstream
-from clude.team.tasks import allows_test_changes
-from clude.team.turns import push_turn
-from clude.team.verify import BaselineUnusable, Verification, baseline, verify_task
+from clude.team.board.records import MAX_AGENT_SUMMARY, failure_record
+from clude.team.work.review import judged_commit, review
+from clude.team.protocol.sync import update_upstream
+from clude.team.board.tasks import allows_test_changes
+from clude.team.protocol.turns import push_turn
+from clude.team.work.verify import BaselineUnusable, Verification, baseline, verify_task
 
 MAX_PASSES = 200  # tests a queued change carries for the batch to keep passing
 AGENT_PIDFILE = "agent.pid"   # in the worker's folder: the running agent's group, killed by a restarted worker

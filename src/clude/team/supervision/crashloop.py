@@ -9,7 +9,7 @@ from typing import Literal
 from clude.backoff import backoff
 from clude.exits import WORKER_INFRA, WORKER_SETTLED, WORKER_UPSTREAM
 from clude.team.backends.infra import InfraFailure
-from clude.team.logread import normalize_error
+from clude.team.logs.logread import normalize_error
 
 MAX_INFRA_IN_A_ROW = 3  # then the worker stops; the monitor (and a person) must fix the environment
 # Exit codes a worker ends with (clude.exits) that say restarting cannot help.

@@ -7,10 +7,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from clude.team.git import Repo
-from clude.team.layout import lock_path
-from clude.team.locks import Lock, LockFileError, parse_lock, render_lock, renewed
-from clude.team.sync import UpstreamRejected, update_upstream
+from clude.team.protocol.git import Repo
+from clude.team.board.layout import lock_path
+from clude.team.board.locks import Lock, LockFileError, parse_lock, render_lock, renewed
+from clude.team.protocol.sync import UpstreamRejected, update_upstream
 
 
 def same_holder(a: Lock, b: Lock) -> bool:

@@ -12,7 +12,7 @@ from typing import Sequence
 from clude.gitsafe import ISOLATED
 from clude.harness.protected import (ProtectedChange, Touch, conflict_markers, has_sections, protected_changes,
                                     folders_of_tests)
-from clude.team.git import Repo
+from clude.team.protocol.git import Repo
 
 DIFF_BYTES = 6000   # of the refused files' diff, kept in the failure record
 READ_BYTES = 1 << 20  # of a changed file, read to look for conflict markers (a larger one is not read)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from clude.gitcli import run_git
 from clude.gitsafe import ISOLATED
-from clude.team.git import LOCAL_EXCLUDES, Repo
-from clude.team.layout import TEAM_PATHS, agent_identity
+from clude.team.protocol.git import LOCAL_EXCLUDES, Repo
+from clude.team.board.layout import TEAM_PATHS, agent_identity
 
 # The index the worker stages the agent's files in, inside its own clone's git folder.
 IMPORT_INDEX = "clude-agent-index"

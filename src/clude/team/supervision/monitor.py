@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Callable
 
 from clude.harness.process import tail as process_tail
-from clude.team.crashloop import Policy, Run, decide
-from clude.team.runner import FINISH_SIGNAL, STOP_GRACE_S, WorkerProcess, start_worker
+from clude.team.supervision.crashloop import Policy, Run, decide
+from clude.team.supervision.runner import FINISH_SIGNAL, STOP_GRACE_S, WorkerProcess, start_worker
 
 POLL_S = 0.5
 

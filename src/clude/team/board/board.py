@@ -12,9 +12,9 @@ from functools import partial
 from pathlib import Path
 from typing import Literal
 
-from clude.team.layout import FAILURES_DIR, LOCKS_DIR, TASKS_DIR
-from clude.team.locks import Lock, LockFileError, lease_end, parse_lock, unreadable_lock_live
-from clude.team.tasks import Task, TaskFileError, parse_task
+from clude.team.board.layout import FAILURES_DIR, LOCKS_DIR, TASKS_DIR
+from clude.team.board.locks import Lock, LockFileError, lease_end, parse_lock, unreadable_lock_live
+from clude.team.board.tasks import Task, TaskFileError, parse_task
 
 TaskState = Literal["open", "claimed", "done", "failed", "blocked"]
 STATES: tuple[str, ...] = ("open", "claimed", "done", "failed", "blocked")

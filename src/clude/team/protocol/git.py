@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from clude.gitcli import GitError, git_text, run_git
-from clude.team.layout import BRANCH, agent_identity
+from clude.team.board.layout import BRANCH, agent_identity
 
 # The remote every agent clone pushes to and pulls from.
 ORIGIN = "origin"

@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from clude.team.layout import failure_path, lock_path, task_path
-from clude.team.records import append_progress, progress_line
-from clude.team.tasks import parse_task, render_task
+from clude.team.board.layout import failure_path, lock_path, task_path
+from clude.team.board.records import append_progress, progress_line
+from clude.team.board.tasks import parse_task, render_task
 
 
 def _update_task(checkout: Path, task_id: str, **update) -> None:

@@ -8,12 +8,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from clude.config.settings import Settings
-from clude.team.board import Board, dependency_problems, read_board
-from clude.team.git import Repo
-from clude.team.layout import TASKS_DIR, task_path
-from clude.team.sync import update_upstream
-from clude.team.tasks import Task, parse_task, render_task
-from clude.team.upstream import team_upstream
+from clude.team.board.board import Board, dependency_problems, read_board
+from clude.team.protocol.git import Repo
+from clude.team.board.layout import TASKS_DIR, task_path
+from clude.team.protocol.sync import update_upstream
+from clude.team.board.tasks import Task, parse_task, render_task
+from clude.team.protocol.upstream import team_upstream
 
 DEPENDENCY = "dependency: "  # the prefix of a blocked_reason set by the dependency check (lifted again when fixed)
 # The named clones of .clude/team/: task add/list/show and status read and change the board through
@@ -105,7 +105,7 @@ def mark_dependency_problems(checkout: Path) -> list[str]:
 
 def add_task(repo: Repo, fields: dict) -> tuple[Task, list[str]]:
     """Add a task (the next free id) and apply the dependency check; one push."""
-    from clude.team.tasks import next_task_id
+    from clude.team.board.tasks import next_task_id
 
     made: dict = {}
 
@@ -141,7 +141,7 @@ def _ours(task: Task) -> bool:
 
 def note_progress(repo: Repo, kind: str, subject: str, text: str, *, agent: str) -> None:
     """A line in the upstream's PROGRESS.md (a worker blocked, a note), in one push."""
-    from clude.team.records import append_progress, progress_line
+    from clude.team.board.records import append_progress, progress_line
 
     def change(checkout: Path) -> str:
         append_progress(checkout, progress_line(kind, subject, text, agent=agent,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from clude.backoff import backoff
-from clude.team.git import Repo
+from clude.team.protocol.git import Repo
 
 # Backoff after a lost race: jittered, doubling from FIRST_DELAY up to MAX_DELAY seconds.
 FIRST_DELAY = 0.05

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_serializer
 
-from clude.team.tasks import TaskId
+from clude.team.board.tasks import TaskId
 
 
 class LockFileError(ValueError):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import asdict, dataclass, field
 
-from clude.team.logread import (KINDS, EventList, Line, agent_of, classify_reason, default_inputs,
+from clude.team.logs.logread import (KINDS, EventList, Line, agent_of, classify_reason, default_inputs,
                                 mirrored_event, normalize_error, parse_lines, read_inputs, source_header)
 
 # read_inputs and its helpers live in logread.py; the command line and the tests take them from here
