@@ -46,7 +46,7 @@ def test_a_batch_lands_exactly_its_good_changes_in_order(bad_flags, conflicting)
     conflicts = {e for e in conflicting if e < len(entries)} - bad
     checks = []
 
-    def check(landing, batch):
+    def check(landing, batch, fresh):
         checks.append((list(landing), list(batch)))
         assert not set(landing) & (bad | conflicts), "a change sent back was used again"
         for e in batch:
@@ -62,19 +62,42 @@ def test_a_batch_lands_exactly_its_good_changes_in_order(bad_flags, conflicting)
         assert len(checks) == 1  # a green batch is tested once
     # bisection: about 2·log2(n) checks per change at fault, never one check per change
     n = len(entries)
-    assert len(checks) <= 1 + len(conflicts) + 2 * max(1, len(bad)) * max(1, n.bit_length())
+    assert len(checks) <= 1 + len(conflicts) + 3 * max(1, len(bad)) * max(1, n.bit_length())
 
 
 def test_a_red_batch_of_eight_with_one_bad_change_costs_a_few_checks():
     checks = []
 
-    def check(landing, batch):
+    def check(landing, batch, fresh):
         checks.append(batch)
         return Rejected("red") if 5 in batch else None
 
     landing, back = settle_batch(list(range(8)), check)
     assert landing == [0, 1, 2, 3, 4, 6, 7] and list(back) == [5]
     assert len(checks) <= 7  # against 8 for testing every change alone
+
+
+def test_a_red_verdict_from_the_cache_is_confirmed_by_a_fresh_run_before_a_change_is_charged():
+    seen = []
+
+    def check(landing, batch, fresh):
+        seen.append(fresh)
+        return None if fresh else Rejected("red, as the cache remembers it", cached=True)
+
+    assert settle_batch(["only"], check) == (["only"], {}) and seen == [False, True]
+
+
+def test_a_change_is_charged_only_when_a_fresh_check_of_it_alone_fails():
+    """A flaky red batch: the change it would blame passes when checked again, fresh, and lands."""
+    seen = []
+
+    def check(landing, batch, fresh):
+        seen.append((list(batch), fresh))
+        return Rejected("flaky") if len(seen) == 1 else None
+
+    landing, back = settle_batch([1, 2], check)
+    assert landing == [1, 2] and back == {}
+    assert seen == [([1, 2], False), ([1], False), ([2], True)]
 
 
 # -- landers against a real upstream ----------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from clude.config import TestConfig
 from clude.harness import frameworks
-from clude.harness.cache import VerdictCache, computing, lookup, machine_cache, stored
+from clude.harness.cache import VerdictCache, computing, lookup, machine_cache, request_key, stored
 from clude.harness.frameworks import Framework, RunContext
 from clude.harness.inject.clude_sample import default_seed
 from clude.harness.process import MissingProgram, resolve_program, run_group, tail
@@ -72,11 +72,12 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
               rate: float | None = None, seed: str | None = None, use_cache: bool = True,
               timeout_s: float | None = None, env: dict[str, str] | None = None,
               missed_key: str | None = None, sandbox: Sandbox | None = None,
-              state_dir: Path | None = None, hidden: Sequence[Path] = ()) -> Verdict:
+              state_dir: Path | None = None, hidden: Sequence[Path] = (), refresh: bool = False) -> Verdict:
     """Run the tests of the project at `root` (or answer from the cache) and return the Verdict.
 
     `missed_key`: this request's cache key, already looked up and missed by the caller (the
-    command line's quick path), so the tree is not hashed a second time. `sandbox`: the tests run
+    command line's quick path), so the tree is not hashed a second time. `refresh`: run even when the
+    cache knows this tree's verdict, and keep the new one (a red verdict confirmed, or not). `sandbox`: the tests run
     inside it, with only `root` (but its .git) and the run's result folder writable, and the state
     folder (other reports), the machine's verdict cache and `hidden` invisible. `state_dir`: where
     reports live (default: root/.clude); verdicts are cached for the whole machine (cache.machine_cache).
@@ -91,7 +92,10 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
     redactor = Redactor(env)
 
     key = missed_key if use_cache else None
-    if use_cache and key is None:
+    if use_cache and key is None and refresh:  # run again, and keep what this run says
+        key, entry = request_key(root, command=command, rate=rate, seed=seed, config=config.model_dump(),
+                                 env=base_env), None
+    elif use_cache and key is None:
         key, entry = lookup(root, command=command, rate=rate, seed=seed,
                             config=config.model_dump(), env=base_env)
         if entry is not None:
@@ -106,7 +110,7 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
     if key is None:
         return measured()
     with computing(key):  # once per machine: a worker that asked at the same time reads it when stored
-        again = stored(key, root, base_env)
+        again = None if refresh else stored(key, root, base_env)
         if again is not None:
             try:
                 return Verdict.model_validate(again["verdict"])

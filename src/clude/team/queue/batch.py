@@ -19,24 +19,28 @@ class Rejected(Generic[E]):
     reason: str
     entry: E | None = None
     details: object = None  # what the lander keeps for the record (a verdict, the failing tests)
+    cached: bool = False    # the failing verdict came from the cache, not from a run of this check
 
 
-def settle_batch(entries: Sequence[E], check: Callable[[list[E], list[E]], Rejected[E] | None]
+def settle_batch(entries: Sequence[E], check: Callable[[list[E], list[E], bool], Rejected[E] | None]
                  ) -> tuple[list[E], dict[E, Rejected[E]]]:
     """Split `entries` (in queue order) into those that land and those sent back, with why.
 
-    `check(landing, batch)` tests the changes `landing` (already found good) followed by `batch`, and
-    returns None when they pass together. A green batch costs one check; a red one of n changes with one
-    at fault about 2·log2(n) more. The changes that land were checked together, in order, by the last
-    green check (so its result is the landed tree's verdict)."""
+    `check(landing, batch, fresh)` tests the changes `landing` (already found good) followed by `batch`,
+    and returns None when they pass together; `fresh`: run the tests again even when a verdict of that
+    tree is known. A green batch costs one check; a red one of n changes with one at fault about
+    2·log2(n) more. A change is sent back only on a fresh check of exactly it on top of what lands, so a
+    flaky failure of a bigger batch never charges a change that did not fail alone. The changes that land
+    were checked together, in order, by the last green check (its result is the landed tree's verdict)."""
     landing: list[E] = []
     sent_back: dict[E, Rejected[E]] = {}
 
     def visit(batch: list[E], failure: Rejected[E] | None = None) -> None:
         # failure: what check(landing, batch) is already known to say (red), or None: not known yet
         while batch:
+            inherited = failure is not None
             if failure is None:
-                failure = check(landing, batch)
+                failure = check(landing, batch, False)
                 if failure is None:
                     landing.extend(batch)
                     return
@@ -45,7 +49,11 @@ def settle_batch(entries: Sequence[E], check: Callable[[list[E], list[E]], Rejec
                 batch, failure = [e for e in batch if e != failure.entry], None
                 continue
             if len(batch) == 1:
-                sent_back[batch[0]] = failure
+                confirmed = check(landing, batch, True) if inherited or failure.cached else failure
+                if confirmed is None:  # it passes alone: the red was a flaky run, not this change
+                    landing.extend(batch)
+                else:
+                    sent_back[confirmed.entry if confirmed.entry in batch else batch[0]] = confirmed
                 return
             middle, before = len(batch) // 2, len(sent_back)
             visit(batch[:middle])

@@ -8,8 +8,8 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 
 from clude.gitcli import GitError, run_git
 from clude.harness.compare import PASSING, compare
@@ -25,12 +25,13 @@ from clude.team.queue.enqueue import QUEUE_REFS
 from clude.team.queue.lease import LEASE_FETCH, Holder, LandingLease
 from clude.team.board.records import failure_record
 from clude.team.protocol.sync import UpstreamRejected, race_backoff
-from clude.team.board.tasks import parse_task
+from clude.team.board.tasks import TaskFileError, parse_task
 from clude.team.work.verify import UNUSABLE_BASELINE, BaselineUnusable, Judge, baseline, failure_lines
 
 QUEUE_FETCH = f"+{QUEUE_REFS}/*:{QUEUE_REFS}/*"
 MAX_RACES = 60
 MAX_SHOWN = 10  # tests named in a one-line reason
+MISSING_LOOKS, MISSING_PAUSE_S = 3, 0.2  # fetches before a queued change is taken for gone
 CONFLICT = "conflict"  # Rejected.details of a change that does not merge: given back, no attempt used
 
 
@@ -94,8 +95,8 @@ def batch_problem(base: Verdict, verdict: Verdict, entries: list[Entry]) -> Reje
         shown = ", ".join(f"{t} ({o})" for t, o in list(regressions.items())[:MAX_SHOWN])
         return Rejected(f"{len(regressions)} test(s) that pass on the upstream do not pass with this change: "
                         f"{shown}", details=(concise(verdict), failure_lines(verdict, regressions) or lines))
-    lost = {t: verdict.outcomes[t] for e in entries for t in e.queued.passes
-            if t in verdict.outcomes and verdict.outcomes[t] not in PASSING}
+    lost = {t: verdict.outcomes.get(t, "missing") for e in entries for t in e.queued.passes
+            if verdict.outcomes.get(t) not in PASSING and (t in verdict.outcomes or verdict.sample is None)}
     if lost:
         shown = ", ".join(f"{t} ({o})" for t, o in list(lost.items())[:MAX_SHOWN])
         return Rejected(f"{len(lost)} test(s) that passed when the change was made do not pass with the "
@@ -121,38 +122,80 @@ class Lander:
         self.rng = random.Random(agent)
         self.checks = 0                   # test runs of batches, in all
         self.final: dict[str, bool] = {}  # tasks sent back by the last landing that used their last attempt
+        self.resting_until = datetime.min.replace(tzinfo=timezone.utc)  # after the tests could not run here
 
     # a pass ------------------------------------------------------------------------------------
     def pass_once(self) -> int:
         """Land or send back what is queued, when this lander may: the number of changes settled."""
+        if self.clock() < self.resting_until:
+            return 0
         self.repo.fetch(LEASE_FETCH, QUEUE_FETCH)
         main = self.repo.git("rev-parse", f"{ORIGIN}/{BRANCH}")
         entries = queued_entries(self.repo, main)
+        if self.judge is None:  # a lander that runs no tests lands only changes queued unverified
+            entries = [e for e in entries if e.queued.unverified]
         if not entries:
             return 0
         if not self.lease.take():
             self.other = self.lease.current()[1]
             return 0
         self.other = None
-        present, missing = self._present(entries)
-        self._at(main)
         try:
-            base = None if self.judge is None else baseline(self.repo.path, self.judge)
-        except BaselineUnusable as error:
+            return self._pass(main, entries)
+        except BaselineUnusable as error:  # not here: another lander may run the tests
             self.events.emit("lander_blocked", "ERROR", reason=str(error), queued=len(entries))
+            self.resting_until = self.clock() + timedelta(seconds=self.lease.lease_s)
+            self.lease.release()
             return 0
-        try:
-            landing, back = settle_batch(present, lambda done, batch: self._check(main, base, done, batch))
         except LeaseLost:
             return 0
-        return self._settle(main, landing, back, missing)
+        except BaseException:
+            self.lease.release()  # whatever went wrong here, another lander may do better
+            raise
 
-    def _present(self, entries: list[Entry]) -> tuple[list[Entry], list[Entry]]:
-        """The entries whose commit was fetched, and those whose queued change is not on the upstream."""
-        out = run_git(self.repo.path, "cat-file", "--batch-check",
-                      input="".join(f"{e.commit}\n" for e in entries).encode()).stdout.decode()
-        missing = {line.split()[0] for line in out.splitlines() if line.endswith(" missing")}
-        return [e for e in entries if e.commit not in missing], [e for e in entries if e.commit in missing]
+    def _pass(self, main: str, entries: list[Entry]) -> int:
+        present, gone = self._present(entries)
+        self._at(main)
+        for entry in list(present):
+            try:
+                self._task(entry.task)
+            except (OSError, TaskFileError, UnicodeDecodeError) as error:
+                present.remove(entry)
+                gone[entry] = f"its task file cannot be read on the upstream ({error}): its change is dropped"
+        base = None if self.judge is None else baseline(self.repo.path, self.judge)
+
+        def check(done: list[Entry], batch: list[Entry], fresh: bool, before: tuple[Entry, ...] = ()
+                  ) -> Rejected | None:
+            return self._check(main, base, [*before, *done], batch, fresh)
+
+        landing, back = settle_batch(present, check)
+        # a change that did not merge with a change queued before it that was then sent back is tried again,
+        # on top of what lands: only a conflict with what lands gives it back
+        again = [e for e, why in back.items() if why.details == CONFLICT]
+        if again:
+            for entry in again:
+                del back[entry]
+            more, back_again = settle_batch(again, lambda done, batch, fresh: check(done, batch, fresh, tuple(landing)))
+            landing, back = [*landing, *more], {**back, **back_again}
+        return self._settle(main, landing, back, gone)
+
+    def _present(self, entries: list[Entry]) -> tuple[list[Entry], dict[Entry, str]]:
+        """The entries whose commit was fetched, and those whose queued change is not on the upstream. A
+        change missing from a fetch is looked for again first: a fetch can see main (the lock queued)
+        moments before the queue's ref, which the same push writes."""
+        missing: set[str] = set()
+        for look in range(MISSING_LOOKS):
+            if look:
+                self.sleep(MISSING_PAUSE_S * look)
+                self.repo.fetch(LEASE_FETCH, QUEUE_FETCH)
+            out = run_git(self.repo.path, "cat-file", "--batch-check",
+                          input="".join(f"{e.commit}\n" for e in entries).encode()).stdout.decode()
+            missing = {line.split()[0] for line in out.splitlines() if line.endswith(" missing")}
+            if not missing:
+                break
+        gone = {e: "its queued change is not on the upstream: the task is open again" for e in entries
+                if e.commit in missing}
+        return [e for e in entries if e.commit not in missing], gone
 
     def _at(self, commit: str) -> None:
         self.repo.git("reset", "-q", "--hard", commit)
@@ -173,7 +216,7 @@ class Lander:
             entry = next((e for e in entries if e.commit == stuck), entries[-1])
             return entry, ", ".join(f for f in files if f) or "(unknown files)"
 
-    def _check(self, main: str, base: Verdict | None, landing: list[Entry], batch: list[Entry]
+    def _check(self, main: str, base: Verdict | None, landing: list[Entry], batch: list[Entry], fresh: bool
                ) -> Rejected[Entry] | None:
         if not self.lease.take():
             raise LeaseLost()
@@ -181,17 +224,21 @@ class Lander:
         stuck = self._apply(landing + batch)
         if stuck is not None:
             entry, files = stuck
-            return Rejected(f"its change does not merge with the changes queued before it (conflicts in "
+            return Rejected(f"its change does not merge with the changes landed before it (conflicts in "
                             f"{files}): open again, to be redone on the new upstream", entry=entry, details=CONFLICT)
         if self.judge is None or base is None:
             return None
         self.checks += 1
-        verdict = self.judge.run(self.repo.path)
-        return batch_problem(base, verdict, landing + batch)
+        with self.lease.keeping() as lost:  # a long run does not let the lease run out under it
+            verdict = self.judge.run(self.repo.path, fresh=fresh)
+        if lost.is_set():
+            raise LeaseLost()
+        problem = batch_problem(base, verdict, landing + batch)
+        return replace(problem, cached=verdict.cached) if problem is not None else None
 
     # landing -----------------------------------------------------------------------------------
     def _settle(self, main: str, landing: list[Entry], back: dict[Entry, Rejected[Entry]],
-                missing: list[Entry]) -> int:
+                missing: dict[Entry, str]) -> int:
         for race in range(1, MAX_RACES + 1):
             if race > 1:
                 self.repo.fetch()
@@ -217,7 +264,7 @@ class Lander:
             self.sleep(race_backoff(race, self.rng))
         raise UpstreamRejected(f"gave up landing after {MAX_RACES} lost push races")
 
-    def _books(self, landing: list[Entry], back: dict[Entry, Rejected[Entry]], missing: list[Entry]
+    def _books(self, landing: list[Entry], back: dict[Entry, Rejected[Entry]], missing: dict[Entry, str]
                ) -> list[str] | None:
         """The bookkeeping of the batch in the checkout, and a line per task for the commit message; None
         when an entry's lock is no longer the one that queued it (settled by someone else meanwhile)."""
@@ -251,16 +298,15 @@ class Lander:
             self.final[entry.task] = write_failure(
                 checkout, entry.task, entry.lock.attempt, record, why.reason, title=task.title,
                 max_attempts=task.max_attempts, agent=entry.lock.agent, when=now)
-        for entry in missing:
-            write_released(checkout, entry.task, "its queued change is not on the upstream: the task is "
-                           "open again", agent=entry.lock.agent, when=now)
-            lines.append(f"release {entry.task}: its queued change is not on the upstream (agent {entry.lock.agent})")
+        for entry, why in missing.items():
+            write_released(checkout, entry.task, why, agent=entry.lock.agent, when=now)
+            lines.append(f"release {entry.task}: {why[:100]} (agent {entry.lock.agent})")
         return lines
 
     def _task(self, task_id: str):
         return parse_task((self.repo.path / task_path(task_id)).read_text(encoding="utf-8"), task_path(task_id))
 
-    def _report(self, landing: list[Entry], back: dict[Entry, Rejected[Entry]], missing: list[Entry]) -> None:
+    def _report(self, landing: list[Entry], back: dict[Entry, Rejected[Entry]], missing: dict[Entry, str]) -> None:
         for entry in landing:
             self.events.emit("done", task=entry.task, attempt=entry.lock.attempt, queued_by=entry.lock.agent,
                              commit=entry.commit, verified=not entry.queued.unverified,
@@ -271,9 +317,8 @@ class Lander:
             else:
                 self.events.emit("failed_attempt", "WARNING", task=entry.task, attempt=entry.lock.attempt,
                                  queued_by=entry.lock.agent, reason=why.reason, final=self.final.get(entry.task, False))
-        for entry in missing:
-            self.events.emit("lost", "WARNING", task=entry.task, queued_by=entry.lock.agent,
-                             reason="its queued change is not on the upstream")
+        for entry, why in missing.items():
+            self.events.emit("lost", "WARNING", task=entry.task, queued_by=entry.lock.agent, reason=why)
         self.events.emit("landed", tasks=[e.task for e in landing], sent_back=[e.task for e in back],
                          checks=self.checks)
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from clude.gitcli import run_git
 from clude.team.protocol.git import Repo
 from clude.team.protocol.sync import UpstreamRejected
 
@@ -58,49 +61,84 @@ def holds(holder: Holder | None, *, now: datetime, host: str,
 
 
 class LandingLease:
-    """This lander's side of the lease, through its own clone."""
+    """This lander's side of the lease, through its own clone. Safe to renew from a keeper thread while
+    the lander tests (keeping())."""
 
     def __init__(self, repo: Repo, *, agent: str, host: str, pid: int, lease_s: float,
                  clock: Callable[[], datetime]):
         self.repo, self.agent, self.host, self.pid = repo, agent, host, pid
         self.lease_s, self.clock = lease_s, clock
         self.tip: str | None = None        # our last lease commit, while we hold it
+        self.last_tip: str | None = None   # our last lease commit, held or not
         self.until: datetime | None = None
+        self.first_seen: dict[str, datetime] = {}  # another holder's tip -> when this lander first saw it
         self._empty_tree: str | None = None
+        self._guard = threading.RLock()    # take / renew / release, from the lander and its keeper
 
     @property
     def held(self) -> bool:
         return self.tip is not None and self.until is not None and self.until > self.clock()
 
     def current(self) -> tuple[str | None, Holder | None]:
-        """The tip of the lease (as last fetched: LEASE_FETCH) and who it names."""
+        """The tip of the lease (as last fetched: LEASE_FETCH, or our own newer one) and who it names."""
         tip = self.repo.git("rev-parse", "-q", "--verify", f"{LEASE_REF}^{{commit}}", ok=(0, 1)) or None
+        if self.last_tip is not None and tip != self.last_tip and (tip is None or run_git(
+                self.repo.path, "merge-base", "--is-ancestor", tip, self.last_tip, ok=(0, 1)).returncode == 0):
+            tip = self.last_tip  # what was fetched is older than our own last push
         if tip is None:
             return None, None
         return tip, parse_holder(self.repo.git("log", "-1", "--format=%B", tip))
 
     def take(self) -> bool:
         """Hold the lease (renewed when ours and half spent). False when someone else holds it or wins
-        the race for it."""
-        now = self.clock()
-        if self.held and self.until - now > timedelta(seconds=self.lease_s / 2):
-            return True
-        if self.held:
-            return self._push(self.tip, now + timedelta(seconds=self.lease_s))
-        tip, holder = self.current()
-        mine = holder is not None and (holder.agent, holder.host, holder.pid) == (self.agent, self.host, self.pid)
-        if not mine and holds(holder, now=now, host=self.host):
-            return False
-        return self._push(tip, now + timedelta(seconds=self.lease_s))
+        the race for it. Another holder's lease counts at most lease_s from when this lander first saw
+        its last renewal, whatever its own clock wrote (a dead lander whose clock ran ahead)."""
+        with self._guard:
+            now = self.clock()
+            if self.held and self.until - now > timedelta(seconds=self.lease_s / 2):
+                return True
+            if self.held:
+                return self._push(self.tip, now + timedelta(seconds=self.lease_s))
+            tip, holder = self.current()
+            mine = holder is not None and (holder.agent, holder.host, holder.pid) == (self.agent, self.host, self.pid)
+            if not mine and holds(holder, now=now, host=self.host):
+                seen = self.first_seen.setdefault(tip, now)
+                if now - seen < timedelta(seconds=self.lease_s):
+                    return False
+            return self._push(tip, now + timedelta(seconds=self.lease_s))
 
     def release(self) -> None:
         """Give the lease up (a hold that ended at once), when held; best effort."""
-        if self.tip is not None:
-            try:
-                self._push(self.tip, self.clock())
-            except UpstreamRejected:
-                pass
-        self.tip = self.until = None
+        with self._guard:
+            if self.tip is not None:
+                try:
+                    self._push(self.tip, self.clock())
+                except UpstreamRejected:
+                    pass
+            self.tip = self.until = None
+
+    @contextmanager
+    def keeping(self) -> Iterator[threading.Event]:
+        """Renew the lease every lease_s / 4 while the block runs (a long test run); the event is set
+        when it was lost."""
+        lost, stop = threading.Event(), threading.Event()
+
+        def keep() -> None:
+            while not stop.wait(self.lease_s / 4):
+                try:
+                    if not self.take():
+                        lost.set()
+                        return
+                except Exception:  # a network blip: the next renewal tries again
+                    continue
+
+        keeper = threading.Thread(target=keep, name="lease-keeper", daemon=True)
+        keeper.start()
+        try:
+            yield lost
+        finally:
+            stop.set()
+            keeper.join()
 
     def _push(self, parent: str | None, until: datetime) -> bool:
         message = json.dumps({"agent": self.agent, "host": self.host, "pid": self.pid,
@@ -116,5 +154,5 @@ class LandingLease:
         if pushed.status == "race":
             self.tip = self.until = None
             return False
-        self.tip, self.until = commit, until
+        self.tip, self.until, self.last_tip = commit, until, commit
         return True

@@ -156,6 +156,7 @@ class AttemptSteps:
         with push_turn(self.c.state_dir):
             result = enqueue(self.land, lease.lock, checked.commit, queued, claim_next=claim_next)
         if result.status == "queued":
+            self.holding = self.ran = None  # the lander ends this hold now; nothing of it is ours to give back
             self.failed_in_a_row.clear()
             self.events.emit("queued", task=task.task.id, attempt=lock.attempt, commit=checked.commit)
             self.poke_lander()
@@ -207,8 +208,8 @@ class AttemptSteps:
 
         def change(checkout: Path) -> str | None:
             current = lock_on_disk(checkout, task.task.id)
-            if current is None or not same_holder(current, lock):
-                return None  # someone else holds it now: our attempt does not count
+            if current is None or not same_holder(current, lock) or current.queued is not None:
+                return None  # someone else holds it now, or its change is queued: not ours to record
             final["failed"] = write_failure(checkout, task.task.id, n, record, verification.reason,
                                             title=task.task.title, max_attempts=task.task.max_attempts,
                                             agent=self.c.agent_id, when=self.c.clock())

@@ -54,10 +54,11 @@ class Judge:
         """The interpreter the tests of `workdir` run with, when they are Python tests."""
         return tests_python(workdir, self.config, self.env)
 
-    def run(self, workdir: Path, command: list[str] | None = None) -> Verdict:
-        """run_tests, except that a run stopped by SIGINT/SIGTERM stops the worker (never a verdict)."""
+    def run(self, workdir: Path, command: list[str] | None = None, *, fresh: bool = False) -> Verdict:
+        """run_tests, except that a run stopped by SIGINT/SIGTERM stops the worker (never a verdict);
+        `fresh`: run even when the machine's cache knows the verdict (and store the new one)."""
         verdict = run_tests(workdir, self.config, command=command, env=dict(self.env), sandbox=self.sandbox,
-                            state_dir=self.state_dir, hidden=self.hidden)
+                            state_dir=self.state_dir, hidden=self.hidden, refresh=fresh)
         if verdict.status is Status.INTERRUPTED:
             raise KeyboardInterrupt()
         return verdict

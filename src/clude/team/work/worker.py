@@ -311,8 +311,8 @@ class Worker(AttemptSteps):
     def _release(self, lock: Lock) -> None:
         def change(checkout: Path) -> str | None:
             current = lock_on_disk(checkout, lock.task)
-            if current is None or not same_holder(current, lock):
-                return None
+            if current is None or not same_holder(current, lock) or current.queued is not None:
+                return None  # not ours any more, or its change is queued: the lander ends that hold
             (checkout / lock_path(lock.task)).unlink()
             return f"release {lock.task} untouched (agent {self.c.agent_id})"
 
