@@ -7,6 +7,7 @@ really run). Also shown: the in-process `run_tests` call on a hit, and clude's s
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import subprocess
@@ -72,7 +73,9 @@ def one_byte_misses(root: Path, paths: list[str]) -> list[str]:
 
 
 def main() -> list[Figure]:
-    with tempfile.TemporaryDirectory(prefix="clude-bench-cache-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="clude-bench-cache-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="clude-bench-verdicts-") as verdicts:
+        os.environ["CLUDE_CACHE_DIR"] = verdicts  # a cache of its own: an earlier run's verdicts never answer
         root = Path(tmp)
         paths = write_tree(root)
         assert not cached(root), "the first run of a fresh tree was a hit"

@@ -161,12 +161,13 @@ def test_a_dead_lander_whose_clock_ran_ahead_blocks_the_queue_far_longer_than_a_
 
 # 7 -------------------------------------------------------------------------------------------------------
 def test_a_worker_stopped_after_its_queueing_push_drops_its_queued_change(tmp_path):
-    """same_holder() ignores `queued`, so the worker's exit paths (_release_on_exit on Ctrl-C,
-    _charge_or_release on a crash) remove a lock the lander owns now: `self.holding` still names the
+    """same_holder() ignores `queued`: the worker's exit paths (_release_on_exit on Ctrl-C,
+    _charge_or_release on a crash) must not remove a lock the lander owns now: `self.holding` still names the
     queued lock from the queueing push until attempt() returns (a Ctrl-C during or right after the
     push: the push often completes on the upstream while git is being interrupted). The verified change
     is dropped without a word to the lander (and _charge_or_release even writes a failure record)."""
     from clude.team.backends import get_backend
+    from clude.team.protocol.repository import TeamRepository
     from clude.team.work.worker import Worker, WorkerConfig
 
     root, upstream, (t1, _, _) = project(tmp_path)
@@ -176,6 +177,8 @@ def test_a_worker_stopped_after_its_queueing_push_drops_its_queued_change(tmp_pa
                             settings=settings))
     w.land = Repo.clone(upstream, tmp_path / "agents" / "a1" / "land", agent="a1")
     w.control = Repo.clone(upstream, tmp_path / "agents" / "a1" / "control", agent="a1")
+    w.repo = TeamRepository(w.control, w.land, agent="a1", host=w.host, role=None, lease_s=120, clock=now,
+                            state_dir=tmp_path / "state", rng=w.rng)
     lock = new_lock(t1, "a1", w.host, os.getpid(), 1, now(), 120)
 
     def claim(checkout: Path) -> str:

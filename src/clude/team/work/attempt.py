@@ -14,17 +14,12 @@ from clude.team.work.agent_tree import TooLarge, prepare, take_result
 from clude.team.backends import AgentRun, InfraFailure
 from clude.team.board.board import BoardTask
 from clude.harness.compare import PASSING
-from clude.team.board.books import write_failure
 from clude.team.supervision.crashloop import error_signature
-from clude.team.protocol.lease import LeaseKeeper, lock_on_disk, same_holder
 from clude.team.board.locks import Lock, Queued
 from clude.team.work.prompt import task_prompt
-from clude.team.queue.enqueue import enqueue
 from clude.team.board.records import MAX_AGENT_SUMMARY, failure_record
 from clude.team.work.review import judged_commit, review
-from clude.team.protocol.sync import update_upstream
 from clude.team.board.tasks import allows_test_changes
-from clude.team.protocol.turns import push_turn
 from clude.team.work.verify import BaselineUnusable, Verification, baseline, verify_task
 
 MAX_PASSES = 200  # tests a queued change carries for the batch to keep passing
@@ -46,8 +41,7 @@ class AttemptSteps:
 
     def attempt(self, task: BoardTask, lock: Lock) -> str:
         self.ran = None
-        with LeaseKeeper(self.control, self.control_guard, lock, self.team.lease_s, self.c.clock,
-                         on_error=lambda m: self.events.emit("lease_error", "WARNING", message=m)) as lease:
+        with self.repo.keeper(lock, lambda m: self.events.emit("lease_error", "WARNING", message=m)) as lease:
             base = self.land.reset_to_upstream(ignored=True)
             try:
                 base_verdict = self._baseline()
@@ -149,21 +143,16 @@ class AttemptSteps:
                         log=f"{self.host}:{run.log_path}", unverified=checked.unverified,
                         changed_tests=list(checked.changed_tests))
 
-        def claim_next(checkout: Path) -> str:
-            following = self._claim_next(checkout, exclude=task.task.id)
-            return f"; claim {following[0].task.id} (attempt {following[1].attempt})" if following else ""
-
-        with push_turn(self.c.state_dir):
-            result = enqueue(self.land, lease.lock, checked.commit, queued, claim_next=claim_next)
+        result, following = self.repo.queue(lease.lock, checked.commit, queued, claim_next=self.may_claim())
         if result.status == "queued":
             self.holding = self.ran = None  # the lander ends this hold now; nothing of it is ours to give back
             self.failed_in_a_row.clear()
             self.events.emit("queued", task=task.task.id, attempt=lock.attempt, commit=checked.commit)
             self.poke_lander()
-            if self._next is not None:  # claimed in the queueing push
-                self.prepared = self._next
-                self.holding = self._next[1]
-                self.events.emit("claimed", task=self._next[0].task.id, attempt=self._next[1].attempt,
+            if following is not None:  # claimed in the queueing push
+                self.prepared = following
+                self.holding = following[1]
+                self.events.emit("claimed", task=following[0].task.id, attempt=following[1].attempt,
                                  with_queue=task.task.id)
             return "queued"
         if result.status == "lost":
@@ -204,22 +193,10 @@ class AttemptSteps:
                                 failures=verification.failures,
                                 agent_summary=run.summary, log_path=f"{self.host}:{run.log_path}",
                                 when=self.c.clock())
-        final: dict = {}
-
-        def change(checkout: Path) -> str | None:
-            current = lock_on_disk(checkout, task.task.id)
-            if current is None or not same_holder(current, lock) or current.queued is not None:
-                return None  # someone else holds it now, or its change is queued: not ours to record
-            final["failed"] = write_failure(checkout, task.task.id, n, record, verification.reason,
-                                            title=task.task.title, max_attempts=task.task.max_attempts,
-                                            agent=self.c.agent_id, when=self.c.clock())
-            return f"attempt {n} of {task.task.id} failed: {verification.reason[:100]} (agent {self.c.agent_id})"
-
-        with self.control_guard:
-            update_upstream(self.control, change)
+        final = self.repo.record_failure(task, lock, record, verification.reason)
         self.failed_in_a_row.append((task.task.id, error_signature(verification.reason)))
         self.events.emit("failed_attempt", "WARNING", task=task.task.id, attempt=n,
-                         reason=verification.reason, final=final.get("failed", False))
+                         reason=verification.reason, final=bool(final))
         return "failed"
 
 

@@ -26,19 +26,17 @@ from clude.sandbox import Sandbox, allowed_env
 from clude.sandbox.leftovers import kill_leftovers
 from clude.team.work.attempt import AGENT_PIDFILE, AttemptSteps
 from clude.team.backends import Backend, InfraFailure
-from clude.team.board.board import BoardTask, all_settled, claimable, read_board
+from clude.team.board.board import BoardTask
 from clude.team.supervision.crashloop import environment_suspect
 from clude.team.logs.events import EventLog
 from clude.team.work.heartbeat import Heartbeat
 from clude.team.protocol.git import Repo, is_local_url
-from clude.team.board.layout import lock_path
-from clude.team.protocol.lease import lock_on_disk, same_holder
-from clude.team.board.locks import Lock, new_lock, render_lock
+from clude.team.board.locks import Lock
 from clude.team.queue.lander import Lander
 from clude.team.queue.service import LanderService
 from clude.team.supervision.runner import FINISH_SIGNAL
-from clude.team.protocol.sync import UpstreamRejected, update_upstream
-from clude.team.protocol.turns import push_turn
+from clude.team.protocol.repository import TeamRepository
+from clude.team.protocol.sync import UpstreamRejected
 from clude.team.work.verify import Judge
 
 
@@ -48,7 +46,6 @@ class Finish(BaseException):
 
 DRAIN_LOOK_S = 0.1      # between looks at the upstream while waiting for this worker's queued changes
 MAX_RATE_LIMIT_WAIT_S = 600.0  # the longest wait after a rate limit that named no Retry-After
-CLAIM_SPREAD = 16       # equal-priority tasks a worker picks among at random, to spread the claims
 
 
 def utc_now() -> datetime:
@@ -91,9 +88,8 @@ class Worker(AttemptSteps):
                            sandbox=self.sandbox, state_dir=config.workdir / "harness", hidden=self.private_paths)
         self.events = EventLog(config.state_dir, config.agent_id, dict(config.env))
         self.host = socket.gethostname()
-        # CONTROL_GUARD: the control clone is used by this loop and by the lease thread; one at a time.
-        self.control_guard = threading.Lock()
         self.control: Repo | None = None
+        self.repo: TeamRepository | None = None  # the protocol over control and land (made in _open)
         self.land: Repo | None = None  # the worker's own clone: agents' results verified and queued from it
         self.lander: LanderService | None = None  # this worker's lander (team/queue), in a thread
         self.infra_in_a_row: list[InfraFailure] = []
@@ -101,7 +97,6 @@ class Worker(AttemptSteps):
         self.attempts_made = 0
         self.holding: Lock | None = None
         self.prepared: tuple[BoardTask, Lock] | None = None  # the next task, claimed with a landing
-        self._next: tuple[BoardTask, Lock] | None = None
         self.rng = random.Random(config.agent_id)
 
     # the loop --------------------------------------------------------------------------------
@@ -180,6 +175,9 @@ class Worker(AttemptSteps):
                 stale.unlink(missing_ok=True)
         self.control = Repo.clone(self.c.upstream, self.c.workdir / "control", agent=self.c.agent_id)
         self.land = Repo.clone(self.c.upstream, self.c.workdir / "land", agent=self.c.agent_id)
+        self.repo = TeamRepository(self.control, self.land, agent=self.c.agent_id, host=self.host, role=self.c.role,
+                                   lease_s=self.team.lease_s, clock=self.c.clock, state_dir=self.c.state_dir,
+                                   rng=self.rng)
         landing = Repo.clone(self.c.upstream, self.c.workdir / "lander", agent=self.c.agent_id)
         judge = None if self.team.verify == "none" else replace(self.judge, state_dir=self.c.workdir / "harness-lander")
         lander = Lander(landing, judge, self.events, agent=self.c.agent_id, host=self.host,
@@ -198,9 +196,7 @@ class Worker(AttemptSteps):
         """Before stopping with work queued (--max-tasks): wait until this worker's queued changes are
         landed or sent back, by its lander or another."""
         while True:
-            with self.control_guard:
-                self.control.refresh()
-                board = self._board(self.control.path)
+            board = self.repo.look()
             if not any(t.queued and t.lock.agent == self.c.agent_id for t in board.tasks.values()):
                 return
             self.poke_lander()
@@ -227,78 +223,21 @@ class Worker(AttemptSteps):
             beat.set(state, task, attempt)
 
     # claiming --------------------------------------------------------------------------------
-    def _board(self, checkout: Path):
-        return read_board(checkout, now=self.c.clock(), lease_s=self.team.lease_s,
-                          lock_written_at=self.control.commit_time)
-
-    def _pick(self, board, ready: list[str]) -> str:
-        """The highest-priority claimable task; among several of that priority, one chosen at random
-        (seeded by the agent id) from the first CLAIM_SPREAD, so workers racing for the board do not all
-        push for the same task and lose to each other."""
-        top = board.tasks[ready[0]].task.priority
-        same = [t for t in ready[:CLAIM_SPREAD] if board.tasks[t].task.priority == top]
-        return same[self.rng.randrange(len(same))]
-
-    def _claim_next(self, checkout: Path, *, exclude: str) -> tuple[BoardTask, Lock] | None:
-        """In a landing's push, the claim of this worker's next task (one push instead of two)."""
-        self._next = None
-        if self.c.max_tasks is not None and self.attempts_made >= self.c.max_tasks:
-            return None
-        board = read_board(checkout, now=self.c.clock(), lease_s=self.team.lease_s,
-                           lock_written_at=self.land.commit_time)
-        ready = [t for t in claimable(board, role=self.c.role, now=self.c.clock()) if t != exclude]
-        if not ready:
-            return None
-        task = board.tasks[self._pick(board, ready)]
-        lock = new_lock(task.task.id, self.c.agent_id, self.host, os.getpid(), task.attempts + 1,
-                        self.c.clock(), self.team.lease_s)
-        (checkout / lock_path(task.task.id)).write_text(render_lock(lock), encoding="utf-8")
-        self._next = (task, lock)
-        return self._next
-
     def claim(self) -> tuple[BoardTask, Lock] | str:
-        # a look first, without a fetch unless the upstream's main moved: an idle worker polls nothing
-        with self.control_guard:
-            self.control.refresh()
-            board = self._board(self.control.path)
-        if all_settled(board):
-            return "settled"
-        if not claimable(board, role=self.c.role, now=self.c.clock()):
-            return "idle"
-        picked: dict = {}
+        claimed = self.repo.claim()
+        if not isinstance(claimed, str):
+            task, lock = claimed
+            self.events.emit("claimed", task=task.task.id, attempt=lock.attempt,
+                             broke_lock_of=task.lock.agent if task.lock else None)
+        return claimed
 
-        def change(checkout: Path) -> str | None:
-            picked.clear()
-            board = self._board(checkout)
-            if all_settled(board):
-                picked["none"] = "settled"
-                return None
-            ready = claimable(board, role=self.c.role, now=self.c.clock())
-            if not ready:
-                picked["none"] = "idle"
-                return None
-            task = board.tasks[self._pick(board, ready)]
-            lock = new_lock(task.task.id, self.c.agent_id, self.host, os.getpid(), task.attempts + 1,
-                            self.c.clock(), self.team.lease_s)
-            path = checkout / lock_path(task.task.id)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render_lock(lock), encoding="utf-8")
-            picked.update(task=task, lock=lock)
-            broke = f", breaking the expired lock of {task.lock.agent}" if task.lock else ""
-            return f"claim {task.task.id} (agent {self.c.agent_id}, attempt {lock.attempt}){broke}"
-
-        with push_turn(self.c.state_dir), self.control_guard:
-            update_upstream(self.control, change)
-        if "lock" not in picked:
-            return picked.get("none", "idle")
-        task, lock = picked["task"], picked["lock"]
-        self.events.emit("claimed", task=task.task.id, attempt=lock.attempt,
-                         broke_lock_of=task.lock.agent if task.lock else None)
-        return task, lock
+    def may_claim(self) -> bool:
+        """Whether this worker may take another task (--max-tasks)."""
+        return self.c.max_tasks is None or self.attempts_made < self.c.max_tasks
 
     def _infra(self, task: BoardTask, lock: Lock, failure: InfraFailure) -> str:
         """The agent could not run: the task goes back untouched (no record, no attempt used)."""
-        self._release(lock)
+        self.repo.release(lock)
         self.infra_in_a_row.append(failure)
         self.events.emit("infra", "ERROR", task=task.task.id, cause=failure.kind, reason=failure.message)
         if failure.kind == "rate_limited":
@@ -307,17 +246,6 @@ class Worker(AttemptSteps):
             self.events.emit("backoff", "WARNING", seconds=wait)
             self.c.sleep(wait)
         return "infra"
-
-    def _release(self, lock: Lock) -> None:
-        def change(checkout: Path) -> str | None:
-            current = lock_on_disk(checkout, lock.task)
-            if current is None or not same_holder(current, lock) or current.queued is not None:
-                return None  # not ours any more, or its change is queued: the lander ends that hold
-            (checkout / lock_path(lock.task)).unlink()
-            return f"release {lock.task} untouched (agent {self.c.agent_id})"
-
-        with self.control_guard:
-            update_upstream(self.control, change)
 
     def _charge_or_release(self, error: Exception) -> None:
         """After a crash: when the agent had already run on the task held, its result is what broke the
@@ -329,8 +257,7 @@ class Worker(AttemptSteps):
         from clude.team.work.verify import Verification
 
         try:
-            board = self._board(self.control.path)
-            task = board.tasks[self.holding.task]
+            task = self.repo.board().tasks[self.holding.task]
             self._record_failure(task, self.holding, ran[1], Verification(
                 False, f"the worker failed on this attempt's result ({type(error).__name__}: {error})", ""))
         except Exception:
@@ -339,6 +266,6 @@ class Worker(AttemptSteps):
     def _release_on_exit(self) -> None:
         if self.holding is not None and self.control is not None:
             try:
-                self._release(self.holding)
+                self.repo.release(self.holding)
             except Exception:  # best effort on the way out: the lease expires anyway
                 pass
