@@ -16,6 +16,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import asdict, dataclass, field
 
+from clude.team.supervision.crashloop import Policy, in_a_loop
 from clude.team.logs.logread import (KINDS, EventList, Line, agent_of, classify_reason, default_inputs,
                                 mirrored_event, normalize_error, parse_lines, read_inputs, source_header)
 
@@ -25,7 +26,7 @@ __all__ = ["Report", "analyze", "read_inputs", "default_inputs", "source_header"
 
 TOP_ERRORS = 10
 SLOWEST = 5
-HEALTHY_S = 120.0  # a worker life this long without an error counts as healthy (crashloop.Policy)
+HEALTHY_S = Policy().healthy_s  # a worker life this long without an error counts as healthy
 EXAMPLE_CHARS = 300
 
 # what the agent did work on: an infrastructure failure streak ends here (as in Worker.attempt)
@@ -115,17 +116,6 @@ def _detail(event: dict) -> str:
     return ""
 
 
-def _loop_in(times: list[float | None], k: int, window_s: float) -> bool:
-    """K failures in a row within the window somewhere in this streak (times unknown: counted in)."""
-    if len(times) < k:
-        return False
-    for i in range(len(times) - k + 1):
-        first, last = times[i], times[i + k - 1]
-        if first is None or last is None or last - first <= window_s:
-            return True
-    return False
-
-
 class _Streak:
     def __init__(self) -> None:
         self.times: list[float] = []
@@ -136,7 +126,7 @@ class _Streak:
         self.reasons.append(reason)
 
     def close(self, agent: str, k: int, window_s: float, found: list[CrashLoop]) -> None:
-        if _loop_in(self.times, k, window_s):
+        if in_a_loop(self.times, k, window_s):
             generic = classify_reason(None, "")
             reason = next((r for r in reversed(self.reasons) if r and r != generic
                            and not r.startswith("exited before")), self.reasons[-1])
@@ -214,7 +204,7 @@ def _crash_loops_from_lines(lines: list[Line], k: int, window_s: float) -> list[
 
     def close(source: str) -> None:
         run = current.pop(source, None)
-        if run and _loop_in(run[1], k, window_s):
+        if run and in_a_loop(run[1], k, window_s):
             times = [t for t in run[1] if t is not None]
             found.append(CrashLoop(agent_of(source), len(run[1]), times[0] if times else None,
                                    times[-1] if times else None, classify_reason(None, run[2]), source))

@@ -4,6 +4,7 @@ and when a worker's own failures point at its environment rather than its tasks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Literal
 
 from clude.backoff import backoff
@@ -54,11 +55,21 @@ def decide(runs: list[Run], policy: Policy = Policy()) -> Decision:
         # error across tasks: the environment is the suspect, restarting cannot help
         return Decision("blocked", reason=last.reason or f"exited with {last.exit_code}")
     streak = failures_in_a_row(runs, policy)
-    if len(streak) >= policy.k and streak[-1].ended - streak[0].started <= policy.window_s:
+    if in_a_loop([run.ended for run in streak], policy.k, policy.window_s):
         return Decision("blocked", reason=f"crash loop: {len(streak)} starts failed before doing any "
                                           f"work: {last.reason or 'no reason given'}")
     delay = backoff(max(1, len(streak)), first=policy.base_s, cap=policy.cap_s)
     return Decision("restart", delay_s=delay, reason=last.reason)
+
+
+def in_a_loop(times: Sequence[float | None], k: int, window_s: float) -> bool:
+    """The crash-loop rule, for the monitor and for `team logs analyze` alike: k failures in a row, the
+    first and the k-th of them within window_s of each other (a time not known counts in)."""
+    for i in range(len(times) - k + 1):
+        first, last = times[i], times[i + k - 1]
+        if first is None or last is None or last - first <= window_s:
+            return True
+    return False
 
 
 def failures_in_a_row(runs: list[Run], policy: Policy = Policy()) -> list[Run]:
