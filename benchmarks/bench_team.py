@@ -97,7 +97,7 @@ def team(base: Path, tasks: int, agents: int, agent: str = "agent.py") -> dict:
     its processes), suite runs and git calls."""
     root = base / f"team-{agents}-{tasks}-{agent[:-3]}"
     make_project(root, tasks)
-    env = {**bench_env(), "XDG_CACHE_HOME": str(base / f"cache-{agents}-{tasks}")}
+    env = {**bench_env(), "XDG_CACHE_HOME": str(base / f"cache-{agents}-{tasks}-{agent[:-3]}")}  # shared by none
     subprocess.run([CLUDE, "team", "init", "-C", str(root)], env=env, check=True, capture_output=True)
     for n in range(1, tasks + 1):
         subprocess.run([CLUDE, "team", "task", "add", f"task {n}", "--tests",

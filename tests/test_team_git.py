@@ -523,3 +523,27 @@ def test_refresh_fetches_only_when_the_upstream_s_main_moved(tmp_path, bare_git_
     assert clone.refresh() is True and clone.head() == upstream_head(str(upstream))
     subprocess.run(["git", "--git-dir", str(upstream), "pack-refs", "--all"], check=True)  # now in packed-refs
     assert upstream_head(str(upstream)) == clone.head() and clone.refresh() is False
+
+
+def test_waiting_for_the_upstream_ends_when_its_main_moves(tmp_path, upstream):
+    """An idle worker's wait: a local upstream's ref file looked at (no process), over at the first move."""
+    from clude.team.protocol.git import upstream_head, wait_for_move
+    repo = Repo.clone(str(upstream), tmp_path / "w")
+    seen = upstream_head(str(upstream))
+    looks = []
+
+    def pause(seconds: float) -> None:
+        looks.append(seconds)
+        if len(looks) == 3:  # meanwhile, someone pushes
+            (repo.path / "moved.txt").write_text("x")
+            repo.commit_all("move")
+            assert repo.push().ok
+
+    clock = iter(range(1000)).__next__  # a second a look: the timeout is never what ends it here
+    moved = wait_for_move(str(upstream), seen, 60.0, look_s=1.0, clock=clock, pause=pause)
+    assert moved != seen and moved == upstream_head(str(upstream)) and len(looks) == 3
+    assert wait_for_move(str(upstream), moved, 3.0, look_s=1.0, clock=iter(range(1000)).__next__,
+                         pause=lambda s: None) == moved  # nothing moved: back after the timeout
+    asked = []
+    assert wait_for_move("https://example.invalid/x.git", "abc", 5.0, pause=asked.append) == "abc"
+    assert asked == [5.0]  # another host's upstream: one wait, no ls-remote

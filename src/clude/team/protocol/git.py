@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Container
+import time
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -286,6 +287,24 @@ def upstream_head(url: str, timeout: float = NETWORK_TIMEOUT) -> str | None:
     """The commit of the upstream's main: read from the files of a local upstream (no process), asked
     with one `git ls-remote` of any other; None when it cannot be told (then callers fetch)."""
     return upstream_refs(url, (f"refs/heads/{BRANCH}",), timeout).get(f"refs/heads/{BRANCH}")
+
+
+def wait_for_move(url: str, seen: str | None, timeout: float, *, look_s: float = 0.05,
+                  clock: Callable[[], float] = time.monotonic, pause: Callable[[float], None] = time.sleep
+                  ) -> str | None:
+    """Wait up to `timeout` seconds for the upstream's main to leave `seen`; main as last seen. A local
+    upstream's ref file is looked at every `look_s` (no process); any other upstream is not asked here
+    (that would be an ls-remote each look): the wait is the whole timeout."""
+    if not is_local_url(url):
+        pause(timeout)
+        return seen
+    end, head = clock() + timeout, seen
+    while (left := end - clock()) > 0:
+        pause(min(look_s, left))
+        head = upstream_head(url)
+        if head != seen:
+            break
+    return head
 
 
 def upstream_refs(url: str, refs: tuple[str, ...], timeout: float = NETWORK_TIMEOUT) -> dict[str, str | None]:

@@ -30,7 +30,7 @@ from clude.team.board.board import BoardTask
 from clude.team.supervision.crashloop import environment_suspect
 from clude.team.logs.events import EventLog
 from clude.team.work.heartbeat import Heartbeat
-from clude.team.protocol.git import Repo, is_local_url
+from clude.team.protocol.git import Repo, is_local_url, upstream_head, wait_for_move
 from clude.team.board.locks import Lock
 from clude.team.queue.lander import Lander
 from clude.team.queue.service import LanderService
@@ -142,7 +142,7 @@ class Worker(AttemptSteps):
                     self.events.emit("worker_blocked", "ERROR", **suspect)
                     return EXIT_INFRA
                 if outcome in ("idle", "settled"):
-                    self.c.sleep(self.team.poll_s)
+                    self._idle()
         except UpstreamRejected as error:
             self.events.emit("worker_stopped", "ERROR", reason=f"the upstream refuses pushes: {error}")
             return EXIT_UPSTREAM
@@ -186,6 +186,13 @@ class Worker(AttemptSteps):
                                     on_error=lambda e: self.events.emit(
                                         "lander_error", "WARNING", reason=f"{type(e).__name__}: {e}"))
         self.lander.start()
+
+    def _idle(self) -> None:
+        """Nothing to take now: wait until the upstream's main moves (a task added, a landing, a lock
+        expiring needs a look anyway after poll_s), at most poll_s. A test's injected sleep is its clock."""
+        if self.c.sleep is not time.sleep:
+            return self.c.sleep(self.team.poll_s)
+        wait_for_move(self.c.upstream, upstream_head(self.c.upstream), self.team.poll_s)
 
     def poke_lander(self) -> None:
         """This worker queued a change: its lander looks now."""
