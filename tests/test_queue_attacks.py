@@ -237,7 +237,7 @@ def test_a_change_is_given_back_as_a_conflict_with_a_change_that_is_itself_sent_
 
 # 10 ------------------------------------------------------------------------------------------------------
 def test_a_lander_fetching_while_a_change_is_queued_releases_it_as_not_on_the_upstream(tmp_path):
-    """enqueue() pushes main (the lock marked queued) and refs/clude/queue/<task>/<commit> with
+    """enqueue() pushes main (the lock marked queued) and the queue's ref (refs/clude/queued) with
     --atomic, but --atomic only means both refs move or neither: a fetch running at the same moment can
     be advertised the new main and not yet the new queue ref (git updates loose refs one by one; a
     plain shell loop of atomic pushes against a fetch loop shows it in several per cent of fetches). The
@@ -271,18 +271,18 @@ def test_a_lander_fetching_while_a_change_is_queued_releases_it_as_not_on_the_up
 
     import threading
 
-    from clude.team.queue.lander import QUEUE_FETCH, queued_entries
-    from clude.team.queue.lease import LEASE_FETCH
+    from clude.team.queue.enqueue import CLUDE_FETCH
+    from clude.team.queue.lander import queued_entries
 
     writer = threading.Thread(target=queue_all)
     writer.start()
     while not done:  # the first steps of Lander.pass_once, as they are: what it would release
-        reader.repo.fetch(LEASE_FETCH, QUEUE_FETCH)
+        reader.repo.fetch(CLUDE_FETCH)
         main = reader.repo.git("rev-parse", "origin/main")
         _, missing = reader._present(queued_entries(reader.repo, main))
         seen_missing += [e.task for e in missing]
     writer.join()
-    reader.repo.fetch(LEASE_FETCH, QUEUE_FETCH)
+    reader.repo.fetch(CLUDE_FETCH)
     assert reader._present(queued_entries(reader.repo, "origin/main"))[1] == {}  # they all are there
     # every task seen "missing" here would have been released by pass_once (release ... not on the upstream)
     assert seen_missing == [], f"{len(set(seen_missing))} of {len(tasks)} queued changes seen missing"

@@ -150,7 +150,13 @@ def test_a_batch_with_one_bad_change_lands_the_others_and_fails_that_one(tmp_pat
     queue_change(upstream, tmp_path, t1, {"checks/check1.txt": "ok\n"}, passes=("checks::check1",))
     queue_change(upstream, tmp_path, t2, {"checks/check2.txt": "ok\n", "checks/base.txt": "broken\n"},
                  agent="w2", passes=("checks::check2",))
-    queue_change(upstream, tmp_path, t3, {"checks/check3.txt": "ok\n"}, agent="w3", passes=("checks::check3",))
+    last = queue_change(upstream, tmp_path, t3, {"checks/check3.txt": "ok\n"}, agent="w3",
+                        passes=("checks::check3",))
+    refs = subprocess.run(["git", "--git-dir", upstream, "for-each-ref", "--format=%(refname)", "refs/clude"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert refs == ["refs/clude/queued"]  # one ref for the whole queue, each change reachable from it
+    assert subprocess.run(["git", "--git-dir", upstream, "merge-base", "--is-ancestor", last,
+                           "refs/clude/queued"]).returncode == 0
     one = lander(root, upstream, tmp_path, "L1")
     assert one.pass_once() == 3
     lines = landed(upstream)

@@ -90,8 +90,8 @@ def assert_contained(team) -> None:
     refs = subprocess.run(["git", "--git-dir", upstream, "for-each-ref", "--format=%(refname)"],
                           capture_output=True, text=True, check=True).stdout.split()
     # main, and the merge queue's own refs (clude's lease and queued changes), nothing the agent made
-    assert "refs/heads/main" in refs and all(r == "refs/heads/main" or r.startswith(("refs/clude/queue/",
-                                              "refs/clude/lease/")) for r in refs), refs
+    assert "refs/heads/main" in refs and all(r in ("refs/heads/main", "refs/clude/queued")
+                                              or r.startswith("refs/clude/lease/") for r in refs), refs
     ancestor = ["git", "--git-dir", upstream, "merge-base", "--is-ancestor", team["init"], "main"]
     assert subprocess.run(ancestor).returncode == 0  # main was never rewritten
     assert not [s for s in upstream_log(upstream) if "FORGED" in s]

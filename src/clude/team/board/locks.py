@@ -26,7 +26,8 @@ UtcTime = Annotated[datetime, AfterValidator(_utc)]
 
 class Queued(BaseModel):
     """A held task whose change waits in the merge queue (team/queue): the change commit, pushed to the
-    upstream as QUEUE_REFS/<task>/<attempt>, and what the lander needs to land it or to send it back."""
+    upstream in the queue's chain (team/queue/enqueue.py), and what the lander needs to land it or to
+    send it back."""
 
     at: UtcTime                                     # when it was queued: the queue's order
     commit: str = Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")

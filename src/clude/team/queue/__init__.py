@@ -8,6 +8,6 @@ the landing lease takes a batch, tests it once on main, bisects when it is red, 
 """
 
 from clude.team.queue.batch import Rejected, settle_batch
-from clude.team.queue.enqueue import QUEUE_REFS, queue_ref
+from clude.team.queue.enqueue import QUEUE_REF
 
-__all__ = ["QUEUE_REFS", "Rejected", "queue_ref", "settle_batch"]
+__all__ = ["QUEUE_REF", "Rejected", "settle_batch"]

@@ -1,6 +1,8 @@
-"""A worker queues its verified change: one atomic push that writes the change to QUEUE_REFS/<task>/<commit>
-and marks the task's lock as queued on main (with the claim of the worker's next task, when it has one),
-after checking that the change still merges with main. Then the worker moves on; the lander lands it."""
+"""A worker queues its verified change: one atomic push that appends the change to the queue's ref
+(QUEUE_REF, a chain of commits each holding one change as its second parent: one ref on the upstream
+however many changes were queued) and marks the task's lock as queued on main (with the claim of the
+worker's next task, when it has one), after checking that the change still merges with main. Then the
+worker moves on; the lander lands it."""
 
 from __future__ import annotations
 
@@ -20,13 +22,22 @@ from clude.team.board.locks import Lock, Queued, render_lock
 from clude.team.board.records import append_progress, progress_line
 from clude.team.protocol.sync import UpstreamRejected, race_backoff
 
-# Where queued changes live on the upstream: one ref per change, made once, never moved.
-QUEUE_REFS = "refs/clude/queue"
+# Where queued changes live on the upstream: a chain that only grows by fast-forwards (each link's first
+# parent the link before, its second the change), so no change is ever unreachable there and no ref is
+# ever deleted. Which changes still wait is said by the queued locks on main, not by the chain.
+QUEUE_REF = "refs/clude/queued"
+# Every ref of clude's own on the upstream (the queue, the landing lease, and the per-change refs of
+# earlier versions), fetched in one go: a glob, so that none existing yet is no error.
+CLUDE_FETCH = "+refs/clude/*:refs/clude/*"
 MAX_RACES = 60
 
 
-def queue_ref(task_id: str, commit: str) -> str:
-    return f"{QUEUE_REFS}/{task_id}/{commit}"
+def chain_link(repo: Repo, commit: str, task: str) -> str:
+    """A new link of the queue's chain on top of its tip as last fetched, holding `commit`."""
+    tip = repo.git("rev-parse", "-q", "--verify", f"{QUEUE_REF}^{{commit}}", ok=(0, 1))
+    empty = repo.git("hash-object", "-w", "-t", "tree", "--stdin", input=b"")
+    parents = (*(("-p", tip) if tip else ()), "-p", commit)
+    return repo.git("commit-tree", empty, *parents, "-m", f"queue {task} {commit}")
 
 
 def conflicts(repo: Repo, commit: str, onto: str) -> list[str]:
@@ -54,7 +65,7 @@ def enqueue(repo: Repo, lock: Lock, commit: str, queued: Queued, *,
     rng = rng or random.Random()
     marked = lock.model_copy(update={"queued": queued})
     for race in range(1, MAX_RACES + 1):
-        repo.fetch()
+        repo.fetch(CLUDE_FETCH)
         main = repo.reset_to_upstream()
         current = lock_on_disk(repo.path, lock.task)
         if current is None or not same_holder(current, lock):
@@ -69,7 +80,7 @@ def enqueue(repo: Repo, lock: Lock, commit: str, queued: Queued, *,
                                                  when=queued.at))
         then = claim_next(repo.path)
         repo.commit_all(f"queue {lock.task} (agent {lock.agent}, attempt {lock.attempt}){then}")
-        pushed = repo.push(f"{commit}:{queue_ref(lock.task, commit)}")
+        pushed = repo.push(f"{chain_link(repo, commit, lock.task)}:{QUEUE_REF}")
         if pushed.status == "ok":
             return Enqueued("queued")
         if pushed.status == "rejected":

@@ -21,14 +21,13 @@ from clude.team.protocol.git import ORIGIN, Repo
 from clude.team.board.layout import BRANCH, LOCKS_DIR, is_team_path, lock_path, task_path
 from clude.team.board.locks import Lock, LockFileError, Queued, parse_lock
 from clude.team.queue.batch import Rejected, settle_batch
-from clude.team.queue.enqueue import QUEUE_REFS
-from clude.team.queue.lease import LEASE_FETCH, Holder, LandingLease
+from clude.team.queue.enqueue import CLUDE_FETCH
+from clude.team.queue.lease import Holder, LandingLease
 from clude.team.board.records import failure_record
 from clude.team.protocol.sync import UpstreamRejected, race_backoff
 from clude.team.board.tasks import TaskFileError, parse_task
 from clude.team.work.verify import UNUSABLE_BASELINE, BaselineUnusable, Judge, baseline, failure_lines
 
-QUEUE_FETCH = f"+{QUEUE_REFS}/*:{QUEUE_REFS}/*"
 MAX_RACES = 60
 MAX_SHOWN = 10  # tests named in a one-line reason
 MISSING_LOOKS, MISSING_PAUSE_S = 3, 0.2  # fetches before a queued change is taken for gone
@@ -129,7 +128,7 @@ class Lander:
         """Land or send back what is queued, when this lander may: the number of changes settled."""
         if self.clock() < self.resting_until:
             return 0
-        self.repo.fetch(LEASE_FETCH, QUEUE_FETCH)
+        self.repo.fetch(CLUDE_FETCH)
         main = self.repo.git("rev-parse", f"{ORIGIN}/{BRANCH}")
         entries = queued_entries(self.repo, main)
         if self.judge is None:  # a lander that runs no tests lands only changes queued unverified
@@ -187,7 +186,7 @@ class Lander:
         for look in range(MISSING_LOOKS):
             if look:
                 self.sleep(MISSING_PAUSE_S * look)
-                self.repo.fetch(LEASE_FETCH, QUEUE_FETCH)
+                self.repo.fetch(CLUDE_FETCH)
             out = run_git(self.repo.path, "cat-file", "--batch-check",
                           input="".join(f"{e.commit}\n" for e in entries).encode()).stdout.decode()
             missing = {line.split()[0] for line in out.splitlines() if line.endswith(" missing")}

@@ -20,7 +20,6 @@ from clude.team.protocol.sync import UpstreamRejected
 # The lease's ref on the upstream (under LEASE_REFS, fetched by a glob: a missing ref is no error).
 LEASE_REFS = "refs/clude/lease"
 LEASE_REF = f"{LEASE_REFS}/lander"
-LEASE_FETCH = f"+{LEASE_REFS}/*:{LEASE_REFS}/*"
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ class LandingLease:
         return self.tip is not None and self.until is not None and self.until > self.clock()
 
     def current(self) -> tuple[str | None, Holder | None]:
-        """The tip of the lease (as last fetched: LEASE_FETCH, or our own newer one) and who it names."""
+        """The tip of the lease (as last fetched, or our own newer one) and who it names."""
         tip = self.repo.git("rev-parse", "-q", "--verify", f"{LEASE_REF}^{{commit}}", ok=(0, 1)) or None
         if self.last_tip is not None and tip != self.last_tip and (tip is None or run_git(
                 self.repo.path, "merge-base", "--is-ancestor", tip, self.last_tip, ok=(0, 1)).returncode == 0):
