@@ -92,6 +92,7 @@ class Repo:
         self._url: str | None = None        # origin's URL, read once (refresh)
         self._seen_head: str | None = None  # the upstream's main at the last refresh
         self._git_dir: Path | None = None   # the clone's .git folder, once asked
+        self._empty_tree: str | None = None
 
     def __repr__(self) -> str:
         return f"Repo({str(self.path)!r}, agent={self.agent!r})"
@@ -177,14 +178,27 @@ class Repo:
                     order.remove(path)
         if not order:
             return found
-        out = run_git(self.path, "cat-file", "--batch", input=b"".join(ids[p] + b"\n" for p in order)).stdout
-        at = 0
-        for path in order:
+        found.update(zip(order, self.cat_blobs([ids[p] for p in order])))
+        return found
+
+    def cat_blobs(self, ids: list[bytes]) -> list[bytes]:
+        """The contents of these object ids, in order, read by one `git cat-file --batch`."""
+        if not ids:
+            return []
+        out = run_git(self.path, "cat-file", "--batch", input=b"".join(i + b"\n" for i in ids)).stdout
+        contents, at = [], 0
+        for _ in ids:
             end = out.index(b"\n", at)
             size = int(out[at:end].split()[2])
-            found[path] = out[end + 1:end + 1 + size]
+            contents.append(out[end + 1:end + 1 + size])
             at = end + 1 + size + 1
-        return found
+        return contents
+
+    def empty_tree(self) -> str:
+        """The empty tree's id (written once per clone): what the queue's and the lease's commits hold."""
+        if self._empty_tree is None:
+            self._empty_tree = self.git("hash-object", "-w", "-t", "tree", "--stdin", input=b"")
+        return self._empty_tree
 
     def fetch(self, *refspecs: str) -> None:
         """Fetch origin (branches pruned), and `refspecs` besides in the same process."""

@@ -26,6 +26,13 @@ CLAIM_SPREAD = 16  # equal-priority tasks a worker picks among at random, to spr
 Claimed = tuple[BoardTask, Lock]
 
 
+def ours_to_end(checkout: Path, lock: Lock) -> bool:
+    """Whether `lock` still holds its task in this checkout of main and this worker may end the hold:
+    not when someone else holds it now, nor when its change is queued (the lander ends that hold)."""
+    current = lock_on_disk(checkout, lock.task)
+    return current is not None and same_holder(current, lock) and current.queued is None
+
+
 class TeamRepository:
     """One worker's side of the protocol, through its two clones: `control` for the board (claims,
     renewals, records, releases) and `land` (its checked changes, queued from there)."""
@@ -122,9 +129,8 @@ class TeamRepository:
         final: list[bool] = []
 
         def change(checkout: Path) -> str | None:
-            current = lock_on_disk(checkout, task.task.id)
-            if current is None or not same_holder(current, lock) or current.queued is not None:
-                return None  # someone else holds it now, or its change is queued: not ours to record
+            if not ours_to_end(checkout, lock):
+                return None
             final[:] = [write_failure(checkout, task.task.id, lock.attempt, record, reason, title=task.task.title,
                                       max_attempts=task.task.max_attempts, agent=self.agent, when=self.clock())]
             return f"attempt {lock.attempt} of {task.task.id} failed: {reason[:100]} (agent {self.agent})"
@@ -136,9 +142,8 @@ class TeamRepository:
     def release(self, lock: Lock) -> None:
         """Give the task back untouched (no record, no attempt used), when the lock is still ours."""
         def change(checkout: Path) -> str | None:
-            current = lock_on_disk(checkout, lock.task)
-            if current is None or not same_holder(current, lock) or current.queued is not None:
-                return None  # not ours any more, or its change is queued: the lander ends that hold
+            if not ours_to_end(checkout, lock):
+                return None
             (checkout / lock_path(lock.task)).unlink()
             return f"release {lock.task} untouched (agent {self.agent})"
 

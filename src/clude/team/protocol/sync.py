@@ -32,8 +32,8 @@ def race_backoff(race: int, rng: random.Random) -> float:
 
 
 def update_upstream(repo: Repo, change: Callable[[Path], str | None], *, attempts: int = 60,
-                    sleep: Callable[[float], None] = time.sleep,
-                    rng: random.Random | None = None) -> str | None:
+                    sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
+                    fetch: tuple[str, ...] = (), also: Callable[[], tuple[str, ...]] = tuple) -> str | None:
     """Apply one change to the upstream's main as one commit, whole or not at all.
 
     Each round: fetch, reset the clone to origin/main, call change(repo.path) — which edits the
@@ -42,20 +42,21 @@ def update_upstream(repo: Repo, change: Callable[[Path], str | None], *, attempt
     so change() always sees the newest upstream. Returns the pushed commit, the unchanged head when
     change() changed nothing, or None when change() declined. Raises UpstreamRejected when the push
     is refused for another reason, or after `attempts` lost races; GitError when git itself fails
-    (the upstream cannot be fetched, say)."""
+    (the upstream cannot be fetched, say). `fetch`: more refspecs fetched each round; `also()`: more
+    refspecs pushed with main, atomically, made after the commit of each round."""
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, not {attempts}")
     rng = rng or random.Random()
     last = ""
     for race in range(1, attempts + 1):
-        repo.fetch()
+        repo.fetch(*fetch)
         repo.reset_to_upstream()
         message = change(repo.path)
         if message is None:
             return None
         if not repo.commit_all(message):
             return repo.head()
-        result = repo.push()
+        result = repo.push(*also())
         if result.status == "ok":
             return repo.head()
         if result.status == "rejected":

@@ -20,7 +20,7 @@ from clude.team.board.layout import lock_path
 from clude.team.protocol.lease import lock_on_disk, same_holder
 from clude.team.board.locks import Lock, Queued, render_lock
 from clude.team.board.records import append_progress, progress_line
-from clude.team.protocol.sync import UpstreamRejected, race_backoff
+from clude.team.protocol.sync import UpstreamRejected, update_upstream
 
 # Where queued changes live on the upstream: a chain that only grows by fast-forwards (each link's first
 # parent the link before, its second the change), so no change is ever unreachable there and no ref is
@@ -29,15 +29,13 @@ QUEUE_REF = "refs/clude/queued"
 # Every ref of clude's own on the upstream (the queue, the landing lease, and the per-change refs of
 # earlier versions), fetched in one go: a glob, so that none existing yet is no error.
 CLUDE_FETCH = "+refs/clude/*:refs/clude/*"
-MAX_RACES = 60
 
 
 def chain_link(repo: Repo, commit: str, task: str) -> str:
     """A new link of the queue's chain on top of its tip as last fetched, holding `commit`."""
     tip = repo.git("rev-parse", "-q", "--verify", f"{QUEUE_REF}^{{commit}}", ok=(0, 1))
-    empty = repo.git("hash-object", "-w", "-t", "tree", "--stdin", input=b"")
     parents = (*(("-p", tip) if tip else ()), "-p", commit)
-    return repo.git("commit-tree", empty, *parents, "-m", f"queue {task} {commit}")
+    return repo.git("commit-tree", repo.empty_tree(), *parents, "-m", f"queue {task} {commit}")
 
 
 def conflicts(repo: Repo, commit: str, onto: str) -> list[str]:
@@ -62,30 +60,29 @@ def enqueue(repo: Repo, lock: Lock, commit: str, queued: Queued, *,
             sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> Enqueued:
     """Queue `commit` (in `repo`) for `lock`'s task. `claim_next(checkout)` may write the lock of the
     worker's next task into the checkout and returns words for the commit message ("" for none)."""
-    rng = rng or random.Random()
     marked = lock.model_copy(update={"queued": queued})
-    for race in range(1, MAX_RACES + 1):
-        repo.fetch(CLUDE_FETCH)
-        main = repo.reset_to_upstream()
-        current = lock_on_disk(repo.path, lock.task)
+    declined: list[Enqueued] = []
+
+    def change(checkout: Path) -> str | None:
+        declined.clear()
+        current = lock_on_disk(checkout, lock.task)
         if current is None or not same_holder(current, lock):
             who = f"{current.agent} since {current.claimed_at:%H:%M:%S}" if current else "nobody"
-            return Enqueued("lost", f"the lock of {lock.task} is held by {who}: our lease ran out")
-        files = conflicts(repo, commit, main)
+            declined.append(Enqueued("lost", f"the lock of {lock.task} is held by {who}: our lease ran out"))
+            return None
+        files = conflicts(repo, commit, "HEAD")
         if files:
-            return Enqueued("conflict", ", ".join(files))
-        (repo.path / lock_path(lock.task)).write_text(render_lock(marked), encoding="utf-8")
-        append_progress(repo.path, progress_line("queued", lock.task, f"verified by its acceptance tests, waiting "
-                                                 f"in the merge queue ({commit[:12]})", agent=lock.agent,
-                                                 when=queued.at))
-        then = claim_next(repo.path)
-        repo.commit_all(f"queue {lock.task} (agent {lock.agent}, attempt {lock.attempt}){then}")
-        pushed = repo.push(f"{chain_link(repo, commit, lock.task)}:{QUEUE_REF}")
-        if pushed.status == "ok":
-            return Enqueued("queued")
-        if pushed.status == "rejected":
-            raise UpstreamRejected(f"the upstream refused to queue {lock.task}: {pushed.message}",
-                                   stderr=pushed.message)
-        if race < MAX_RACES:
-            sleep(race_backoff(race, rng))
-    raise UpstreamRejected(f"gave up queueing {lock.task} after {MAX_RACES} lost push races")
+            declined.append(Enqueued("conflict", ", ".join(files)))
+            return None
+        (checkout / lock_path(lock.task)).write_text(render_lock(marked), encoding="utf-8")
+        append_progress(checkout, progress_line("queued", lock.task, f"verified by its acceptance tests, waiting "
+                                                f"in the merge queue ({commit[:12]})", agent=lock.agent,
+                                                when=queued.at))
+        return f"queue {lock.task} (agent {lock.agent}, attempt {lock.attempt}){claim_next(checkout)}"
+
+    try:
+        update_upstream(repo, change, sleep=sleep, rng=rng, fetch=(CLUDE_FETCH,),
+                        also=lambda: (f"{chain_link(repo, commit, lock.task)}:{QUEUE_REF}",))
+    except UpstreamRejected as error:
+        raise UpstreamRejected(f"the upstream refused to queue {lock.task}: {error}", stderr=error.stderr) from None
+    return declined[0] if declined else Enqueued("queued")

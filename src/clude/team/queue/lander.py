@@ -62,17 +62,10 @@ def queued_entries(repo: Repo, ref: str) -> list[Entry]:
         parts = meta.split()
         if len(parts) == 3 and parts[1] == b"blob" and name.endswith(b".lock"):
             ids.append(parts[2])
-    if not ids:
-        return []
-    out = run_git(repo.path, "cat-file", "--batch", input=b"".join(i + b"\n" for i in ids)).stdout
-    entries, at = [], 0
-    for _ in ids:
-        end = out.index(b"\n", at)
-        size = int(out[at:end].split()[2])
-        text = out[end + 1:end + 1 + size].decode("utf-8", "replace")
-        at = end + 1 + size + 1
+    entries = []
+    for content in repo.cat_blobs(ids):
         try:
-            lock = parse_lock(text)
+            lock = parse_lock(content.decode("utf-8", "replace"))
         except (LockFileError, ValueError):
             continue
         if lock.queued is not None:

@@ -71,7 +71,6 @@ class LandingLease:
         self.last_tip: str | None = None   # our last lease commit, held or not
         self.until: datetime | None = None
         self.first_seen: dict[str, datetime] = {}  # another holder's tip -> when this lander first saw it
-        self._empty_tree: str | None = None
         self._guard = threading.RLock()    # take / renew / release, from the lander and its keeper
 
     @property
@@ -142,10 +141,8 @@ class LandingLease:
     def _push(self, parent: str | None, until: datetime) -> bool:
         message = json.dumps({"agent": self.agent, "host": self.host, "pid": self.pid,
                               "until": until.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")})
-        if self._empty_tree is None:
-            self._empty_tree = self.repo.git("hash-object", "-w", "-t", "tree", "--stdin", input=b"")
         lead = ("-p", parent) if parent else ()
-        commit = self.repo.git("commit-tree", self._empty_tree, *lead, "-m", message)
+        commit = self.repo.git("commit-tree", self.repo.empty_tree(), *lead, "-m", message)
         pushed = self.repo.push_refs(f"{commit}:{LEASE_REF}")
         if pushed.status == "rejected":
             raise UpstreamRejected(f"the upstream refused the landing lease: {pushed.message}",
