@@ -98,6 +98,24 @@ def test_an_agent_that_cannot_start_uses_no_attempt_and_the_worker_stops_with_th
     assert events[-1]["kind"] == "worker_blocked" and "OPENAI_API_KEY" in events[-1]["reason"]
 
 
+
+def test_a_suite_that_cannot_run_on_the_upstream_charges_no_attempt_though_the_agent_ran_meanwhile(tmp_path):
+    """The baseline is computed while the agent works: found unusable after the agent ran, the task
+    still goes back untouched; on the same upstream the worker then waits for the baseline first, so
+    the agent ran once at most, and the worker stops saying why."""
+    root, upstream = team_project(tmp_path, files={"conftest.py": "raise RuntimeError('no database')\n"})
+    task = add(root, upstream, title="Fix mean", tests="test_calc.py::test_mean")
+    w = worker(root, upstream, agent_script(tmp_path, "fix", FIX_MEAN), tmp_path)
+    assert w.run() == EXIT_INFRA
+    assert upstream_files(upstream, "tasks/failures") == [".gitkeep"]
+    assert "status: open" in upstream_file(upstream, f"tasks/{task}.md")
+    from clude.team.logs.events import read_events
+    events = read_events(tmp_path / "state")
+    infra = [e for e in events if e["kind"] == "infra"]
+    assert len(infra) == 3 and all("cannot run on the upstream" in e["reason"] for e in infra), infra
+    assert len([e for e in events if e["kind"] == "agent_started"]) <= 1
+    assert events[-1]["kind"] == "worker_blocked" and "cannot run on the upstream" in events[-1]["reason"]
+
 def test_a_change_that_breaks_a_passing_test_is_rejected_as_a_regression(tmp_path):
     root, upstream = team_project(tmp_path)
     task = add(root, upstream, title="Fix mean", tests="test_calc.py::test_mean", max_attempts=1)

@@ -5,6 +5,7 @@ acceptance tests on it, then queues it for the merge queue (team/queue) in one p
 from __future__ import annotations
 
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,33 @@ class Checked:
     unverified: bool = False          # landed without tests ([team] verify = "none")
 
 
+class Background:
+    """A call run in a daemon thread while the worker goes on; result() waits for it and returns its
+    value or raises what it raised (in the worker's thread)."""
+
+    def __init__(self, call, name: str):
+        self._finished = threading.Event()
+        self._value, self._error = None, None
+        threading.Thread(target=self._run, args=(call,), name=name, daemon=True).start()
+
+    def _run(self, call) -> None:
+        try:
+            self._value = call()
+        except BaseException as error:  # handed to the worker's thread by result()
+            self._error = error
+        finally:
+            self._finished.set()
+
+    def done(self) -> bool:
+        return self._finished.is_set()
+
+    def result(self):
+        self._finished.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 class AttemptSteps:
     """The attempt half of Worker (worker.py): everything between a claim and the next one."""
 
@@ -43,10 +71,9 @@ class AttemptSteps:
         self.ran = None
         with self.repo.keeper(lock, lambda m: self.events.emit("lease_error", "WARNING", message=m)) as lease:
             base = self.land.reset_to_upstream(ignored=True)
-            try:
-                base_verdict = self._baseline()
-            except BaselineUnusable as error:
-                return self._infra(task, lock, InfraFailure(kind="start_failed", message=str(error)))
+            # the upstream's verdict (mostly from the machine's cache) is computed while the agent's tree
+            # is made and the agent works: a baseline the cache does not know costs the agent no time
+            base_verdict = Background(self._baseline, name=f"baseline-{task.task.id}")
             run, checked = self._run_agent(task, lock, base, base_verdict)
             if isinstance(run, InfraFailure):
                 return self._infra(task, lock, run)
@@ -64,8 +91,10 @@ class AttemptSteps:
         return self._base_verdict
 
     # the agent -------------------------------------------------------------------------------
-    def _run_agent(self, task: BoardTask, lock: Lock, base: str, base_verdict, conflict: str = "",
+    def _run_agent(self, task: BoardTask, lock: Lock, base: str, baseline_run: Background, conflict: str = "",
                    overlay: list[str] = ()) -> tuple[AgentRun | InfraFailure, Checked | None]:
+        """The agent in its own tree, then its result checked against the baseline (the land clone is
+        left to `baseline_run` until then: the agent's tree is a clone of it, made while it runs)."""
         n = lock.attempt
         prompt = task_prompt(self.control.path, task.task, n, role=task.task.role or self.c.role or "implementer",
                              roles_dir=Path(self.team.roles_dir) if self.team.roles_dir else None,
@@ -78,11 +107,23 @@ class AttemptSteps:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         work = self.c.workdir / "work"
         prepare(self.land, work, self.c.agent_id, overlay=list(overlay))
+        if baseline_run.done() or self.unusable_base == base:
+            # known already (the cache), or this upstream was unusable last time: wait, and an unusable
+            # upstream costs no agent run
+            try:
+                baseline_run.result()
+            except BaselineUnusable as error:
+                return InfraFailure(kind="start_failed", message=str(error)), None
         self.events.emit("agent_started", task=task.task.id, attempt=n, log=str(log_path))
         run = self.c.backend.run(prompt_file=prompt_file, workdir=work, task_id=task.task.id,
                                  agent_id=self.c.agent_id, env=self.c.env, log_path=log_path,
                                  timeout_s=self.team.agent_timeout_s, sandbox=self.sandbox,
                                  hidden=self.private_paths, pidfile=self.c.workdir / AGENT_PIDFILE)
+        try:
+            base_verdict = baseline_run.result()
+        except BaselineUnusable as error:  # found while the agent ran: its work cannot be judged
+            self.unusable_base = base
+            return InfraFailure(kind="start_failed", message=str(error)), None
         self.ran = (lock, run)  # from here on, a crash of the worker is this attempt's failure
         try:
             commit = take_result(self.land, work, base, f"{task.task.id}: {task.task.title} "
@@ -168,8 +209,9 @@ class AttemptSteps:
         """The work conflicts with what landed meanwhile: once, the agent resolves it on the new upstream."""
         lease.start()
         base = self.land.reset_to_upstream(ignored=True)
+        baseline_run = Background(self._baseline, name=f"baseline-{task.task.id}")  # the clean upstream
         try:
-            base_verdict = self._baseline()  # the clean upstream
+            baseline_run.result()  # before the cherry-pick below changes the files it tests
         except BaselineUnusable as error:
             return self._infra(task, lock, InfraFailure(kind="start_failed", message=str(error)))
         self.land.git("cherry-pick", "--no-commit", work_commit, ok=(0, 1))
@@ -178,7 +220,7 @@ class AttemptSteps:
                    *self.land.git("ls-files", "--others", "--exclude-standard", "-z").split("\0")]
         note = (f"Files with conflict markers: {files}. Resolve them keeping both your change and what "
                 "landed upstream, then make sure the tests still pass.")
-        run, checked = self._run_agent(task, lock, base, base_verdict, conflict=note,
+        run, checked = self._run_agent(task, lock, base, baseline_run, conflict=note,
                                        overlay=[p for p in overlay if p])
         if isinstance(run, InfraFailure):
             return self._infra(task, lock, run)

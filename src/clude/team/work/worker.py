@@ -95,6 +95,7 @@ class Worker(AttemptSteps):
         self.infra_in_a_row: list[InfraFailure] = []
         self.failed_in_a_row: list[tuple[str, str]] = []  # (task, error signature) of failed attempts
         self.attempts_made = 0
+        self.unusable_base: str | None = None  # an upstream commit the tests could not run on
         self.holding: Lock | None = None
         self.prepared: tuple[BoardTask, Lock] | None = None  # the next task, claimed with a landing
         self.rng = random.Random(config.agent_id)
