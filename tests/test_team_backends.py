@@ -308,7 +308,8 @@ def test_agent_env_is_explicit(tmp_path):
                 for what, value in (("NAME", "a1"), ("EMAIL", "a1@clude.localhost"))}
     assert claude == {"PATH": "/usr/bin", "HOME": "/home/u", "LANG": "C.UTF-8",
                       "ANTHROPIC_API_KEY": "sk-ant-key-123456789", "ANTHROPIC_BASE_URL": "http://127.0.0.1:1",
-                      "CLUDE_AGENT_ID": "a1", "CLUDE_TASK_ID": "TASK-002", **identity}
+                      "CLUDE_AGENT_ID": "a1", "CLUDE_TASK_ID": "TASK-002", "CLAUDE_CODE_MAX_RETRIES": "4",
+                      **identity}
     configured = get_backend("claude", {"claude": BackendConfig(env=["MY_SETTING", "NOT_SET_ANYWHERE"])})
     mine = agent_env(configured, env, agent_id="a1", task_id="T")
     assert mine["MY_SETTING"] == "1" and "NOT_SET_ANYWHERE" not in mine and "OPENAI_API_KEY" not in mine
@@ -520,15 +521,30 @@ def test_claude_backend_with_a_rejected_key_is_an_auth_failure(claude_bin, tmp_p
     work.mkdir()
     prompt = tmp_path / "prompt.md"
     prompt.write_text("Create hello.txt.\n")
-    with AnthropicStub(lambda messages, tools: {"status": 401}) as stub:
+    rejected = {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}
+    with AnthropicStub(lambda messages, tools: {"raw": rejected, "status": 401}) as stub:
         env = claude_user_env(claude_bin, tmp_path, stub.base_url)
         result = get_backend("claude").run(prompt_file=prompt, workdir=work, task_id="TASK-001",
                                            agent_id="a1", env=env, log_path=tmp_path / "run.log",
                                            timeout_s=120)
+        tries = [r for r in stub.requests if r["path"] == "/v1/messages"]
+    # a bad key never heals: the CLI's own retries are cut (env_defaults), so the worker hears of it
+    # within 30 s instead of after ~3 minutes of 11 tries
+    assert 1 <= len(tries) <= 5 and result.duration_s < 30, (len(tries), result.duration_s)
     assert result.exit_code != 0
     assert result.infra is not None and result.infra.kind == "auth", (result.infra, result.summary)
     assert "Invalid API key" in result.infra.message
     assert not list(work.iterdir())
+
+
+def test_a_backends_env_defaults_reach_the_agent_unless_the_user_sets_the_name():
+    from clude.team.backends.base import agent_env
+
+    claude = get_backend("claude")
+    assert agent_env(claude, {}, agent_id="a1", task_id="T")["CLAUDE_CODE_MAX_RETRIES"] == "4"
+    mine = agent_env(claude, {"CLAUDE_CODE_MAX_RETRIES": "9"}, agent_id="a1", task_id="T")
+    assert mine["CLAUDE_CODE_MAX_RETRIES"] == "9"
+    assert "CLAUDE_CODE_MAX_RETRIES" not in agent_env(get_backend("codex"), {}, agent_id="a1", task_id="T")
 
 
 # result readers of the CLIs not installed here, from the formats their docs give ----------------

@@ -54,6 +54,7 @@ class AgentRun:
     summary: str
     cost_usd: float | None
     infra: InfraFailure | None
+    gave_up: str | None = None  # the agent ended saying it could not do the task: the task's failure
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class BackendSpec:
     install: str | None = None
     timeout_s: float | None = None
     sandbox_home: tuple[str, ...] = ()  # entries of the home folder the agent keeps (its own config)
+    env_defaults: tuple[tuple[str, str], ...] = ()  # (NAME, value) given to the agent unless NAME is set
     configured: tuple[str, ...] = field(default=(), compare=False)  # fields clude.toml set
 
 
@@ -120,7 +122,8 @@ def get_backend(name: str, configs: Mapping[str, BackendConfig] = _EMPTY, *,
         required_env=tuple(_names(raw.get("required_env", []))), env=tuple(_names(raw.get("env", []))),
         result=result, version=tuple(raw.get("version", [])), about=raw.get("about", ""),
         install=raw.get("install"), timeout_s=raw.get("timeout_s"),
-        sandbox_home=tuple(_names(raw.get("sandbox_home", []))), configured=tuple(configured)))
+        sandbox_home=tuple(_names(raw.get("sandbox_home", []))), configured=tuple(configured),
+        env_defaults=tuple((str(k), str(v)) for k, v in (raw.get("env_defaults") or {}).items())))
 
 
 def _words(name: str, command) -> list[str]:
@@ -153,8 +156,10 @@ def _names(values) -> list[str]:
 
 def agent_env(backend: Backend, env: Mapping[str, str], *, agent_id: str, task_id: str) -> dict[str, str]:
     """The agent's whole environment: the base names, the backend's required and forwarded names —
-    each only when set in `env` — and CLUDE_AGENT_ID, CLUDE_TASK_ID. Nothing invented."""
+    each only when set in `env` — its env_defaults for names `env` does not set (the user's value
+    wins), and CLUDE_AGENT_ID, CLUDE_TASK_ID."""
     out = {name: env[name] for name in (*BASE_ENV, *backend.forwarded_env()) if name in env}
+    out.update({name: value for name, value in backend.spec.env_defaults if name not in env})
     out.update(agent_identity(agent_id))  # ~/.gitconfig is hidden in the sandbox: commits still have a name
     out["CLUDE_AGENT_ID"] = agent_id
     out["CLUDE_TASK_ID"] = task_id
@@ -328,7 +333,8 @@ class Backend:
             infra.message = redactor.text(infra.message.replace("[backends.NAME]", f"[backends.{self.name}]"))
         return AgentRun(exit_code=finished.exit_code, signal=finished.signal, timed_out=finished.timed_out,
                         duration_s=finished.duration_s, log_path=log_path,
-                        summary=redactor.text(outcome.summary), cost_usd=outcome.cost_usd, infra=infra)
+                        summary=redactor.text(outcome.summary), cost_usd=outcome.cost_usd, infra=infra,
+                        gave_up=redactor.text(outcome.gave_up) if outcome.gave_up else None)
 
     def _not_started(self, log_path: Path, failure: InfraFailure,
                      problems: list[InfraFailure] | None = None) -> AgentRun:

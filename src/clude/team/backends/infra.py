@@ -12,8 +12,25 @@ from typing import Literal
 
 from clude.secrets import KEY_SHAPES
 
-InfraKind = Literal["missing_env", "command_not_found", "auth", "rate_limited", "network",
-                    "interpreter_missing", "start_failed"]
+InfraKind = Literal["missing_env", "command_not_found", "auth", "rate_limited", "network", "server_error",
+                    "interpreter_missing", "suite_unusable", "start_failed"]
+# What each kind of failure is, and so what follows (docs/team.md, "When an agent cannot work"):
+#   environment  the worker's setup is broken (a variable, a program, a key, the upstream's own tests):
+#                retrying cannot heal it, the worker stops at once with the reason
+#   transient    the model API is busy or out of reach: the worker waits (the API's retry-after, or a
+#                growing wait with jitter) and goes on
+#   unknown      the agent ended before changing anything, for no reason clude recognizes: counted and
+#                shown; three in a row make the worker's environment the suspect, and one task that
+#                fails so on workers doing other tasks fine is blocked (team/work/blame.py)
+# A failure that is the task's (no valid plan, out of time, no change, tests failing, a refused
+# change) is no InfraFailure: it is a failed attempt, with its reason in words.
+Category = Literal["environment", "transient", "unknown"]
+CATEGORY: dict[str, Category] = {
+    "missing_env": "environment", "command_not_found": "environment", "interpreter_missing": "environment",
+    "auth": "environment", "suite_unusable": "environment",
+    "rate_limited": "transient", "network": "transient", "server_error": "transient",
+    "start_failed": "unknown",
+}
 
 TAIL_LINES = 200  # classify() reads only the end of the output
 START_LINES = 5  # patterns with where = "start" read only the first non-blank lines
@@ -35,6 +52,10 @@ class InfraFailure:
     message: str
     name: str | None = None
     retry_after_s: float | None = None  # rate limits: how long the API asked to wait
+
+    @property
+    def category(self) -> Category:
+        return CATEGORY[self.kind]
 
 
 @dataclass(frozen=True)
@@ -111,7 +132,7 @@ def _failure(pattern: _Pattern, match: re.Match, text: str, tail: str, rules: _R
     for key in re.findall(r"\{(\w+)\}", pattern.message):
         fields.setdefault(key, "")
     message = pattern.message.format(**fields)
-    retry = retry_after(tail) if pattern.kind == "rate_limited" else None
+    retry = retry_after(tail) if CATEGORY[pattern.kind] == "transient" else None
     if retry is not None:
         message += f" (the API asked to wait {retry:g} s)"
     return InfraFailure(kind=pattern.kind, message=message, name=name, retry_after_s=retry)

@@ -20,6 +20,7 @@ class Outcome:
     cost_usd: float | None = None
     infra: InfraFailure | None = None
     read: bool = True  # the format's result was found: it alone says whether the agent could work
+    gave_up: str | None = None  # the agent ran and ended saying it could not do the task (its words)
 
 
 def read_result(fmt: str, stdout: str, output: str, exit_code: int | None) -> Outcome:
@@ -84,6 +85,8 @@ def _clude(stdout: str, output: str, exit_code: int | None) -> Outcome:
             lines.append(f"- {step.get('id')} {step.get('title', '')} [{step.get('status')}]"
                          + (f": {said}" if said else ""))
     outcome = Outcome(summary="\n".join(lines), cost_usd=_number(result.get("cost_usd")))
+    if status in ("blocked", "failed") and reason:  # clude ran, and found the task undoable (no valid plan...)
+        outcome.gave_up = reason
     if status == "error":  # exit 4: the model or the environment cannot be used, never the task's fault
         why = reason.split("; once fixed, continue with:")[0]
         outcome.infra = classify(why, exit_code if exit_code else 4) or InfraFailure(
@@ -112,11 +115,16 @@ def _claude(stdout: str, output: str, exit_code: int | None) -> Outcome:
             wait = retry_after(text)
             outcome.infra = InfraFailure(kind="rate_limited", message=f"claude is rate limited ({said})",
                                          retry_after_s=wait)
+        elif isinstance(status, int) and 500 <= status <= 599:
+            outcome.infra = InfraFailure(kind="server_error", message=f"claude's API failed ({said})",
+                                         retry_after_s=retry_after(text))
         else:
             outcome.infra = classify(text, exit_code if exit_code else 1)
             if outcome.infra is None and result.get("terminal_reason") == "api_error":
                 outcome.infra = InfraFailure(kind="start_failed",
                                              message=f"claude stopped on an API error: {said}")
+    if outcome.infra is None and result.get("subtype") == "error_max_turns":
+        outcome.gave_up = "the agent used up its turns (claude's --max-turns) before finishing"
     return outcome
 
 

@@ -11,6 +11,10 @@ from clude.team.board.layout import failure_path, lock_path, task_path
 from clude.team.board.records import append_progress, progress_line
 from clude.team.board.tasks import parse_task, render_task
 
+# Notes that a task's agent ended before changing anything, each by a worker doing other tasks fine
+# (team/work/blame.py), that block the task: it fails whoever runs it.
+START_FAILURES_TO_BLOCK = 2
+
 
 def _update_task(checkout: Path, task_id: str, **update) -> None:
     file = checkout / task_path(task_id)
@@ -46,3 +50,23 @@ def write_released(checkout: Path, task_id: str, why: str, *, agent: str, when: 
     """The task goes back untouched (no attempt used), with a PROGRESS line saying why."""
     (checkout / lock_path(task_id)).unlink(missing_ok=True)
     append_progress(checkout, progress_line("released", task_id, why, agent=agent, when=when))
+
+
+def write_start_failure(checkout: Path, task_id: str, reason: str, *, agent: str, when: datetime) -> bool:
+    """A note on an open task that its agent ended before changing anything on `agent`, a worker doing
+    other tasks fine; True when the notes now block the task (team/work/blame.py), with the reason."""
+    file = checkout / task_path(task_id)
+    if not file.exists():
+        return False
+    task = parse_task(file.read_text(encoding="utf-8"), task_path(task_id))
+    if task.status != "open":
+        return False
+    noted = [*task.failed_at_start, agent]
+    if len(noted) < START_FAILURES_TO_BLOCK:
+        _update_task(checkout, task_id, failed_at_start=noted)
+        return False
+    why = (f"its agent ends before changing anything on workers that do other tasks fine "
+           f"({', '.join(dict.fromkeys(noted))}): {reason}")
+    _update_task(checkout, task_id, failed_at_start=noted, status="blocked", blocked_reason=why)
+    append_progress(checkout, progress_line("blocked", task_id, f"{task.title} — {why}", agent=agent, when=when))
+    return True

@@ -22,9 +22,11 @@ STATUSES: tuple[str, ...] = ("open", "done", "failed", "blocked")
 # A task id usable as a file name (the rule of layout.py): letters, digits, ".", "_", "-"; no leading dot.
 TASK_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 FIELD_ORDER = ("id", "title", "role", "deps", "priority", "max_attempts", "status", "verified", "tests",
-               "allow_tests", "blocked_reason")
+               "allow_tests", "blocked_reason", "failed_at_start")
 # Fields written to a task file only when they hold this value (their default is the usual case).
 WRITTEN_ONLY_AS = {"verified": False, "allow_tests": True}
+# Fields written to a task file only when they hold something.
+WRITTEN_WHEN_SET = ("failed_at_start",)
 # The role whose tasks may change the tests without allow_tests.
 TESTER_ROLE = "tester"
 _NUMBERED_ID = re.compile(r"TASK-(\d+)")
@@ -81,6 +83,9 @@ class Task(BaseModel):
     tests: Text | None = None  # the acceptance test selector
     allow_tests: bool = False  # the agent may change the project's tests (see allows_test_changes)
     blocked_reason: Text | None = None
+    # the workers on which its agent ended before changing anything while they did other tasks fine
+    # (team/work/blame.py): at START_FAILURES_TO_BLOCK (board/books.py) of them the task is blocked
+    failed_at_start: list[Text] = []
     body: str = ""
 
     @field_validator("title", mode="after")
@@ -170,7 +175,8 @@ def render_task(task: Task) -> str:
     """The task file's text: front matter in a stable key order (every field but those of
     WRITTEN_ONLY_AS holding their usual value), then the body."""
     fields = {name: getattr(task, name) for name in FIELD_ORDER
-              if name not in WRITTEN_ONLY_AS or getattr(task, name) == WRITTEN_ONLY_AS[name]}
+              if (name not in WRITTEN_ONLY_AS or getattr(task, name) == WRITTEN_ONLY_AS[name])
+              and (name not in WRITTEN_WHEN_SET or getattr(task, name))}
     front = _dump(fields, allow_unicode=True)
     if yaml.load(front, Loader=_LOADER) != fields:  # characters YAML writes raw but reads back as line breaks
         front = _dump(fields, allow_unicode=False)

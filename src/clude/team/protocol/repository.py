@@ -8,12 +8,12 @@ from __future__ import annotations
 import os
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from pathlib import Path
 
 from clude.team.board.board import Board, BoardTask, all_settled, claimable, read_board
-from clude.team.board.books import write_failure
+from clude.team.board.books import write_failure, write_start_failure
 from clude.team.board.layout import lock_path
 from clude.team.board.locks import Lock, Queued, new_lock, render_lock
 from clude.team.protocol.git import Repo
@@ -57,9 +57,9 @@ class TeamRepository:
             return self.board()
 
     # claiming --------------------------------------------------------------------------------
-    def claim(self) -> Claimed | str:
+    def claim(self, avoid: Collection[str] = ()) -> Claimed | str:
         """Claim the best task this worker may take: (task, lock), or "settled" (nothing is left to do)
-        or "idle" (nothing to take now)."""
+        or "idle" (nothing to take now). Tasks in `avoid` only when no other is ready."""
         board = self.look()
         if all_settled(board):
             return "settled"
@@ -68,7 +68,7 @@ class TeamRepository:
         picked: list = []
 
         def change(checkout: Path) -> str | None:
-            picked[:] = [self.take(checkout)]
+            picked[:] = [self.take(checkout, avoid=avoid)]
             if isinstance(picked[0], str):
                 return None
             task, lock = picked[0]
@@ -79,14 +79,16 @@ class TeamRepository:
             update_upstream(self.control, change)
         return picked[0] if picked else "idle"
 
-    def take(self, checkout: Path, *, exclude: str | None = None) -> Claimed | str:
+    def take(self, checkout: Path, *, exclude: str | None = None, avoid: Collection[str] = ()) -> Claimed | str:
         """In a checkout of main about to be pushed: the lock of the best claimable task written (the
         highest priority; among several of it, one of the first CLAIM_SPREAD at random, so workers racing
-        for the board do not all push for the same task). "settled" or "idle" when there is none."""
+        for the board do not all push for the same task). "settled" or "idle" when there is none.
+        `exclude`: never that task; `avoid`: those tasks only when no other is ready."""
         board = self.board(checkout)
         if all_settled(board):
             return "settled"
         ready = [t for t in claimable(board, role=self.role, now=self.clock()) if t != exclude]
+        ready = [t for t in ready if t not in avoid] or ready
         if not ready:
             return "idle"
         top = board.tasks[ready[0]].task.priority
@@ -104,7 +106,8 @@ class TeamRepository:
         return LeaseKeeper(self.control, self.guard, lock, self.lease_s, self.clock, on_error=on_error)
 
     # the end of an attempt -------------------------------------------------------------------
-    def queue(self, lock: Lock, commit: str, queued: Queued, *, claim_next: bool) -> tuple[Enqueued, Claimed | None]:
+    def queue(self, lock: Lock, commit: str, queued: Queued, *, claim_next: bool,
+              avoid: Collection[str] = ()) -> tuple[Enqueued, Claimed | None]:
         """Queue `commit` for the merge queue, and in the same push claim this worker's next task when
         `claim_next`: the outcome, and the task claimed."""
         following: list = []
@@ -113,7 +116,7 @@ class TeamRepository:
             following.clear()
             if not claim_next:
                 return ""
-            taken = self.take(checkout, exclude=lock.task)
+            taken = self.take(checkout, exclude=lock.task, avoid=avoid)
             if isinstance(taken, str):
                 return ""
             following.append(taken)
@@ -139,13 +142,39 @@ class TeamRepository:
             update_upstream(self.control, change)
         return final[0] if final else None
 
-    def release(self, lock: Lock) -> None:
-        """Give the task back untouched (no record, no attempt used), when the lock is still ours."""
+    def release(self, lock: Lock, *, start_failure: str | None = None) -> bool:
+        """Give the task back untouched (no record, no attempt used), when the lock is still ours;
+        `start_failure`: with a note that its agent ended before changing anything on this worker, which
+        does other tasks fine (board/books.py). True when that note blocked the task."""
+        blocked: list[bool] = []
+
         def change(checkout: Path) -> str | None:
             if not ours_to_end(checkout, lock):
                 return None
             (checkout / lock_path(lock.task)).unlink()
-            return f"release {lock.task} untouched (agent {self.agent})"
+            blocked[:] = [start_failure is not None and write_start_failure(
+                checkout, lock.task, start_failure, agent=self.agent, when=self.clock())]
+            return f"release {lock.task} untouched (agent {self.agent})" + (
+                "; blocked: it fails at start on workers doing other tasks fine" if blocked[0] else "")
 
         with self.guard:
             update_upstream(self.control, change)
+        return bool(blocked and blocked[0])
+
+    def note_start_failures(self, failures: list[tuple[str, str]]) -> list[str]:
+        """Notes on open tasks (not held by this worker) that their agent ended before changing anything
+        here, now that this worker has shown it works: the tasks the notes blocked."""
+        blocked: list[str] = []
+
+        def change(checkout: Path) -> str | None:
+            blocked.clear()
+            for task_id, reason in failures:
+                if write_start_failure(checkout, task_id, reason, agent=self.agent, when=self.clock()):
+                    blocked.append(task_id)
+            tasks = ", ".join(t for t, _ in failures)
+            return f"note {tasks}: failed at start on agent {self.agent}, which works" + (
+                f"; blocked {', '.join(blocked)}" if blocked else "")
+
+        with self.guard:
+            update_upstream(self.control, change)
+        return blocked

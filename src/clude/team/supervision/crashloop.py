@@ -12,7 +12,8 @@ from clude.exits import WORKER_INFRA, WORKER_SETTLED, WORKER_UPSTREAM
 from clude.team.backends.infra import InfraFailure
 from clude.team.logs.logread import normalize_error
 
-MAX_INFRA_IN_A_ROW = 3  # then the worker stops; the monitor (and a person) must fix the environment
+MAX_INFRA_IN_A_ROW = 3  # failures alike in a row (attempts on different tasks, or agent runs ending before
+                        # any change: work/blame.py) that stop a worker: its environment is the suspect
 # Exit codes a worker ends with (clude.exits) that say restarting cannot help.
 SETTLED, UPSTREAM_REFUSES, INFRA_BLOCKED = WORKER_SETTLED, WORKER_UPSTREAM, WORKER_INFRA
 
@@ -90,12 +91,12 @@ def error_signature(text: str) -> str:
 
 def environment_suspect(infra: list[InfraFailure], failed: list[tuple[str, str]],
                         k: int = MAX_INFRA_IN_A_ROW) -> dict | None:
-    """When the environment, not the tasks, is failing this worker: its last k agent runs could not
-    work with the same cause (rate limits excepted: they back off), or its last k failed attempts, on
-    different tasks, failed with the same error. None otherwise."""
-    last = infra[-k:]
-    if len(last) == k and len({(f.kind, f.name) for f in last}) == 1 and last[0].kind != "rate_limited":
-        return {"cause": last[-1].kind, "reason": last[-1].message}
+    """When the environment, not the tasks, is failing this worker: its last agent run could not work
+    for a reason of its environment (backends/infra.py: a variable, a program, a key, the upstream's
+    tests: retrying cannot heal it), or its last k failed attempts, on different tasks, failed with the
+    same error. None otherwise (transient failures wait; unknown ones are weighed by work/blame.py)."""
+    if infra and infra[-1].category == "environment":
+        return {"cause": infra[-1].kind, "reason": infra[-1].message}
     recent = failed[-k:]
     if len(recent) == k and len({sig for _, sig in recent}) == 1 and len({t for t, _ in recent}) > 1:
         return {"cause": "same_failure", "reason": f"the last {k} attempts, on different tasks, failed "

@@ -77,7 +77,7 @@ class AttemptSteps:
             run, checked = self._run_agent(task, lock, base, base_verdict)
             if isinstance(run, InfraFailure):
                 return self._infra(task, lock, run)
-            self.infra_in_a_row.clear()
+            self.worked()
             if lease.lost:
                 self.events.emit("lost", "WARNING", task=task.task.id,
                                  reason="the lease ran out and another worker took the task")
@@ -113,7 +113,7 @@ class AttemptSteps:
             try:
                 baseline_run.result()
             except BaselineUnusable as error:
-                return InfraFailure(kind="start_failed", message=str(error)), None
+                return InfraFailure(kind="suite_unusable", message=str(error)), None
         self.events.emit("agent_started", task=task.task.id, attempt=n, log=str(log_path))
         run = self.c.backend.run(prompt_file=prompt_file, workdir=work, task_id=task.task.id,
                                  agent_id=self.c.agent_id, env=self.c.env, log_path=log_path,
@@ -123,7 +123,7 @@ class AttemptSteps:
             base_verdict = baseline_run.result()
         except BaselineUnusable as error:  # found while the agent ran: its work cannot be judged
             self.unusable_base = base
-            return InfraFailure(kind="start_failed", message=str(error)), None
+            return InfraFailure(kind="suite_unusable", message=str(error)), None
         self.ran = (lock, run)  # from here on, a crash of the worker is this attempt's failure
         try:
             commit = take_result(self.land, work, base, f"{task.task.id}: {task.task.title} "
@@ -138,14 +138,19 @@ class AttemptSteps:
                          changed=commit is not None, seconds=round(run.duration_s, 2), cost_usd=run.cost_usd)
         if run.infra is not None:
             return run.infra, None
-        if (run.exit_code != 0 or run.signal) and not run.timed_out and commit is None:
-            last = next((line for line in reversed(run.summary.splitlines()) if line.strip()), "")
-            return InfraFailure(kind="start_failed", message=f"the agent exited with {run.exit_code} "
-                                f"before changing anything: {last[:200]}", name=None,
-                                retry_after_s=None), None
         if commit is None:
-            return run, Checked(Verification(False, "the agent changed nothing", "", []))
-        return run, self._check(task, base, commit, base_verdict)
+            why = _nothing_done(run)
+            if why is None:  # it ended before changing anything, for no reason known: not the task's
+                last = next((line for line in reversed(run.summary.splitlines()) if line.strip()), "")
+                how = f"exited with {run.exit_code}" if run.signal is None else f"was killed by signal {run.signal}"
+                return InfraFailure(kind="start_failed", message=f"the agent {how} before changing anything: "
+                                    f"{last[:200]}"), None
+            return run, Checked(Verification(False, why, "", []))
+        checked = self._check(task, base, commit, base_verdict)
+        if run.timed_out and not checked.verification.ok:
+            checked.verification.reason = (f"the agent ran out of time after {run.duration_s:.0f} s, and what "
+                                           f"it left does not pass: {checked.verification.reason}")
+        return run, checked
 
     def _check(self, task: BoardTask, base: str, commit: str, base_verdict) -> Checked:
         """Review the change base..commit, then verify it (the worker's clone is left at `commit`)."""
@@ -184,7 +189,8 @@ class AttemptSteps:
                         log=f"{self.host}:{run.log_path}", unverified=checked.unverified,
                         changed_tests=list(checked.changed_tests))
 
-        result, following = self.repo.queue(lease.lock, checked.commit, queued, claim_next=self.may_claim())
+        result, following = self.repo.queue(lease.lock, checked.commit, queued, claim_next=self.may_claim(),
+                                            avoid=self.starts.avoid())
         if result.status == "queued":
             self.holding = self.ran = None  # the lander ends this hold now; nothing of it is ours to give back
             self.failed_in_a_row.clear()
@@ -213,7 +219,7 @@ class AttemptSteps:
         try:
             baseline_run.result()  # before the cherry-pick below changes the files it tests
         except BaselineUnusable as error:
-            return self._infra(task, lock, InfraFailure(kind="start_failed", message=str(error)))
+            return self._infra(task, lock, InfraFailure(kind="suite_unusable", message=str(error)))
         self.land.git("cherry-pick", "--no-commit", work_commit, ok=(0, 1))
         self.land.git("reset", "-q")  # markers stay in the files; nothing staged
         overlay = [*self.land.git("diff", "--name-only", "-z").split("\0"),
@@ -240,6 +246,19 @@ class AttemptSteps:
         self.events.emit("failed_attempt", "WARNING", task=task.task.id, attempt=n,
                          reason=verification.reason, final=bool(final))
         return "failed"
+
+
+def _nothing_done(run: AgentRun) -> str | None:
+    """Why an agent run that changed nothing is the task's failure, in words; None when it ended
+    before changing anything for a reason that is not the task's (exited non-zero, unexplained)."""
+    if run.timed_out:
+        return (f"the agent ran out of time after {run.duration_s:.0f} s ([team] agent_timeout_s) without "
+                "changing anything")
+    if run.gave_up:
+        return f"the agent could not do the task: {' '.join(run.gave_up.split())[:300]}"
+    if run.exit_code != 0 or run.signal:
+        return None
+    return "the agent changed nothing"
 
 
 def _passes(checked: Checked, base) -> list[str]:

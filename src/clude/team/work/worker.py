@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 import traceback
+from itertools import takewhile
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +30,7 @@ from clude.team.backends import Backend, InfraFailure
 from clude.team.board.board import BoardTask
 from clude.team.supervision.crashloop import environment_suspect
 from clude.team.logs.events import EventLog
+from clude.team.work.blame import StartFailures
 from clude.team.work.heartbeat import Heartbeat
 from clude.team.protocol.git import Repo, is_local_url, upstream_head, wait_for_move
 from clude.team.board.locks import Lock
@@ -93,6 +95,8 @@ class Worker(AttemptSteps):
         self.land: Repo | None = None  # the worker's own clone: agents' results verified and queued from it
         self.lander: LanderService | None = None  # this worker's lander (team/queue), in a thread
         self.infra_in_a_row: list[InfraFailure] = []
+        self.starts = StartFailures()  # its agent runs that ended before changing anything (blame.py)
+        self.blamed: dict | None = None  # why this worker's own environment is the suspect, when it is
         self.failed_in_a_row: list[tuple[str, str]] = []  # (task, error signature) of failed attempts
         self.attempts_made = 0
         self.unusable_base: str | None = None  # an upstream commit the tests could not run on
@@ -138,7 +142,7 @@ class Worker(AttemptSteps):
                 if self.c.max_tasks is not None and self.attempts_made >= self.c.max_tasks:
                     self._drain()
                     return EXIT_SETTLED
-                suspect = environment_suspect(self.infra_in_a_row, self.failed_in_a_row)
+                suspect = self.blamed or environment_suspect(self.infra_in_a_row, self.failed_in_a_row)
                 if suspect:
                     self.events.emit("worker_blocked", "ERROR", **suspect)
                     return EXIT_INFRA
@@ -232,7 +236,7 @@ class Worker(AttemptSteps):
 
     # claiming --------------------------------------------------------------------------------
     def claim(self) -> tuple[BoardTask, Lock] | str:
-        claimed = self.repo.claim()
+        claimed = self.repo.claim(avoid=self.starts.avoid())
         if not isinstance(claimed, str):
             task, lock = claimed
             self.events.emit("claimed", task=task.task.id, attempt=lock.attempt,
@@ -244,16 +248,42 @@ class Worker(AttemptSteps):
         return self.c.max_tasks is None or self.attempts_made < self.c.max_tasks
 
     def _infra(self, task: BoardTask, lock: Lock, failure: InfraFailure) -> str:
-        """The agent could not run: the task goes back untouched (no record, no attempt used)."""
-        self.repo.release(lock)
+        """The agent could not run: the task goes back untouched (no record, no attempt used). What
+        follows depends on the failure's category (backends/infra.py): an environment failure stops the
+        worker (run()); a transient one waits; an unknown one is weighed by blame.py."""
         self.infra_in_a_row.append(failure)
-        self.events.emit("infra", "ERROR", task=task.task.id, cause=failure.kind, reason=failure.message)
-        if failure.kind == "rate_limited":
-            wait = failure.retry_after_s or backoff(len(self.infra_in_a_row), first=2 * self.team.poll_s,
-                                                    cap=MAX_RATE_LIMIT_WAIT_S, rng=self.rng)
-            self.events.emit("backoff", "WARNING", seconds=wait)
+        self.events.emit("infra", "ERROR", task=task.task.id, cause=failure.kind, category=failure.category,
+                         reason=failure.message)
+        if failure.category != "unknown":
+            self.repo.release(lock)
+        else:
+            verdict = self.starts.failed(task.task.id, failure.message)
+            if self.repo.release(lock, start_failure=failure.message if verdict == "note" else None):
+                self._task_blocked(task.task.id, failure.message)
+            if verdict == "worker":
+                self.blamed = {"cause": failure.kind, "reason": f"the last {len(self.starts.streak)} agent runs "
+                               f"ended before changing anything: {failure.message}"}
+        if failure.category == "transient":
+            streak = len(list(takewhile(lambda f: f.category == "transient", reversed(self.infra_in_a_row))))
+            wait = (failure.retry_after_s * (1 + 0.1 * self.rng.random()) if failure.retry_after_s else
+                    backoff(streak, first=2 * self.team.poll_s, cap=MAX_RATE_LIMIT_WAIT_S, rng=self.rng))
+            self.events.emit("backoff", "WARNING", seconds=round(wait, 2), cause=failure.kind)
             self.c.sleep(wait)
         return "infra"
+
+    def worked(self) -> None:
+        """An agent run of this worker could be judged: its environment works. Its suspicions about
+        tasks it failed at start on are noted on them (blame.py)."""
+        self.infra_in_a_row.clear()
+        pending = self.starts.worked()
+        if pending:
+            for blocked in self.repo.note_start_failures(pending):
+                self._task_blocked(blocked, dict(pending)[blocked])
+
+    def _task_blocked(self, task_id: str, reason: str) -> None:
+        self.events.emit("task_blocked", "WARNING", task=task_id,
+                         reason=f"its agent ends before changing anything on workers that do other tasks "
+                                f"fine: {reason}")
 
     def _charge_or_release(self, error: Exception) -> None:
         """After a crash: when the agent had already run on the task held, its result is what broke the
