@@ -219,14 +219,18 @@ def test_a_task_claimed_more_often_than_its_attempts_explain():
 
 def test_time_per_task_from_first_claim_to_done_or_last_failure():
     events = [ev(100, "a1", "claimed", task="A"), ev(160, "a1", "done", task="A"),
-              ev(100, "a2", "claimed", task="B"), ev(130, "a2", "failed_attempt", "WARNING", task="B"),
-              ev(140, "a2", "claimed", task="B"), ev(200, "a2", "failed_attempt", "WARNING", task="B"),
+              ev(100, "a2", "claimed", task="B"), ev(130, "a2", "failed_attempt", "WARNING", task="B", final=False),
+              ev(140, "a2", "claimed", task="B"), ev(200, "a2", "failed_attempt", "WARNING", task="B", final=True),
               ev(100, "a3", "claimed", task="C"), ev(110, "a3", "done", task="C"),
-              ev(300, "a3", "claimed", task="D")]
+              ev(300, "a3", "claimed", task="D"),
+              # E failed once and is open again: never called failed; F was blocked
+              ev(100, "a1", "claimed", task="E"), ev(150, "a1", "failed_attempt", "WARNING", task="E", final=False),
+              ev(100, "a2", "claimed", task="F"), ev(105, "a2", "infra", "ERROR", task="F"),
+              ev(105, "a2", "task_blocked", "WARNING", task="F")]
     report = analyze(sorted(events, key=lambda e: e["at"]), [])
     assert [(t.task, t.seconds, t.outcome, t.attempts) for t in report.task_times] == [
-        ("B", 100, "failed", 2), ("A", 60, "done", 1), ("C", 10, "done", 1)]
-    assert report.time_summary() == {"tasks": 3, "min": 10, "median": 60, "max": 100}
+        ("B", 100, "failed", 2), ("A", 60, "done", 1), ("C", 10, "done", 1), ("F", 5, "blocked", 0)]
+    assert report.time_summary() == {"tasks": 4, "min": 5, "median": 35, "max": 100}
 
 
 # -- inputs and the command -----------------------------------------------------------------------------------

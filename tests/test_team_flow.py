@@ -333,6 +333,10 @@ def test_a_task_whose_agent_always_dies_at_start_is_blocked_and_the_worker_goes_
     events = read_events(tmp_path / "state")
     assert [e["task"] for e in events if e["kind"] == "task_blocked"] == [poisoned]
     assert not any(e["kind"] == "worker_blocked" for e in events)
+    runs = tmp_path / "agents/a1/runs"  # claimed twice as attempt 1 (no attempt used): two logs kept
+    logs = sorted(p.name for p in runs.glob(f"{poisoned}_attempt_1*.log"))
+    assert logs == [f"{poisoned}_attempt_1.2.log", f"{poisoned}_attempt_1.log"], logs
+    assert all("segmentation fault" in (runs / name).read_text() for name in logs)
 
 
 def test_an_agent_killed_at_its_timeout_is_a_failed_attempt_that_says_so(tmp_path):
@@ -350,7 +354,10 @@ def test_an_agent_that_finds_the_task_undoable_fails_the_attempt_with_its_words(
     root, upstream = team_project(tmp_path)
     task = add(root, upstream, title="Fix mean", tests="test_calc.py::test_mean", max_attempts=2)
     undoable = agent_script(tmp_path, "noplan", '''
-        import json, sys
+        import json, pathlib, sys
+        messages = pathlib.Path(".clude/sessions/s1/messages")  # as clude run keeps them
+        messages.mkdir(parents=True)
+        (messages / "plan.json").write_text(json.dumps([{"role": "user", "content": sys.argv[2]}]))
         print(json.dumps({"status": "blocked", "reason": "no valid plan after 3 attempts; the model "
                           "answered with steps that depend on each other in a cycle", "steps": []}))
         sys.exit(3)
@@ -363,3 +370,6 @@ def test_an_agent_that_finds_the_task_undoable_fails_the_attempt_with_its_words(
     assert "status: failed" in upstream_file(upstream, f"tasks/{task}.md")
     record = upstream_file(upstream, f"tasks/failures/{task}_attempt_2.md")
     assert "the agent could not do the task: no valid plan after 3 attempts" in record
+    for n in (1, 2):  # each attempt keeps its own log and its agent's messages
+        kept = tmp_path / f"agents/a1/runs/{task}_attempt_{n}.clude/sessions/s1/messages/plan.json"
+        assert f"{task}_attempt_{n}.md" in kept.read_text()

@@ -79,6 +79,7 @@ def test_a_backend_missing_its_key_is_blocked_after_one_start_and_spends_no_atte
     assert worker["state"] == "blocked" and "OPENAI_API_KEY" in worker["reason"]
     events = [json.loads(line) for line in (root / ".clude/events.jsonl").read_text().splitlines()]
     assert sum(1 for e in events if e["kind"] == "agent_started") == 1  # a missing key never heals
+    assert sum(1 for e in events if e["kind"] == "worker_blocked") == 1  # said once, by the worker
     assert upstream_files(upstream, "tasks/failures") == [".gitkeep"]
     assert "status: open" in upstream_file(upstream, "tasks/TASK-001.md")
     assert "blocked worker a1" in upstream_file(upstream, "PROGRESS.md")

@@ -70,8 +70,9 @@ class OverClaimed:
 @dataclass
 class TaskTime:
     task: str
-    seconds: float                # first claim to done (or to the last failed attempt)
-    outcome: str                  # "done" or "failed"
+    seconds: float                # first claim to done (or to the failed attempt that was its last, or
+                                  # to its blocking); a task still open has no time
+    outcome: str                  # "done", "failed" or "blocked"
     attempts: int
 
 
@@ -285,7 +286,11 @@ def _tasks(events: list[dict]) -> tuple[list[OverClaimed], list[TaskTime]]:
         task = str(task)
         if kind == "claimed":
             claims.setdefault(task, []).append((at, agent))
+        elif kind == "task_blocked":
+            outcomes.setdefault(task, {}).setdefault("blocked", []).append(at)
         elif kind in _ACCOUNTED:
+            if kind == "failed_attempt" and event.get("final"):
+                outcomes.setdefault(task, {}).setdefault("failed", []).append(at)
             outcomes.setdefault(task, {}).setdefault(kind, []).append(at)
             last_outcome[task] = at
     over: list[OverClaimed] = []
@@ -299,11 +304,13 @@ def _tasks(events: list[dict]) -> tuple[list[OverClaimed], list[TaskTime]]:
         if len(claimed) - accounted - (1 if in_progress else 0) > 0:
             agents = list(dict.fromkeys(agent for _, agent in claimed))
             over.append(OverClaimed(task, len(claimed), accounted, agents, in_progress))
-        end, outcome = None, None
+        end, outcome = None, None  # a task with failed attempts but attempts left is still open
         if done.get("done"):
             end, outcome = min(done["done"]), "done"
-        elif done.get("failed_attempt"):
-            end, outcome = max(done["failed_attempt"]), "failed"
+        elif done.get("failed"):
+            end, outcome = max(done["failed"]), "failed"
+        elif done.get("blocked"):
+            end, outcome = max(done["blocked"]), "blocked"
         if end is not None:
             times.append(TaskTime(task, max(0.0, end - claimed[0][0]), outcome,
                                   len(done.get("done", ())) + len(done.get("failed_attempt", ()))))

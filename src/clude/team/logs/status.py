@@ -12,6 +12,10 @@ _STATE_AFTER = {"worker_restarted": "restarting", "worker_started": "idle", "cla
                 "worker_blocked": "blocked", "worker_done": "finished", "worker_stopped": "exited"}
 
 
+# what a worker does only when its environment works: an agent's result judged, or a landing
+_WORKED = frozenset({"queued", "done", "failed_attempt", "landed"})
+
+
 def worker_states(events: list[dict], beats: dict[str, dict] | None = None, now: float | None = None) -> list[dict]:
     """Each worker's state from its events (and heartbeats): the last state-changing event, its task
     and attempt, uptime, restarts and last error."""
@@ -36,6 +40,8 @@ def worker_states(events: list[dict], beats: dict[str, dict] | None = None, now:
             w["attempt"] = event.get("attempt") if working else None
         if event.get("level") == "ERROR":
             w["error"] = event.get("reason") or event.get("message")
+        elif kind in _WORKED:  # it works again: an error it had is behind it
+            w["error"] = None
     for agent, beat in (beats or {}).items():
         w = workers.setdefault(agent, {"agent": agent, "restarts": 0, "error": None})
         if w.get("state") not in ("blocked", "exited", "finished"):

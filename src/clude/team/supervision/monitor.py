@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from clude.harness.process import tail as process_tail
-from clude.team.supervision.crashloop import Policy, Run, decide
+from clude.team.supervision.crashloop import INFRA_BLOCKED, Policy, Run, decide
 from clude.team.supervision.runner import FINISH_SIGNAL, STOP_GRACE_S, WorkerProcess, start_worker
 
 POLL_S = 0.5
@@ -146,8 +146,9 @@ class Monitor:
             watched.state = "done"
         elif decision.action == "blocked":
             watched.state, watched.reason = "blocked", decision.reason
-            self.emit("worker_blocked", "ERROR", worker=watched.plan.agent_id, reason=decision.reason,
-                      restarts=watched.restarts)
+            if code != INFRA_BLOCKED:  # a worker exiting so said it itself: each event is written once
+                self.emit("worker_blocked", "ERROR", worker=watched.plan.agent_id, reason=decision.reason,
+                          restarts=watched.restarts)
             self.on_blocked(watched.plan.agent_id, decision.reason)
         else:
             watched.state, watched.restart_at = "waiting", now + decision.delay_s

@@ -99,12 +99,13 @@ class AttemptSteps:
         prompt = task_prompt(self.control.path, task.task, n, role=task.task.role or self.c.role or "implementer",
                              roles_dir=Path(self.team.roles_dir) if self.team.roles_dir else None,
                              conflict=conflict)
-        suffix = "_conflict" if conflict else ""
-        prompt_file = self.c.workdir / "prompts" / f"{task.task.id}_attempt_{n}{suffix}.md"
+        runs = self.c.workdir / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        name = run_name(runs, f"{task.task.id}_attempt_{n}" + ("_conflict" if conflict else ""))
+        prompt_file = self.c.workdir / "prompts" / f"{name}.md"
         prompt_file.parent.mkdir(parents=True, exist_ok=True)
         prompt_file.write_text(prompt, encoding="utf-8")
-        log_path = self.c.workdir / "runs" / f"{task.task.id}_attempt_{n}{suffix}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path = runs / f"{name}.log"
         work = self.c.workdir / "work"
         prepare(self.land, work, self.c.agent_id, overlay=list(overlay))
         if baseline_run.done() or self.unusable_base == base:
@@ -119,6 +120,7 @@ class AttemptSteps:
                                  agent_id=self.c.agent_id, env=self.c.env, log_path=log_path,
                                  timeout_s=self.team.agent_timeout_s, sandbox=self.sandbox,
                                  hidden=self.private_paths, pidfile=self.c.workdir / AGENT_PIDFILE)
+        keep_agent_state(work, runs / f"{name}.clude")
         try:
             base_verdict = baseline_run.result()
         except BaselineUnusable as error:  # found while the agent ran: its work cannot be judged
@@ -246,6 +248,27 @@ class AttemptSteps:
         self.events.emit("failed_attempt", "WARNING", task=task.task.id, attempt=n,
                          reason=verification.reason, final=bool(final))
         return "failed"
+
+
+def run_name(runs: Path, name: str) -> str:
+    """`name`, or name.2, name.3, ...: the first no run in `runs` has used (a task claimed again after
+    a run that used no attempt keeps the earlier run's log, prompt and state)."""
+    taken, k = name, 1
+    while (runs / f"{taken}.log").exists() or (runs / f"{taken}.log").is_symlink():
+        k += 1
+        taken = f"{name}.{k}"
+    return taken
+
+
+def keep_agent_state(work: Path, keep: Path) -> None:
+    """The agent's own state folder (work/.clude: clude run's sessions, messages, logs) moved beside its
+    run's log before the tree is made anew; never followed when it is a link."""
+    state = work / ".clude"
+    if state.is_dir() and not state.is_symlink():
+        try:
+            state.rename(keep)
+        except OSError:  # another file system, or something in the way: the log is kept all the same
+            pass
 
 
 def _nothing_done(run: AgentRun) -> str | None:
