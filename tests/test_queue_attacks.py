@@ -11,7 +11,7 @@ from pathlib import Path
 
 from clude.config.loader import load_settings
 from clude.sandbox import Sandbox, allowed_env
-from clude.team.logs.events import EventLog
+from clude.team.logs.events import EventLog, read_events
 from clude.team.protocol.git import Repo
 from clude.team.board.layout import lock_path, task_path
 from clude.team.protocol.lease import lock_on_disk
@@ -99,6 +99,27 @@ def test_a_flaky_failure_of_the_batch_charges_its_last_change_which_was_never_te
     assert counter.read_text().strip() == "4"
     assert upstream_file(upstream, f"tasks/failures/{t2}_attempt_1.md") is None, landed(upstream)
     assert sorted(landed(upstream)) == [f"done {t1}: check 1 (agent w1)", f"done {t2}: check 2 (agent w2)"]
+    # named, never charged: in PROGRESS.md and the events
+    assert "note flaky (L1): checks::base failed in a batch run and passed on a fresh run" in \
+        upstream_file(upstream, "PROGRESS.md")
+    flaky = [e for e in read_events(tmp_path / "state") if e["kind"] == "flaky"]
+    assert [e["tests"] for e in flaky] == [["checks::base"]]
+
+
+def test_a_single_queued_change_that_fails_once_is_run_again_and_lands(tmp_path):
+    """A batch of one change whose run flakes: seen red once only, it is run again before anyone is
+    charged, lands, and the flaky test is named."""
+    root, upstream, (t1, _, _) = project(tmp_path)
+    counter = tmp_path / "runs.count"  # run 1: the lander's baseline; run 2 (the change) flakes
+    human_commit(upstream, tmp_path, {"run_checks.sh": FLAKY_ONCE.format(counter=counter)
+                                      + (root / "run_checks.sh").read_text()}, "a flaky suite")
+    queue_change(upstream, tmp_path, t1, {"checks/check1.txt": "ok\n"}, passes=("checks::check1",))
+    one = judged_lander(root, upstream, tmp_path, "L1", sandbox=False)
+    assert one.pass_once() == 1
+    assert counter.read_text().strip() == "3" and one.checks == 2
+    assert upstream_file(upstream, f"tasks/failures/{t1}_attempt_1.md") is None
+    assert landed(upstream) == [f"done {t1}: check 1 (agent w1)"]
+    assert "checks::base failed in a batch run" in upstream_file(upstream, "PROGRESS.md")
 
 
 # 4 -------------------------------------------------------------------------------------------------------

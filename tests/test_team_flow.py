@@ -373,3 +373,21 @@ def test_an_agent_that_finds_the_task_undoable_fails_the_attempt_with_its_words(
     for n in (1, 2):  # each attempt keeps its own log and its agent's messages
         kept = tmp_path / f"agents/a1/runs/{task}_attempt_{n}.clude/sessions/s1/messages/plan.json"
         assert f"{task}_attempt_{n}.md" in kept.read_text()
+
+
+def test_a_test_that_fails_once_in_verification_is_named_flaky_and_charges_nothing(tmp_path):
+    """The worker's acceptance run flakes (a test that passes on the upstream fails once): run again,
+    fresh, it passes; the task lands, and PROGRESS.md names the flaky test. (Sandbox off: the counter
+    of runs lives outside the tree.)"""
+    from test_queue_attacks import FLAKY_ONCE, human_commit
+
+    root, upstream = team_project(tmp_path, fast=True)
+    counter = tmp_path / "runs.count"  # run 1: the worker's baseline; run 2 (its acceptance run) flakes
+    human_commit(upstream, tmp_path, {"run_checks.sh": FLAKY_ONCE.format(counter=counter)
+                                      + (root / "run_checks.sh").read_text()}, "a flaky suite")
+    task = add(root, upstream, title="check 1", tests="checks::check1", max_attempts=1)
+    writes = agent_script(tmp_path, "writes", "import pathlib\npathlib.Path('checks/check1.txt').write_text('ok\\n')\n")
+    assert worker(root, upstream, writes, tmp_path, sandbox=Sandbox.off()).run() == EXIT_SETTLED
+    assert "status: done" in upstream_file(upstream, f"tasks/{task}.md")
+    assert upstream_files(upstream, "tasks/failures") == [".gitkeep"]
+    assert "flaky, not charged: checks::base" in upstream_file(upstream, "PROGRESS.md")

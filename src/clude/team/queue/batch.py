@@ -20,25 +20,28 @@ class Rejected(Generic[E]):
     entry: E | None = None
     details: object = None  # what the lander keeps for the record (a verdict, the failing tests)
     cached: bool = False    # the failing verdict came from the cache, not from a run of this check
+    tests: tuple[str, ...] = ()  # the tests that failed
 
 
-def settle_batch(entries: Sequence[E], check: Callable[[list[E], list[E], bool], Rejected[E] | None]
+def settle_batch(entries: Sequence[E], check: Callable[[list[E], list[E], bool], Rejected[E] | None],
+                 on_flaky: Callable[[Rejected[E]], None] = lambda rejected: None
                  ) -> tuple[list[E], dict[E, Rejected[E]]]:
     """Split `entries` (in queue order) into those that land and those sent back, with why.
 
     `check(landing, batch, fresh)` tests the changes `landing` (already found good) followed by `batch`,
     and returns None when they pass together; `fresh`: run the tests again even when a verdict of that
     tree is known. A green batch costs one check; a red one of n changes with one at fault about
-    2·log2(n) more. A change is sent back only on a fresh check of exactly it on top of what lands, so a
-    flaky failure of a bigger batch never charges a change that did not fail alone. The changes that land
-    were checked together, in order, by the last green check (its result is the landed tree's verdict)."""
+    2·log2(n) + 1 more. A change is sent back only when a fresh check of exactly it on top of what lands
+    is red as well (seen red twice), so a flaky failure, of a bigger batch or of it alone, never charges
+    a change. The changes that land
+    were checked together, in order, by the last green check (its result is the landed tree's verdict).
+    `on_flaky` hears of each red check that a fresh check of the same tree then found green."""
     landing: list[E] = []
     sent_back: dict[E, Rejected[E]] = {}
 
     def visit(batch: list[E], failure: Rejected[E] | None = None) -> None:
         # failure: what check(landing, batch) is already known to say (red), or None: not known yet
         while batch:
-            inherited = failure is not None
             if failure is None:
                 failure = check(landing, batch, False)
                 if failure is None:
@@ -49,8 +52,9 @@ def settle_batch(entries: Sequence[E], check: Callable[[list[E], list[E], bool],
                 batch, failure = [e for e in batch if e != failure.entry], None
                 continue
             if len(batch) == 1:
-                confirmed = check(landing, batch, True) if inherited or failure.cached else failure
+                confirmed = check(landing, batch, True)  # seen red twice, or it is not its fault
                 if confirmed is None:  # it passes alone: the red was a flaky run, not this change
+                    on_flaky(failure)
                     landing.extend(batch)
                 else:
                     sent_back[confirmed.entry if confirmed.entry in batch else batch[0]] = confirmed

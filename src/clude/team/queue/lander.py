@@ -23,7 +23,7 @@ from clude.team.board.locks import Lock, LockFileError, Queued, parse_lock
 from clude.team.queue.batch import Rejected, settle_batch
 from clude.team.queue.enqueue import CLUDE_FETCH
 from clude.team.queue.lease import Holder, LandingLease
-from clude.team.board.records import failure_record
+from clude.team.board.records import append_progress, failure_record, progress_line
 from clude.team.protocol.sync import UpstreamRejected, race_backoff
 from clude.team.board.tasks import TaskFileError, parse_task
 from clude.team.work.verify import UNUSABLE_BASELINE, BaselineUnusable, Judge, baseline, failure_lines
@@ -86,13 +86,15 @@ def batch_problem(base: Verdict, verdict: Verdict, entries: list[Entry]) -> Reje
     if regressions:
         shown = ", ".join(f"{t} ({o})" for t, o in list(regressions.items())[:MAX_SHOWN])
         return Rejected(f"{len(regressions)} test(s) that pass on the upstream do not pass with this change: "
-                        f"{shown}", details=(concise(verdict), failure_lines(verdict, regressions) or lines))
+                        f"{shown}", details=(concise(verdict), failure_lines(verdict, regressions) or lines),
+                        tests=tuple(regressions))
     lost = {t: verdict.outcomes.get(t, "missing") for e in entries for t in e.queued.passes
             if verdict.outcomes.get(t) not in PASSING and (t in verdict.outcomes or verdict.sample is None)}
     if lost:
         shown = ", ".join(f"{t} ({o})" for t, o in list(lost.items())[:MAX_SHOWN])
         return Rejected(f"{len(lost)} test(s) that passed when the change was made do not pass with the "
-                        f"changes queued before it: {shown}", details=(concise(verdict), failure_lines(verdict, lost)))
+                        f"changes queued before it: {shown}", details=(concise(verdict), failure_lines(verdict, lost)),
+                        tests=tuple(lost))
     if verdict.counts.passed == 0:
         for entry in entries:
             if not entry.queued.passes:
@@ -100,6 +102,13 @@ def batch_problem(base: Verdict, verdict: Verdict, entries: list[Entry]) -> Reje
                                 "task acceptance tests (--tests), or set [team] verify = \"none\"", entry=entry,
                                 details=(concise(verdict), lines))
     return None
+
+
+def flaky_note(red: Rejected) -> str:
+    """What a red check that a fresh check of the same tree found green says, for PROGRESS.md."""
+    tests = ", ".join(red.tests[:MAX_SHOWN]) + (" ..." if len(red.tests) > MAX_SHOWN else "")
+    what = f"{tests} failed" if tests else f"the suite failed ({red.reason[:200]})"
+    return f"{what} in a batch run and passed on a fresh run of the same tree: flaky, nobody charged"
 
 
 class Lander:
@@ -114,6 +123,7 @@ class Lander:
         self.rng = random.Random(agent)
         self.checks = 0                   # test runs of batches, in all
         self.final: dict[str, bool] = {}  # tasks sent back by the last landing that used their last attempt
+        self.flaky: list[Rejected] = []   # red checks of this pass that a fresh check of the same tree found green
         self.resting_until = datetime.min.replace(tzinfo=timezone.utc)  # after the tests could not run here
 
     # a pass ------------------------------------------------------------------------------------
@@ -160,14 +170,16 @@ class Lander:
                   ) -> Rejected | None:
             return self._check(main, base, [*before, *done], batch, fresh)
 
-        landing, back = settle_batch(present, check)
+        self.flaky = []
+        landing, back = settle_batch(present, check, on_flaky=self.flaky.append)
         # a change that did not merge with a change queued before it that was then sent back is tried again,
         # on top of what lands: only a conflict with what lands gives it back
         again = [e for e, why in back.items() if why.details == CONFLICT]
         if again:
             for entry in again:
                 del back[entry]
-            more, back_again = settle_batch(again, lambda done, batch, fresh: check(done, batch, fresh, tuple(landing)))
+            more, back_again = settle_batch(again, lambda done, batch, fresh: check(done, batch, fresh, tuple(landing)),
+                                            on_flaky=self.flaky.append)
             landing, back = [*landing, *more], {**back, **back_again}
         return self._settle(main, landing, back, gone)
 
@@ -293,6 +305,8 @@ class Lander:
         for entry, why in missing.items():
             write_released(checkout, entry.task, why, agent=entry.lock.agent, when=now)
             lines.append(f"release {entry.task}: {why[:100]} (agent {entry.lock.agent})")
+        for red in self.flaky:
+            append_progress(checkout, progress_line("note", "flaky", flaky_note(red), agent=self.agent, when=now))
         return lines
 
     def _task(self, task_id: str):
@@ -311,6 +325,8 @@ class Lander:
                                  queued_by=entry.lock.agent, reason=why.reason, final=self.final.get(entry.task, False))
         for entry, why in missing.items():
             self.events.emit("lost", "WARNING", task=entry.task, queued_by=entry.lock.agent, reason=why)
+        for red in self.flaky:
+            self.events.emit("flaky", "WARNING", tests=list(red.tests[:MAX_SHOWN]), reason=flaky_note(red))
         self.events.emit("landed", tasks=[e.task for e in landing], sent_back=[e.task for e in back],
                          checks=self.checks)
 

@@ -173,7 +173,7 @@ class AttemptSteps:
             self._checkout(commit)
         else:  # the acceptance tests here; the whole suite once, on the batch, in the merge queue
             verification = verify_task(self.land.path, self.judge, base_verdict, tests=task.task.tests,
-                                       whole_suite=False)
+                                       whole_suite=False, restore=lambda: self._checkout(commit))
         return Checked(verification, commit, tuple(seen.changed_tests))
 
     def _checkout(self, commit: str) -> None:
@@ -302,4 +302,6 @@ def _done_text(task: BoardTask, run: AgentRun, checked: Checked) -> str:
         tests = (f" — changed tests: {', '.join(checked.changed_tests[:8])}"
                  + (f" (+{len(checked.changed_tests) - 8} more)" if len(checked.changed_tests) > 8 else "")
                  + (f"; {new} new test(s)" if new else ""))
-    return f"{task.task.title} — {said}{tests}"
+    flaky = checked.verification.flaky
+    noted = (f" — flaky, not charged: {', '.join(flaky[:5])}" + (" ..." if len(flaky) > 5 else "")) if flaky else ""
+    return f"{task.task.title} — {said}{tests}{noted}"

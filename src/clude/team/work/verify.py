@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping
 
 from clude.config.settings import TestConfig
-from clude.harness.compare import compare
+from clude.harness.compare import PASSING, compare
 from clude.harness.report import concise
 from clude.harness.runner import choose, run_tests, tests_python
 from clude.harness.verdict import Status, Verdict
@@ -32,6 +32,7 @@ class Verification:
     verdict: Verdict | None = None   # the whole suite in the tree
     regressions: dict[str, str] = field(default_factory=dict)
     new_tests: list[str] = field(default_factory=list)  # tests the agent added (allowed test changes)
+    flaky: list[str] = field(default_factory=list)  # failed once, then passed on a fresh re-run: not charged
 
 
 class BaselineUnusable(Exception):
@@ -84,22 +85,23 @@ def acceptance_command(workdir: Path, judge: Judge, selector: str) -> list[str] 
 
 def verify_task(workdir: Path, judge: Judge, base: Verdict, *, tests: str | None,
                 checkout: Callable[[str], None] | None = None, judged: str = "", own: str = "",
-                whole_suite: bool = True) -> Verification:
+                whole_suite: bool = True, restore: Callable[[], None] | None = None) -> Verification:
     """Acceptance first (cheap, and the point of the task), then the regression check — unless not
     `whole_suite`: then the merge queue runs the whole suite on the change (team/queue/lander.py).
 
     With `checkout` (the task may change tests and did): the upstream's tests judge `judged` (the
     change with every test file as the upstream has it) for regressions; then `own` (the change as the
     agent made it) must pass the acceptance tests and add no failure the judged run lacks: the tests
-    the agent added or edited must pass."""
+    the agent added or edited must pass. A test that fails is run once more, fresh, on the tree made
+    anew (`restore`, or `checkout`): one that then passes is flaky, named and never charged."""
     if checkout is None:
-        return _verify(workdir, judge, base, tests, whole_suite=whole_suite)
+        return _verify(workdir, judge, base, tests, whole_suite=whole_suite, restore=restore)
     checkout(judged)
-    judged_result = _verify(workdir, judge, base, None)
+    judged_result = _verify(workdir, judge, base, None, restore=lambda: checkout(judged))
     if not judged_result.ok:
         return judged_result
     checkout(own)
-    own_result = _verify(workdir, judge, base, tests, regressions=False)
+    own_result = _verify(workdir, judge, base, tests, regressions=False, restore=lambda: checkout(own))
     if not own_result.ok:
         return own_result
     introduced = {t: o for t, o in own_result.verdict.outcomes.items()
@@ -115,15 +117,26 @@ def verify_task(workdir: Path, judge: Judge, base: Verdict, *, tests: str | None
                         [], own_result.verdict, new_tests=new)
 
 
-def _verify(workdir: Path, judge: Judge, base: Verdict, tests: str | None, *,
-            regressions: bool = True, whole_suite: bool = True) -> Verification:
+def _verify(workdir: Path, judge: Judge, base: Verdict, tests: str | None, *, regressions: bool = True,
+            whole_suite: bool = True, restore: Callable[[], None] | None = None) -> Verification:
+    def again(argv: list[str] | None = None) -> Verdict:
+        if restore is not None:  # what the failing run left in the tree is gone
+            restore()
+        return judge.run(workdir, argv, fresh=True)
+
     reports: list[str] = []
+    flaky: list[str] = []
     accepted: Verdict | None = None
     if tests:
         argv = acceptance_command(workdir, judge, tests)
         if argv is None:
             return Verification(False, f"no test command to run the acceptance tests {tests!r}", "")
         accepted = judge.run(workdir, argv)
+        if accepted.status is Status.FAILED:  # once more, fresh: a test that then passes is flaky
+            failing = {t for t, o in accepted.outcomes.items() if o in FAILING}
+            rerun = again(argv)
+            flaky += sorted(t for t in failing if rerun.outcomes.get(t) in PASSING)
+            accepted = rerun if rerun.status is Status.PASSED else accepted
         reports.append(f"acceptance tests ({tests}):\n{concise(accepted)}")
         if accepted.status is not Status.PASSED:
             return Verification(False, f"the acceptance tests {tests} did not pass: {accepted.status.value}, "
@@ -131,18 +144,23 @@ def _verify(workdir: Path, judge: Judge, base: Verdict, tests: str | None, *,
                                 failure_lines(accepted), accepted)
     if not whole_suite:
         what = f"acceptance tests {tests} pass" if tests else "no acceptance tests"
-        return Verification(True, f"{what}; the merge queue runs the whole suite", "\n\n".join(reports), [],
-                            accepted)
+        return _flaky(Verification(True, f"{what}; the merge queue runs the whole suite", "\n\n".join(reports),
+                                   [], accepted), flaky)
     verdict = judge.run(workdir)
     comparison = compare(base, verdict)
+    regressed = dict(comparison.regressions) if regressions else {}
+    if regressed:  # once more, fresh: only what fails both times is the change's
+        rerun = again()
+        flaky += sorted(t for t in regressed if rerun.outcomes.get(t) in PASSING)
+        regressed = {t: o for t, o in regressed.items() if rerun.outcomes.get(t) not in PASSING}
     reports.append(f"whole suite:\n{concise(verdict)}")
     report = "\n\n".join(reports)
-    if regressions and comparison.regressions:
-        shown = ", ".join(f"{t} ({o})" for t, o in list(comparison.regressions.items())[:10])
-        failures = failure_lines(verdict, comparison.regressions) or \
-            [f"{t} — {o} (passed on the upstream)" for t, o in comparison.regressions.items()]
-        return Verification(False, f"{len(comparison.regressions)} test(s) that pass on the upstream "
-                                   f"do not pass now: {shown}", report, failures, verdict, comparison.regressions)
+    if regressed:
+        shown = ", ".join(f"{t} ({o})" for t, o in list(regressed.items())[:10])
+        failures = failure_lines(verdict, regressed) or \
+            [f"{t} — {o} (passed on the upstream)" for t, o in regressed.items()]
+        return _flaky(Verification(False, f"{len(regressed)} test(s) that pass on the upstream do not pass "
+                                          f"now (twice): {shown}", report, failures, verdict, regressed), flaky)
     if verdict.status in UNUSABLE_BASELINE:
         return Verification(False, f"the whole suite does not run any more: {verdict.status.value}: "
                                    f"{verdict.reason}", report, failure_lines(verdict), verdict)
@@ -152,7 +170,17 @@ def _verify(workdir: Path, judge: Judge, base: Verdict, tests: str | None, *,
                             report, failure_lines(verdict), verdict)
     fixed = f", {len(comparison.fixes)} fixed" if comparison.fixes else ""
     what = f"acceptance tests {tests} pass; " if tests else ""
-    return Verification(True, f"{what}no regression ({verdict.counts.summary()}{fixed})", report, [], verdict)
+    return _flaky(Verification(True, f"{what}no regression ({verdict.counts.summary()}{fixed})", report, [],
+                               verdict), flaky)
+
+
+def _flaky(verification: Verification, flaky: list[str]) -> Verification:
+    """The verification, naming the tests that failed once and passed on a fresh re-run (never charged)."""
+    if flaky:
+        verification.flaky = list(dict.fromkeys(flaky))
+        shown = ", ".join(verification.flaky[:10]) + (" ..." if len(verification.flaky) > 10 else "")
+        verification.reason += f"; flaky (failed once, passed on a re-run): {shown}"
+    return verification
 
 
 def failure_lines(verdict: Verdict, only: Mapping[str, str] | None = None) -> list[str]:
