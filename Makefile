@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-run test bench clean sandbox
+.PHONY: demo demo-run test bench chaos clean sandbox
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ test: sandbox $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/run_all.py
+
+# A team left alone under injected faults (200 tasks, 8 agents, about ten minutes): benchmarks/bench_chaos.py.
+chaos: sandbox $(STAMP)
+	$(VENV)/bin/python benchmarks/bench_chaos.py
 
 clean:
 	rm -rf $(VENV) examples/*/.clude

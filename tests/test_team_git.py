@@ -547,3 +547,30 @@ def test_waiting_for_the_upstream_ends_when_its_main_moves(tmp_path, upstream):
     asked = []
     assert wait_for_move("https://example.invalid/x.git", "abc", 5.0, pause=asked.append) == "abc"
     assert asked == [5.0]  # another host's upstream: one wait, no ls-remote
+
+
+def test_an_upstream_out_of_reach_is_waited_out_and_any_other_git_failure_is_not():
+    from clude.team.protocol.git import reaching
+
+    pauses: list[float] = []
+    clock = iter(range(0, 10_000, 5)).__next__  # 5 s a look
+    answers = [GitError("fetch failed", stderr="fatal: unable to connect to 127.0.0.1:\nConnection refused"),
+               GitError("fetch failed", stderr="fetch-pack: unexpected disconnect while reading sideband packet"),
+               "fetched"]
+
+    def fetch():
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert reaching(fetch, sleep=pauses.append, clock=clock) == "fetched" and len(pauses) == 2
+    refused = GitError("push failed", stderr="remote: hook declined")
+    with pytest.raises(GitError, match="push failed"):  # not the network's: at once
+        reaching(lambda: (_ for _ in ()).throw(refused), sleep=pauses.append, clock=clock)
+    assert len(pauses) == 2
+    down = GitError("fetch failed", stderr="Connection refused")
+    with pytest.raises(GitError):  # still down after wait_s: it counts as a failure
+        reaching(lambda: (_ for _ in ()).throw(down), wait_s=60, sleep=pauses.append, clock=clock)
+    assert 2 < len(pauses) <= 2 + 13
+

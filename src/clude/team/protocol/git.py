@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Container
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
+from clude.backoff import backoff
 from clude.gitcli import GitError, git_text, run_git
 from clude.team.board.layout import BRANCH, agent_identity
 
+T = TypeVar("T")
 # The remote every agent clone pushes to and pulls from.
 ORIGIN = "origin"
 # Network operations (clone, fetch, push, ls-remote) give up after this many seconds.
@@ -31,6 +34,15 @@ _REJECTED = re.compile("|".join([
     r"does not appear to be a git repository", r"repository not found", r"could not resolve host",
     r"connection (refused|reset|timed out)", r"network is unreachable", r"did not finish within",
 ]), re.IGNORECASE)
+# The upstream cannot be reached just now (a server restarting, a network blip): waited out, up to
+# UNREACHABLE_WAIT_S, by every fetch, clone and push (`reaching`), before it counts as a failure.
+_UNREACHABLE = re.compile("|".join([
+    r"connection (refused|reset|timed out)", r"unable to connect", r"could not resolve host",
+    r"network is unreachable", r"temporary failure in name resolution", r"no route to host",
+    r"the remote end hung up unexpectedly", r"early eof", r"did not finish within",
+    r"unexpected disconnect", r"bad pack header", r"protocol error: bad", r"broken pipe",
+]), re.IGNORECASE)
+UNREACHABLE_WAIT_S = 300.0
 # The remote moved under us (compare-and-swap lost): fetch, redo the change, push again.
 _RACE = re.compile("|".join([
     r"\(fetch first\)", r"non-fast-forward", r"failed to update ref", r"cannot lock ref",
@@ -50,6 +62,26 @@ class PushResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether a git failure says the upstream could not be reached (not what was asked of it)."""
+    return isinstance(error, GitError) and bool(_UNREACHABLE.search(f"{error} {error.stderr or ''}"))
+
+
+def reaching(call: Callable[[], T], *, wait_s: float = UNREACHABLE_WAIT_S,
+             sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> T:
+    """call(), again after a growing pause while it fails because the upstream cannot be reached, for up
+    to `wait_s`; then (or on any other failure) its GitError."""
+    start, tries = clock(), 0
+    while True:
+        try:
+            return call()
+        except GitError as error:
+            tries += 1
+            if not unreachable(error) or clock() - start > wait_s:
+                raise
+            sleep(backoff(tries, first=0.5, cap=10.0))
 
 
 def classify_push(stderr: str) -> Literal["race", "rejected"]:
@@ -116,11 +148,16 @@ class Repo:
             if path.exists() and (not path.is_dir() or any(path.iterdir())):
                 raise GitError(f"cannot clone into {path}: it exists and is not an empty folder")
             path.parent.mkdir(parents=True, exist_ok=True)
-            has_main = git_text(path.parent, "ls-remote", "--heads", url, f"refs/heads/{BRANCH}",
-                                timeout=timeout)
+            has_main = reaching(lambda: git_text(path.parent, "ls-remote", "--heads", url,
+                                                 f"refs/heads/{BRANCH}", timeout=timeout))
             branch = ("--branch", BRANCH) if has_main else ()
-            run_git(path.parent, "clone", "--quiet", "--origin", ORIGIN, *branch, url, str(path),
-                    timeout=timeout)
+
+            def clone() -> None:
+                shutil.rmtree(path, ignore_errors=True)  # what a clone cut off by the network left
+                run_git(path.parent, "clone", "--quiet", "--origin", ORIGIN, *branch, url, str(path),
+                        timeout=timeout)
+
+            reaching(clone)
             if not has_main:  # an upstream without commits yet: our first commit starts main
                 repo.git("symbolic-ref", "HEAD", f"refs/heads/{BRANCH}")
         repo._exclude_local_state()
@@ -203,7 +240,7 @@ class Repo:
     def fetch(self, *refspecs: str) -> None:
         """Fetch origin (branches pruned), and `refspecs` besides in the same process."""
         extra = (f"+refs/heads/*:refs/remotes/{ORIGIN}/*", *refspecs) if refspecs else ()
-        self.git("fetch", "--quiet", "--prune", ORIGIN, *extra, timeout=self.timeout)
+        reaching(lambda: self.git("fetch", "--quiet", "--prune", ORIGIN, *extra, timeout=self.timeout))
 
     def refresh(self) -> bool:
         """Make the clone the upstream's main again, only when main moved since the last refresh: a
@@ -270,8 +307,8 @@ class Repo:
         """Push refspecs to origin, never forced, several atomically; the result classified."""
         atomic = ("--atomic",) if len(refspecs) > 1 else ()
         try:
-            out = run_git(self.path, "push", "--quiet", *atomic, ORIGIN, *refspecs,
-                          env=self._env, timeout=self.timeout)
+            out = reaching(lambda: run_git(self.path, "push", "--quiet", *atomic, ORIGIN, *refspecs,
+                                           env=self._env, timeout=self.timeout))
         except GitError as e:
             message = e.stderr or str(e)
             return PushResult(classify_push(message), message)

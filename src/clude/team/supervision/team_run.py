@@ -15,6 +15,7 @@ from clude.secrets import Redactor
 from clude.team.board.board import Board, all_settled
 from clude.team.logs.events import EventLog
 from clude.team.protocol.admin import MONITOR_CLONE, board_of, clone_turn, note_progress, view
+from clude.team.protocol.sync import UpstreamRejected
 from clude.team.supervision.crashloop import Policy
 from clude.team.supervision.monitor import Monitor
 
@@ -58,7 +59,10 @@ def supervise(root: Path, settings, url: str, plans, *, forever: bool, echo: Cal
     def blocked(worker: str, reason: str) -> None:
         echo(f"worker {worker} blocked: {reason}")
         with clone_turn(root, MONITOR_CLONE):
-            note_progress(repo, "blocked", f"worker {worker}", reason, agent=worker)
+            try:
+                note_progress(repo, "blocked", f"worker {worker}", reason, agent=worker)
+            except (GitError, UpstreamRejected) as error:  # the note is lost, never the monitor
+                echo(f"could not note it in PROGRESS.md ({error})")
 
     policy = Policy(k=team.crash_loop, window_s=team.crash_window_s, base_s=team.restart_s,
                     cap_s=team.restart_cap_s)

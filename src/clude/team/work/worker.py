@@ -32,7 +32,7 @@ from clude.team.supervision.crashloop import environment_suspect
 from clude.team.logs.events import EventLog
 from clude.team.work.blame import StartFailures
 from clude.team.work.heartbeat import Heartbeat
-from clude.team.protocol.git import Repo, is_local_url, upstream_head, wait_for_move
+from clude.team.protocol.git import Repo, is_local_url, unreachable, upstream_head, wait_for_move
 from clude.team.board.locks import Lock
 from clude.team.queue.lander import Lander
 from clude.team.queue.service import LanderService
@@ -290,7 +290,8 @@ class Worker(AttemptSteps):
         worker, so the attempt counts (a failure record); otherwise the task goes back untouched. A task
         whose result crashes every worker cannot bounce forever."""
         ran = getattr(self, "ran", None)
-        if ran is None or self.holding is None or ran[0] is not self.holding or self.control is None:
+        if ran is None or self.holding is None or ran[0] is not self.holding or self.control is None \
+                or unreachable(error):  # the upstream out of reach is nobody's result
             return self._release_on_exit()
         from clude.team.work.verify import Verification
 
