@@ -556,6 +556,7 @@ def test_an_upstream_out_of_reach_is_waited_out_and_any_other_git_failure_is_not
     clock = iter(range(0, 10_000, 5)).__next__  # 5 s a look
     answers = [GitError("fetch failed", stderr="fatal: unable to connect to 127.0.0.1:\nConnection refused"),
                GitError("fetch failed", stderr="fetch-pack: unexpected disconnect while reading sideband packet"),
+               GitError("push failed (exit -13): ", returncode=-13),  # SIGPIPE: the connection dropped
                "fetched"]
 
     def fetch():
@@ -564,13 +565,13 @@ def test_an_upstream_out_of_reach_is_waited_out_and_any_other_git_failure_is_not
             raise answer
         return answer
 
-    assert reaching(fetch, sleep=pauses.append, clock=clock) == "fetched" and len(pauses) == 2
+    assert reaching(fetch, sleep=pauses.append, clock=clock) == "fetched" and len(pauses) == 3
     refused = GitError("push failed", stderr="remote: hook declined")
     with pytest.raises(GitError, match="push failed"):  # not the network's: at once
         reaching(lambda: (_ for _ in ()).throw(refused), sleep=pauses.append, clock=clock)
-    assert len(pauses) == 2
+    assert len(pauses) == 3
     down = GitError("fetch failed", stderr="Connection refused")
     with pytest.raises(GitError):  # still down after wait_s: it counts as a failure
         reaching(lambda: (_ for _ in ()).throw(down), wait_s=60, sleep=pauses.append, clock=clock)
-    assert 2 < len(pauses) <= 2 + 13
+    assert 3 < len(pauses) <= 3 + 13
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import time
 from collections.abc import Callable, Container
 from dataclasses import dataclass
@@ -65,8 +66,11 @@ class PushResult:
 
 
 def unreachable(error: BaseException) -> bool:
-    """Whether a git failure says the upstream could not be reached (not what was asked of it)."""
-    return isinstance(error, GitError) and bool(_UNREACHABLE.search(f"{error} {error.stderr or ''}"))
+    """Whether a git failure says the upstream could not be reached (not what was asked of it); a git
+    killed by SIGPIPE (the connection dropped under a push) says so without a word."""
+    if not isinstance(error, GitError):
+        return False
+    return error.returncode == -signal.SIGPIPE or bool(_UNREACHABLE.search(f"{error} {error.stderr or ''}"))
 
 
 def reaching(call: Callable[[], T], *, wait_s: float = UNREACHABLE_WAIT_S,
