@@ -566,6 +566,15 @@ def test_an_upstream_out_of_reach_is_waited_out_and_any_other_git_failure_is_not
         return answer
 
     assert reaching(fetch, sleep=pauses.append, clock=clock) == "fetched" and len(pauses) == 3
+    quoted = GitError("push failed", stderr="remote: tests: Connection refused\n ! [remote rejected] HEAD -> main "
+                                            "(pre-receive hook declined)")
+    with pytest.raises(GitError):  # the upstream answered (its hook quoting a refusal): never waited for
+        reaching(lambda: (_ for _ in ()).throw(quoted), sleep=pauses.append, clock=clock)
+    lost_race = GitError("push failed", stderr="error: atomic push failed for ref refs/heads/main. status: 5\n\n"
+                                               "fatal: the remote end hung up unexpectedly\n ! [rejected] HEAD -> "
+                                               "main (fetch first)")
+    with pytest.raises(GitError):  # a lost race (git's atomic push says "hung up"): fetched and redone instead
+        reaching(lambda: (_ for _ in ()).throw(lost_race), sleep=pauses.append, clock=clock)
     refused = GitError("push failed", stderr="remote: hook declined")
     with pytest.raises(GitError, match="push failed"):  # not the network's: at once
         reaching(lambda: (_ for _ in ()).throw(refused), sleep=pauses.append, clock=clock)

@@ -14,6 +14,7 @@ _STATE_AFTER = {"worker_restarted": "restarting", "worker_started": "idle", "cla
 
 # what a worker does only when its environment works: an agent's result judged, or a landing
 _WORKED = frozenset({"queued", "done", "failed_attempt", "landed"})
+_ENDED = frozenset({"blocked", "exited", "finished"})  # its lander's last words do not bring it back
 
 
 def worker_states(events: list[dict], beats: dict[str, dict] | None = None, now: float | None = None) -> list[dict]:
@@ -40,7 +41,7 @@ def worker_states(events: list[dict], beats: dict[str, dict] | None = None, now:
             w["attempt"] = event.get("attempt") if working else None
         if event.get("level") == "ERROR":
             w["error"] = event.get("reason") or event.get("message")
-        elif kind in _WORKED:  # it works again: an error it had is behind it
+        elif kind in _WORKED and w["state"] not in _ENDED:  # it works again: an error it had is behind it
             w["error"] = None
     for agent, beat in (beats or {}).items():
         w = workers.setdefault(agent, {"agent": agent, "restarts": 0, "error": None})

@@ -44,6 +44,9 @@ _UNREACHABLE = re.compile("|".join([
     r"unexpected disconnect", r"bad pack header", r"protocol error: bad", r"broken pipe",
 ]), re.IGNORECASE)
 UNREACHABLE_WAIT_S = 300.0
+# ... unless the upstream answered: a hook or the server refused (never waited for).
+_ANSWERED = re.compile(r"\[(?:remote )?rejected\]|atomic push failed|hook declined|pre-receive hook"
+                       r"|The requested URL returned error: 4\d\d|\bHTTP 4\d\d\b", re.IGNORECASE)
 # The remote moved under us (compare-and-swap lost): fetch, redo the change, push again.
 _RACE = re.compile("|".join([
     r"\(fetch first\)", r"non-fast-forward", r"failed to update ref", r"cannot lock ref",
@@ -70,7 +73,12 @@ def unreachable(error: BaseException) -> bool:
     killed by SIGPIPE (the connection dropped under a push) says so without a word."""
     if not isinstance(error, GitError):
         return False
-    return error.returncode == -signal.SIGPIPE or bool(_UNREACHABLE.search(f"{error} {error.stderr or ''}"))
+    said = f"{error.stderr or ''}\n{str(error)}"
+    if _ANSWERED.search(said) or _RACE.search(said):  # the upstream was reached, and it said no
+        return False
+    # what the upstream's hooks print ("remote: ...") is theirs, not the connection's
+    own = "\n".join(line for line in said.splitlines() if not line.lstrip().startswith("remote:"))
+    return error.returncode == -signal.SIGPIPE or bool(_UNREACHABLE.search(own))
 
 
 def reaching(call: Callable[[], T], *, wait_s: float = UNREACHABLE_WAIT_S,
@@ -314,6 +322,8 @@ class Repo:
             out = reaching(lambda: run_git(self.path, "push", "--quiet", *atomic, ORIGIN, *refspecs,
                                            env=self._env, timeout=self.timeout))
         except GitError as e:
+            if unreachable(e):  # still out of reach after the wait: a failure of git, not a refusal
+                raise
             message = e.stderr or str(e)
             return PushResult(classify_push(message), message)
         return PushResult("ok", out.stderr.decode("utf-8", "replace").strip())

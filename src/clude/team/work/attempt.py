@@ -11,8 +11,9 @@ from pathlib import Path
 
 from clude.gitcli import GitError
 from clude.harness.frameworks.base import importable_modules
-from clude.team.work.agent_tree import TooLarge, prepare, take_result
+from clude.team.work.agent_tree import TooLarge, prepare, remove_tree, take_result
 from clude.team.backends import AgentRun, InfraFailure
+from clude.team.backends.base import agent_env
 from clude.team.board.board import BoardTask
 from clude.harness.compare import PASSING
 from clude.team.supervision.crashloop import error_signature
@@ -24,6 +25,8 @@ from clude.team.board.tasks import allows_test_changes
 from clude.team.work.verify import BaselineUnusable, Verification, baseline, verify_task
 
 MAX_PASSES = 200  # tests a queued change carries for the batch to keep passing
+KEPT_STATE_BYTES = 64 * 1024 * 1024  # an agent's state folder larger than this is not kept with its run
+KEPT_STATES = 20  # agents' state folders a worker keeps (the newest)
 AGENT_PIDFILE = "agent.pid"   # in the worker's folder: the running agent's group, killed by a restarted worker
 
 
@@ -138,8 +141,10 @@ class AttemptSteps:
                                                     f"{type(error).__name__}: {str(error)[:500]}", "", []))
         self.events.emit("agent_finished", task=task.task.id, attempt=n, exit_code=run.exit_code,
                          changed=commit is not None, seconds=round(run.duration_s, 2), cost_usd=run.cost_usd)
-        if run.infra is not None:
-            return run.infra, None
+        if run.infra is not None and commit is None and not run.timed_out:
+            return self._checked_claim(run.infra, task.task.id), None  # it could not work: nothing to judge
+        # a run that changed something, or ran out of time, is judged as the task's whatever its output
+        # says of keys or rate limits: words an agent prints never stop a worker nor buy a free retry
         if commit is None:
             why = _nothing_done(run)
             if why is None:  # it ended before changing anything, for no reason known: not the task's
@@ -149,10 +154,21 @@ class AttemptSteps:
                                     f"{last[:200]}"), None
             return run, Checked(Verification(False, why, "", []))
         checked = self._check(task, base, commit, base_verdict)
+        if run.infra is not None and not checked.verification.ok:
+            checked.verification.reason += f" (its output also said: {run.infra.message[:200]})"
         if run.timed_out and not checked.verification.ok:
             checked.verification.reason = (f"the agent ran out of time after {run.duration_s:.0f} s, and what "
                                            f"it left does not pass: {checked.verification.reason}")
         return run, checked
+
+    def _checked_claim(self, failure: InfraFailure, task_id: str) -> InfraFailure:
+        """An agent saying a variable is missing that the worker does give it is not believed: an
+        unknown failure (weighed by blame.py), never a reason to stop the worker."""
+        if failure.kind == "missing_env" and failure.name and failure.name in agent_env(
+                self.c.backend, self.c.env, agent_id=self.c.agent_id, task_id=task_id):
+            return InfraFailure(kind="start_failed", message=f"the agent said {failure.name} is missing, but "
+                                f"it is set in its environment: {failure.message}")
+        return failure
 
     def _check(self, task: BoardTask, base: str, commit: str, base_verdict) -> Checked:
         """Review the change base..commit, then verify it (the worker's clone is left at `commit`)."""
@@ -262,13 +278,24 @@ def run_name(runs: Path, name: str) -> str:
 
 def keep_agent_state(work: Path, keep: Path) -> None:
     """The agent's own state folder (work/.clude: clude run's sessions, messages, logs) moved beside its
-    run's log before the tree is made anew; never followed when it is a link."""
+    run's log before the tree is made anew; never followed when it is a link, not kept when it is larger
+    than KEPT_STATE_BYTES (apparent size: sparse files count whole), and only the KEPT_STATES newest
+    of a worker's are kept."""
     state = work / ".clude"
-    if state.is_dir() and not state.is_symlink():
-        try:
-            state.rename(keep)
-        except OSError:  # another file system, or something in the way: the log is kept all the same
-            pass
+    if not state.is_dir() or state.is_symlink():
+        return
+    try:
+        size = subprocess.run(["du", "-s", "-B1", "--apparent-size", "--", str(state)], capture_output=True,
+                              text=True, timeout=60).stdout.split()
+        if not size or int(size[0]) > KEPT_STATE_BYTES:
+            return
+        state.rename(keep)
+    except (OSError, ValueError, subprocess.TimeoutExpired):  # the log is kept all the same
+        return
+    kept = sorted((p for p in keep.parent.glob("*.clude") if p.is_dir() and not p.is_symlink()),
+                  key=lambda p: p.stat().st_mtime)
+    for old in kept[:-KEPT_STATES]:
+        remove_tree(old)
 
 
 def _nothing_done(run: AgentRun) -> str | None:

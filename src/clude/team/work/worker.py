@@ -47,7 +47,7 @@ class Finish(BaseException):
 
 
 DRAIN_LOOK_S = 0.1      # between looks at the upstream while waiting for this worker's queued changes
-MAX_RATE_LIMIT_WAIT_S = 600.0  # the longest wait after a rate limit that named no Retry-After
+MAX_RATE_LIMIT_WAIT_S = 600.0  # the longest wait after a transient failure, Retry-After or not
 
 
 def utc_now() -> datetime:
@@ -267,7 +267,9 @@ class Worker(AttemptSteps):
             streak = len(list(takewhile(lambda f: f.category == "transient", reversed(self.infra_in_a_row))))
             wait = (failure.retry_after_s * (1 + 0.1 * self.rng.random()) if failure.retry_after_s else
                     backoff(streak, first=2 * self.team.poll_s, cap=MAX_RATE_LIMIT_WAIT_S, rng=self.rng))
+            wait = min(max(wait, self.team.poll_s), MAX_RATE_LIMIT_WAIT_S)  # whatever an API (or agent) asks
             self.events.emit("backoff", "WARNING", seconds=round(wait, 2), cause=failure.kind)
+            self._state("waiting")
             self.c.sleep(wait)
         return "infra"
 
