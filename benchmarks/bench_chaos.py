@@ -29,6 +29,9 @@ def main(tasks: int = 200, agents: int = 8, seed: int = 13) -> list[Figure]:
                                      clude=[CLUDE], env=bench_env())
     chaos, calm = runs[True], runs[False]
     print(chaos.table())
+    for agent, worker in sorted(chaos.workers.items()):
+        print(f"worker {agent}: {worker.get('state')} ({worker.get('restarts', 0)} restarts) "
+              f"{worker.get('reason', '')}")
     ratio = chaos.seconds / calm.seconds
     broken = chaos.broken()
     charged = sum(len(v) for v in chaos.charged.values())

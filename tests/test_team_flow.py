@@ -466,3 +466,15 @@ def test_an_agents_state_folder_is_kept_with_its_run_unless_too_large_and_only_t
     kept = sorted(runs.glob("*.clude"))
     assert len(kept) == KEPT_STATES and not (runs / "T_attempt_2.clude").exists()
     assert (runs / f"T_attempt_{KEPT_STATES + 4}.clude" / "root").is_symlink()
+
+
+def test_tasks_whose_tests_fail_alike_by_assertion_do_not_stop_the_worker(tmp_path):
+    """Three tasks in a row whose acceptance test fails the same way: the tests ran and judged each
+    change, so the environment works; the worker goes on (only failures where the tests could not run,
+    or nothing was there to run them on, make it the suspect)."""
+    root, upstream = team_project(tmp_path)
+    for n in range(3):
+        add(root, upstream, title=f"Try {n}", tests="test_calc.py::test_mean", max_attempts=1)
+    useless = agent_script(tmp_path, "useless", "import pathlib\npathlib.Path('NOTES.md').write_text('hm')\n")
+    assert worker(root, upstream, useless, tmp_path).run() == EXIT_SETTLED
+    assert all("status: failed" in upstream_file(upstream, f"tasks/TASK-00{n}.md") for n in (1, 2, 3))

@@ -16,6 +16,7 @@ from clude.team.backends import AgentRun, InfraFailure
 from clude.team.backends.base import agent_env
 from clude.team.board.board import BoardTask
 from clude.harness.compare import PASSING
+from clude.harness.verdict import Status
 from clude.team.supervision.crashloop import error_signature
 from clude.team.board.locks import Lock, Queued
 from clude.team.work.prompt import task_prompt
@@ -260,7 +261,10 @@ class AttemptSteps:
                                 agent_summary=run.summary, log_path=f"{self.host}:{run.log_path}",
                                 when=self.c.clock())
         final = self.repo.record_failure(task, lock, record, verification.reason)
-        self.failed_in_a_row.append((task.task.id, error_signature(verification.reason)))
+        if verification.verdict is not None and verification.verdict.status is Status.FAILED:
+            self.failed_in_a_row.clear()  # its tests ran and judged the work: the environment works
+        else:  # the tests could not run, or there was nothing to run them on: alike thrice is suspect
+            self.failed_in_a_row.append((task.task.id, error_signature(verification.reason)))
         self.events.emit("failed_attempt", "WARNING", task=task.task.id, attempt=n,
                          reason=verification.reason, final=bool(final))
         return "failed"
