@@ -411,3 +411,22 @@ def test_a_lease_far_in_the_future_ends_one_lease_after_the_lock_was_last_writte
     assert renewed_board.tasks["TASK-001"].lease_end == renewal + timedelta(seconds=LEASE)
     assert read_board(root, now=renewal + timedelta(seconds=LEASE), lease_s=LEASE,
                       lock_written_at=written_at).tasks["TASK-001"].state == "open"
+
+
+def test_a_failed_attempt_clears_the_notes_that_the_tasks_agent_died_at_start(tmp_path):
+    """Its agent ran and its work was judged: the notes of dying at start are old news, so an outage
+    that noted it once cannot add up with a later one to block it."""
+    from datetime import datetime, timezone
+
+    from clude.team.board.books import write_failure, write_start_failure
+    from clude.team.board.layout import task_path
+    from clude.team.board.tasks import Task, parse_task, render_task
+
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / task_path("T1")).write_text(render_task(Task(id="T1", title="t")))
+    when = datetime(2026, 12, 6, tzinfo=timezone.utc)
+    assert not write_start_failure(tmp_path, "T1", "exit 2", agent="a1", when=when)
+    assert parse_task((tmp_path / task_path("T1")).read_text(), "T1").failed_at_start == ["a1"]
+    write_failure(tmp_path, "T1", 1, "record", "tests fail", title="t", max_attempts=3, agent="a2", when=when)
+    assert parse_task((tmp_path / task_path("T1")).read_text(), "T1").failed_at_start == []
+    assert not write_start_failure(tmp_path, "T1", "exit 2", agent="a1", when=when)  # one note again, not two

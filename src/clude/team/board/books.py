@@ -38,6 +38,13 @@ def write_failure(checkout: Path, task_id: str, attempt: int, record: str, reaso
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(record, encoding="utf-8", errors="backslashreplace")
     used = len(list(path.parent.glob(f"{task_id}_attempt_*.md")))
+    try:
+        noted = parse_task((checkout / task_path(task_id)).read_text(encoding="utf-8"),
+                           task_path(task_id)).failed_at_start
+    except (OSError, ValueError):  # a task file gone or broken: the record is written all the same
+        noted = []
+    if noted:  # its agent ran and its work was judged: the notes of dying at start are old
+        _update_task(checkout, task_id, failed_at_start=[])
     if used < max_attempts:
         return False
     _update_task(checkout, task_id, status="failed")
