@@ -14,7 +14,8 @@ import pytest
 
 from clude.gitcli import GitError
 from clude.team.board import layout
-from clude.team.protocol.git import PushResult, Repo, classify_push, same_url
+from clude.team.protocol.failures import PushResult, classify_push
+from clude.team.protocol.git import Repo, same_url
 from clude.team.protocol.sync import UpstreamRejected, race_backoff, update_upstream
 from clude.team.protocol.upstream import TeamInitError, default_upstream, init_team, team_upstream
 from gitdaemon import free_port, git_daemon
@@ -550,7 +551,7 @@ def test_waiting_for_the_upstream_ends_when_its_main_moves(tmp_path, upstream):
 
 
 def test_an_upstream_out_of_reach_is_waited_out_and_any_other_git_failure_is_not():
-    from clude.team.protocol.git import reaching
+    from clude.team.protocol.failures import reaching
 
     pauses: list[float] = []
     clock = iter(range(0, 10_000, 5)).__next__  # 5 s a look

@@ -45,13 +45,13 @@ def worker_states(events: list[dict], beats: dict[str, dict] | None = None, now:
             w["error"] = None
     for agent, beat in (beats or {}).items():
         w = workers.setdefault(agent, {"agent": agent, "restarts": 0, "error": None})
-        if w.get("state") not in ("blocked", "exited", "finished"):
+        if w.get("state") not in _ENDED:
             w.update(state=beat.get("state"), task=beat.get("task"), attempt=beat.get("attempt"),
                      since=time.strftime("%H:%M:%S", time.localtime(float(beat.get("since") or 0))))
         w["started"] = float(beat.get("started") or w.get("started") or now)
         w["heartbeat_age_s"] = round(now - float(beat.get("at") or 0), 1)
     for w in workers.values():
         started = w.pop("started", None)
-        ended = w.get("state") in ("exited", "blocked", "finished")
+        ended = w.get("state") in _ENDED
         w["uptime_s"] = round(now - started) if started and not ended else None
     return list(workers.values())

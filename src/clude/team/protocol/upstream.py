@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from clude.gitcli import GitError, git_text, run_git
-from clude.team.protocol.git import NETWORK_TIMEOUT, classify_push, is_local_url
+from clude.team.protocol.failures import classify_push
+from clude.team.protocol.git import NETWORK_TIMEOUT, is_local_url
 from clude.team.board.layout import BRANCH, FAILURES_DIR, KEEP_FILES, LOCKS_DIR, PROGRESS, REMOTE, TASKS_DIR
 
 # The first lines of PROGRESS.md: what the file is for.

@@ -32,7 +32,8 @@ from clude.team.supervision.crashloop import environment_suspect
 from clude.team.logs.events import EventLog
 from clude.team.work.blame import StartFailures
 from clude.team.work.heartbeat import Heartbeat
-from clude.team.protocol.git import Repo, is_local_url, unreachable, upstream_head, wait_for_move
+from clude.team.protocol.failures import unreachable
+from clude.team.protocol.git import Repo, is_local_url, upstream_head, wait_for_move
 from clude.team.board.locks import Lock
 from clude.team.queue.lander import Lander
 from clude.team.queue.service import LanderService
