@@ -193,7 +193,7 @@ class Outcome:
         return "\n".join(rows)
 
 
-def explained(plan: Plan, task: str, attempt: int, record: str) -> str | None:
+def explained(plan: Plan, task: str, attempt: int) -> str | None:
     """The task fault behind a charged attempt, or None."""
     if task in plan.impossible:
         return "impossible"
@@ -308,7 +308,7 @@ def _outcome(plan: Plan, root: Path, url: str, seconds: float, result: dict, kil
             continue
         task, attempt = found.group(1), int(found.group(2))
         record = _git(git, "show", f"main:{name}")
-        why = explained(plan, task, attempt, record)
+        why = explained(plan, task, attempt)
         first = next((line for line in record.splitlines() if line.startswith(("the ", "1 ", "2 ", "3 "))), "")
         charged.setdefault(task, []).append(f"{attempt}: {why or first[:80]}")
         if why is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,31 +42,19 @@ class Checked:
     unverified: bool = False          # landed without tests ([team] verify = "none")
 
 
-class Background:
-    """A call run in a daemon thread while the worker goes on; result() waits for it and returns its
-    value or raises what it raised (in the worker's thread)."""
+def in_background(call, name: str) -> Future:
+    """call() in a daemon thread while the worker goes on (a worker stopping never waits for it): its
+    Future, whose result() hands back the value or raises what it raised, in the worker's thread."""
+    future: Future = Future()
 
-    def __init__(self, call, name: str):
-        self._finished = threading.Event()
-        self._value, self._error = None, None
-        threading.Thread(target=self._run, args=(call,), name=name, daemon=True).start()
-
-    def _run(self, call) -> None:
+    def run() -> None:
         try:
-            self._value = call()
+            future.set_result(call())
         except BaseException as error:  # handed to the worker's thread by result()
-            self._error = error
-        finally:
-            self._finished.set()
+            future.set_exception(error)
 
-    def done(self) -> bool:
-        return self._finished.is_set()
-
-    def result(self):
-        self._finished.wait()
-        if self._error is not None:
-            raise self._error
-        return self._value
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 class AttemptSteps:
@@ -77,7 +66,7 @@ class AttemptSteps:
             base = self.land.reset_to_upstream(ignored=True)
             # the upstream's verdict (mostly from the machine's cache) is computed while the agent's tree
             # is made and the agent works: a baseline the cache does not know costs the agent no time
-            base_verdict = Background(self._baseline, name=f"baseline-{task.task.id}")
+            base_verdict = in_background(self._baseline, name=f"baseline-{task.task.id}")
             run, checked = self._run_agent(task, lock, base, base_verdict)
             if isinstance(run, InfraFailure):
                 return self._infra(task, lock, run)
@@ -95,7 +84,7 @@ class AttemptSteps:
         return self._base_verdict
 
     # the agent -------------------------------------------------------------------------------
-    def _run_agent(self, task: BoardTask, lock: Lock, base: str, baseline_run: Background, conflict: str = "",
+    def _run_agent(self, task: BoardTask, lock: Lock, base: str, baseline_run: Future, conflict: str = "",
                    overlay: list[str] = ()) -> tuple[AgentRun | InfraFailure, Checked | None]:
         """The agent in its own tree, then its result checked against the baseline (the land clone is
         left to `baseline_run` until then: the agent's tree is a clone of it, made while it runs)."""
@@ -234,7 +223,7 @@ class AttemptSteps:
         """The work conflicts with what landed meanwhile: once, the agent resolves it on the new upstream."""
         lease.start()
         base = self.land.reset_to_upstream(ignored=True)
-        baseline_run = Background(self._baseline, name=f"baseline-{task.task.id}")  # the clean upstream
+        baseline_run = in_background(self._baseline, name=f"baseline-{task.task.id}")  # the clean upstream
         try:
             baseline_run.result()  # before the cherry-pick below changes the files it tests
         except BaselineUnusable as error:
