@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable, Container
@@ -10,6 +9,7 @@ from pathlib import Path
 
 from clude.gitcli import GitError, git_text, run_git
 from clude.team.board.layout import BRANCH, agent_identity
+from clude.team.protocol import objects
 from clude.team.protocol.failures import PushResult, classify_push, reaching, unreachable
 
 # The remote every agent clone pushes to and pulls from.
@@ -93,9 +93,9 @@ class Repo:
         return repo
 
     def _git_path(self, name: str) -> Path:
-        """A path inside the clone's .git folder, absolute (the folder asked of git once)."""
+        """A path inside the clone's .git folder, absolute (the folder asked once)."""
         if self._git_dir is None:
-            self._git_dir = Path(self.git("rev-parse", "--absolute-git-dir"))
+            self._git_dir = Path(objects.open_repo(self.path).path)
         return self._git_dir / name
 
     def _exclude_local_state(self) -> None:
@@ -118,52 +118,51 @@ class Repo:
     def git_dir(self) -> Path:
         return self._git_path(".")
 
+    def objects(self, workdir: Path | None = None):
+        """The clone opened in process (objects.py): for what needs no `git` process."""
+        return objects.open_repo(self.path, workdir)
+
+    def rev(self, spec: str) -> str | None:
+        """The object `spec` names (`git rev-parse -q --verify`), None when it names none."""
+        return objects.resolve(self.objects(), spec)
+
+    def new_commit(self, tree: str, parents: list[str], message: str) -> str:
+        """A commit of `tree` on `parents` by the agent; no ref moves."""
+        return objects.new_commit(self.objects(), tree, parents, message, self._env)
+
+    def message(self, commit: str) -> str:
+        return objects.commit_of(self.objects(), commit).message
+
+    def is_ancestor(self, a: str, b: str) -> bool:
+        """Whether commit `a` is `b` or in its history."""
+        repo = self.objects()
+        return a == b or repo.descendant_of(b, a)
+
     def blobs(self, ref: str, paths: list[str], *, max_bytes: int | None = None) -> dict[str, bytes | None]:
-        """The content of each path at ref (None where it is not a file there), read by a few git
-        processes whatever the number of paths (names with newlines or any bytes included). A blob
-        larger than max_bytes reads as empty."""
-        if not paths:
-            return {}
-        wanted = set(paths)
-        listed = run_git(self.path, "ls-tree", "-r", "-z", "--full-tree", ref).stdout
-        ids: dict[str, bytes] = {}
-        for entry in listed.split(b"\0"):
-            meta, _, name = entry.partition(b"\t")
-            path = os.fsdecode(name)
-            parts = meta.split()
-            if path in wanted and len(parts) == 3 and parts[1] == b"blob":
-                ids[path] = parts[2]
-        found: dict[str, bytes | None] = {path: None for path in paths}
-        order = [path for path in paths if path in ids]
-        if max_bytes is not None and order:  # sizes first: a huge blob is never read into memory
-            sizes = run_git(self.path, "cat-file", "--batch-check=%(objectsize)",
-                            input=b"".join(ids[p] + b"\n" for p in order)).stdout.split()
-            for path, size in zip(list(order), sizes):
-                if int(size) > max_bytes:
-                    found[path] = b""  # there, but too large to read: no rule looks inside it
-                    order.remove(path)
-        if not order:
-            return found
-        found.update(zip(order, self.cat_blobs([ids[p] for p in order])))
+        """The content of each path at ref (None where it is not a file there). A blob larger than
+        max_bytes reads as empty (never read into memory)."""
+        repo = self.objects()
+        found: dict[str, bytes | None] = dict.fromkeys(paths)
+        for path, oid in objects.blob_ids(repo, ref, paths).items():
+            if max_bytes is not None and repo.odb.read_header(oid)[1] > max_bytes:
+                found[path] = b""  # there, but too large to read: no rule looks inside it
+            else:
+                found[path] = repo[oid].data
         return found
 
     def cat_blobs(self, ids: list[bytes]) -> list[bytes]:
-        """The contents of these object ids, in order, read by one `git cat-file --batch`."""
-        if not ids:
-            return []
-        out = run_git(self.path, "cat-file", "--batch", input=b"".join(i + b"\n" for i in ids)).stdout
-        contents, at = [], 0
-        for _ in ids:
-            end = out.index(b"\n", at)
-            size = int(out[at:end].split()[2])
-            contents.append(out[end + 1:end + 1 + size])
-            at = end + 1 + size + 1
-        return contents
+        """The contents of these object ids, in order."""
+        repo = self.objects()
+        return [repo[i.decode("ascii") if isinstance(i, bytes) else i].data for i in ids]
+
+    def files(self, ref: str, under: str = "") -> list[str]:
+        """The paths of the files at ref (under the folder `under`), in tree order."""
+        return [path for path, _ in objects.walk(self.objects(), ref, under)]
 
     def empty_tree(self) -> str:
-        """The empty tree's id (written once per clone): what the queue's and the lease's commits hold."""
+        """The empty tree's id: what the queue's and the lease's commits hold."""
         if self._empty_tree is None:
-            self._empty_tree = self.git("hash-object", "-w", "-t", "tree", "--stdin", input=b"")
+            self._empty_tree = objects.empty_tree(self.objects())
         return self._empty_tree
 
     def fetch(self, *refspecs: str) -> None:
@@ -196,35 +195,35 @@ class Repo:
             self.git("rebase", "--abort", ok=(0, 1, 128))
         for name in ("CHERRY_PICK_HEAD", "MERGE_HEAD"):  # a cherry-pick or merge left half-way
             self._git_path(name).unlink(missing_ok=True)
-        commit = self.git("rev-parse", "-q", "--verify", f"refs/remotes/{ORIGIN}/{BRANCH}^{{commit}}", ok=(0, 1))
+        commit = self.rev(f"refs/remotes/{ORIGIN}/{BRANCH}^{{commit}}")
         if not commit:
             raise GitError(f"the upstream has no {BRANCH} branch yet (run `clude team init`)")
-        self.git("checkout", "--quiet", "--force", "-B", BRANCH, commit)  # the index and files as main has them
-        self.git("clean", "-ffdxq" if ignored else "-fdq")
+        self.check_out(commit, ignored=ignored)
         return commit
+
+    def check_out(self, commit: str, *, ignored: bool = False) -> None:
+        """main made `commit` and checked out whole: changes and untracked files dropped (ignored ones
+        too when `ignored`)."""
+        objects.check_out(self.path, commit, BRANCH, ignored=ignored)
 
     def head(self) -> str:
         """The commit checked out."""
-        return self.git("rev-parse", "HEAD")
+        return objects.resolve(self.objects(), "HEAD") or ""
 
     def commit_all(self, message: str, paths: list[str] | None = None) -> bool:
         """Commit every change in the clone (or only `paths`, deletions included) with the agent's
-        identity, hooks skipped; False when there was nothing to commit."""
-        if paths is None:
-            self.git("add", "-A")
-        else:
-            names = [str(p) for p in paths]
-            tracked = set(self.git("ls-files", "-z", "--", *(f":(literal){n}" for n in names))
-                          .split("\0")) if names else set()
-            present = [n for n in names if n in tracked or os.path.lexists(self.path / n)
-                       or any(t.startswith(n.rstrip("/") + "/") for t in tracked)]
-            if not present:
-                return False
-            self.git("add", "-A", "--", *(f":(literal){n}" for n in present))
-        if not self.git("diff", "--cached", "--name-only", "-z"):
+        identity, no hook run; False when there was nothing to commit."""
+        repo = self.objects()
+        index = repo.index
+        objects.stage(repo, index, [str(p) for p in paths] if paths is not None else None)
+        tree = str(index.write_tree())
+        head = objects.resolve(repo, "HEAD")
+        if head is not None and tree == objects.resolve(repo, f"{head}^{{tree}}"):
             return False
-        self.git("-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify", "-F", "-",
-                 input=message)
+        index.write()
+        commit = objects.new_commit(repo, tree, [head] if head else [], message, self._env)
+        repo.references.create(f"refs/heads/{BRANCH}", commit, force=True)
+        repo.set_head(f"refs/heads/{BRANCH}")
         return True
 
     def push(self, *also: str) -> PushResult:
@@ -247,22 +246,19 @@ class Repo:
 
     def changed_files(self, a: str, b: str) -> list[str]:
         """Paths that differ between two commits, sorted."""
-        out = run_git(self.path, "diff-tree", "-r", "-z", "--no-renames", "--name-only", a, b).stdout
-        return sorted(os.fsdecode(p) for p in out.split(b"\0") if p)
+        repo = self.objects()
+        diff = repo.diff(objects.commit_of(repo, a).tree, objects.commit_of(repo, b).tree)
+        return sorted({p for d in diff.deltas for p in (d.old_file.path, d.new_file.path)})
 
     def commit_time(self, path: str, ref: str = "HEAD") -> float | None:
         """Unix time of the last commit (up to ref) that touched path; None if none did."""
-        out = self.git("log", "-1", "--format=%ct", ref, "--", f":(literal){path}")
-        return float(out) if out else None
+        found = objects.first_touch(self.objects(), path, ref)
+        return float(found) if found is not None else None
 
     def show(self, ref: str, path: str) -> str | None:
-        """A file's text at ref, None when the file is not there (GitError for an unknown ref)."""
-        entry = self.git("ls-tree", "-z", ref, "--", path).rstrip("\0")
-        meta, _, name = entry.partition("\t")
-        parts = meta.split()
-        if name != path or len(parts) != 3 or parts[1] != "blob":
-            return None
-        return run_git(self.path, "cat-file", "blob", parts[2]).stdout.decode("utf-8", "replace")
+        """A file's text at ref, None when the file is not there (ObjectError for an unknown ref)."""
+        data = self.blobs(ref, [path]).get(path)
+        return data.decode("utf-8", "replace") if data is not None else None
 
 
 def upstream_head(url: str, timeout: float = NETWORK_TIMEOUT) -> str | None:

@@ -6,7 +6,6 @@ worker moves on; the lander lands it."""
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from clude.gitcli import run_git
+from clude.team.protocol import objects
 from clude.team.protocol.git import Repo
 from clude.team.board.layout import lock_path
 from clude.team.protocol.lease import lock_on_disk, same_holder
@@ -33,20 +32,14 @@ CLUDE_FETCH = "+refs/clude/*:refs/clude/*"
 
 def chain_link(repo: Repo, commit: str, task: str) -> str:
     """A new link of the queue's chain on top of its tip as last fetched, holding `commit`."""
-    tip = repo.git("rev-parse", "-q", "--verify", f"{QUEUE_REF}^{{commit}}", ok=(0, 1))
-    parents = (*(("-p", tip) if tip else ()), "-p", commit)
-    return repo.git("commit-tree", repo.empty_tree(), *parents, "-m", f"queue {task} {commit}")
+    tip = repo.rev(f"{QUEUE_REF}^{{commit}}")
+    return repo.new_commit(repo.empty_tree(), [*([tip] if tip else []), commit], f"queue {task} {commit}")
 
 
 def conflicts(repo: Repo, commit: str, onto: str) -> list[str]:
     """The files where `commit`'s change does not merge into `onto` (a three-way merge on their merge
     base, nothing checked out); [] when it merges cleanly."""
-    out = run_git(repo.path, "merge-tree", "--write-tree", "--name-only", "--no-messages", "-z", onto, commit,
-                  ok=(0, 1))
-    if out.returncode == 0:
-        return []
-    names = [os.fsdecode(n) for n in out.stdout.split(b"\0")[1:] if n]
-    return names or ["(unknown files)"]
+    return objects.conflicts(repo.objects(), onto, commit)[1]
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
-from clude.gitcli import GitError, run_git
 from clude.harness.compare import PASSING, compare
 from clude.harness.report import concise
 from clude.harness.verdict import Verdict
 from clude.team.board.books import write_done, write_failure, write_released
 from clude.team.logs.events import EventLog
+from clude.team.protocol import objects
 from clude.team.protocol.git import ORIGIN, Repo
-from clude.team.board.layout import BRANCH, LOCKS_DIR, is_team_path, lock_path, task_path
+from clude.team.board.layout import BRANCH, LOCKS_DIR, agent_identity, is_team_path, lock_path, task_path
 from clude.team.board.locks import Lock, LockFileError, Queued, parse_lock
 from clude.team.queue.batch import Rejected, settle_batch
 from clude.team.queue.enqueue import CLUDE_FETCH
@@ -55,15 +55,11 @@ class LeaseLost(Exception):
 def queued_entries(repo: Repo, ref: str) -> list[Entry]:
     """The changes queued on `ref` (locks with `queued`), in queue order; two git processes whatever the
     number of locks."""
-    listed = run_git(repo.path, "ls-tree", "-z", ref, "--", f"{LOCKS_DIR}/").stdout
-    ids = []
-    for item in listed.split(b"\0"):
-        meta, _, name = item.partition(b"\t")
-        parts = meta.split()
-        if len(parts) == 3 and parts[1] == b"blob" and name.endswith(b".lock"):
-            ids.append(parts[2])
+    names = [p for p in repo.files(ref, LOCKS_DIR) if p.endswith(".lock") and p.count("/") == 1]
     entries = []
-    for content in repo.cat_blobs(ids):
+    for content in repo.blobs(ref, names).values():
+        if content is None:
+            continue
         try:
             lock = parse_lock(content.decode("utf-8", "replace"))
         except (LockFileError, ValueError):
@@ -132,7 +128,7 @@ class Lander:
         if self.clock() < self.resting_until:
             return 0
         self.repo.fetch(CLUDE_FETCH)
-        main = self.repo.git("rev-parse", f"{ORIGIN}/{BRANCH}")
+        main = self.repo.rev(f"{ORIGIN}/{BRANCH}^{{commit}}")
         entries = queued_entries(self.repo, main)
         if self.judge is None:  # a lander that runs no tests lands only changes queued unverified
             entries = [e for e in entries if e.queued.unverified]
@@ -192,40 +188,28 @@ class Lander:
             if look:
                 self.sleep(MISSING_PAUSE_S * look)
                 self.repo.fetch(CLUDE_FETCH)
-            out = run_git(self.repo.path, "cat-file", "--batch-check",
-                          input="".join(f"{e.commit}\n" for e in entries).encode()).stdout.decode()
-            missing = {line.split()[0] for line in out.splitlines() if line.endswith(" missing")}
+            missing = {e.commit for e in entries if self.repo.rev(f"{e.commit}^{{commit}}") is None}
             if not missing:
                 break
         gone = {e: "its queued change is not on the upstream: the task is open again" for e in entries
                 if e.commit in missing}
         return [e for e in entries if e.commit not in missing], gone
 
-    def _at(self, commit: str) -> None:
-        self.repo.git("reset", "-q", "--hard", commit)
-        self.repo.git("clean", "-ffdxq")
-
-    def _apply(self, entries: list[Entry]) -> tuple[Entry, str] | None:
-        """Cherry-pick the entries' commits in order onto the checkout; on a conflict, the entry and files."""
-        if not entries:
+    def _at(self, commit: str, entries: list[Entry] = ()) -> tuple[Entry, str] | None:
+        """The checkout made `commit` with the entries' commits cherry-picked on it in order, nothing else
+        in it; on a conflict, the entry and its files (and the checkout left at `commit`)."""
+        head, stuck, files = objects.pick(self.repo.objects(), commit, [e.commit for e in entries],
+                                          agent_identity(self.agent))
+        self.repo.check_out(head if stuck is None else commit, ignored=True)
+        if stuck is None:
             return None
-        try:
-            self.repo.git("cherry-pick", "--no-edit", "--allow-empty", "--keep-redundant-commits",
-                          *(e.commit for e in entries))
-            return None
-        except GitError:
-            stuck = self.repo.git("rev-parse", "-q", "--verify", "CHERRY_PICK_HEAD", ok=(0, 1))
-            files = self.repo.git("diff", "--name-only", "--diff-filter=U").split("\n")
-            self.repo.git("cherry-pick", "--abort", ok=(0, 1, 128))
-            entry = next((e for e in entries if e.commit == stuck), entries[-1])
-            return entry, ", ".join(f for f in files if f) or "(unknown files)"
+        return next(e for e in entries if e.commit == stuck), ", ".join(files)
 
     def _check(self, main: str, base: Verdict | None, landing: list[Entry], batch: list[Entry], fresh: bool
                ) -> Rejected[Entry] | None:
         if not self.lease.take():
             raise LeaseLost()
-        self._at(main)
-        stuck = self._apply(landing + batch)
+        stuck = self._at(main, landing + batch)
         if stuck is not None:
             entry, files = stuck
             return Rejected(f"its change does not merge with the changes landed before it (conflicts in "
@@ -246,11 +230,10 @@ class Lander:
         for race in range(1, MAX_RACES + 1):
             if race > 1:
                 self.repo.fetch()
-            upstream = self.repo.git("rev-parse", f"{ORIGIN}/{BRANCH}")
+            upstream = self.repo.rev(f"{ORIGIN}/{BRANCH}^{{commit}}")
             if upstream != main and not all(map(is_team_path, self.repo.changed_files(main, upstream))):
                 return 0  # the code on main moved (another lander): the next pass starts over
-            self._at(upstream)
-            if self._apply(landing) is not None:
+            if self._at(upstream, landing) is not None:
                 return 0
             lines = self._books(landing, back, missing)
             if lines is None:

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from clude.gitcli import run_git
 from clude.team.protocol.git import Repo
 from clude.team.protocol.sync import UpstreamRejected
 
@@ -79,13 +78,13 @@ class LandingLease:
 
     def current(self) -> tuple[str | None, Holder | None]:
         """The tip of the lease (as last fetched, or our own newer one) and who it names."""
-        tip = self.repo.git("rev-parse", "-q", "--verify", f"{LEASE_REF}^{{commit}}", ok=(0, 1)) or None
-        if self.last_tip is not None and tip != self.last_tip and (tip is None or run_git(
-                self.repo.path, "merge-base", "--is-ancestor", tip, self.last_tip, ok=(0, 1)).returncode == 0):
+        tip = self.repo.rev(f"{LEASE_REF}^{{commit}}")
+        if self.last_tip is not None and tip != self.last_tip and (
+                tip is None or self.repo.is_ancestor(tip, self.last_tip)):
             tip = self.last_tip  # what was fetched is older than our own last push
         if tip is None:
             return None, None
-        return tip, parse_holder(self.repo.git("log", "-1", "--format=%B", tip))
+        return tip, parse_holder(self.repo.message(tip))
 
     def take(self) -> bool:
         """Hold the lease (renewed when ours and half spent). False when someone else holds it or wins
@@ -141,8 +140,7 @@ class LandingLease:
     def _push(self, parent: str | None, until: datetime) -> bool:
         message = json.dumps({"agent": self.agent, "host": self.host, "pid": self.pid,
                               "until": until.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")})
-        lead = ("-p", parent) if parent else ()
-        commit = self.repo.git("commit-tree", self.repo.empty_tree(), *lead, "-m", message)
+        commit = self.repo.new_commit(self.repo.empty_tree(), [parent] if parent else [], message)
         pushed = self.repo.push_refs(f"{commit}:{LEASE_REF}")
         if pushed.status == "rejected":
             raise UpstreamRejected(f"the upstream refused the landing lease: {pushed.message}",

@@ -10,14 +10,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from clude.gitcli import run_git
-from clude.gitsafe import ISOLATED
-from clude.team.protocol.git import LOCAL_EXCLUDES, Repo
-from clude.team.board.layout import TEAM_PATHS, agent_identity
+import pygit2
 
-# The index the worker stages the agent's files in, inside its own clone's git folder.
-IMPORT_INDEX = "clude-agent-index"
-GITLINK_MODE = "160000"
+from clude.gitcli import run_git
+from clude.team.board.layout import TEAM_PATHS, agent_identity, is_team_path
+from clude.team.protocol import objects
+from clude.team.protocol.git import LOCAL_EXCLUDES, Repo
+
 REMOVE_TIMEOUT_S = 600.0
 
 
@@ -61,7 +60,7 @@ def prepare(land: Repo, work: Path, agent: str, *, overlay: list[str] = ()) -> N
     work.parent.mkdir(parents=True, exist_ok=True)
     run_git(work.parent, "clone", "--quiet", "--depth", "1", "--no-tags", f"file://{land.path}", str(work),
             env=agent_identity(agent))
-    run_git(work, "remote", "remove", "origin")
+    objects.open_repo(work).remotes.delete("origin")
     exclude = work / ".git" / "info" / "exclude"
     exclude.parent.mkdir(parents=True, exist_ok=True)
     exclude.write_text("\n".join(LOCAL_EXCLUDES) + "\n", encoding="utf-8")
@@ -84,15 +83,17 @@ def take_result(land: Repo, work: Path, base: str, message: str, *, max_file_byt
         raise TooLarge(f"the agent left {ascii(big[0])[1:-1]} of {big[1] / 1048576:.1f} MB, over the "
                        f"{max_file_bytes / 1048576:g} MB a file may have ([team] max_file_mb): a change "
                        "carries code, not data")
-    index = {"GIT_INDEX_FILE": str(land.git_dir / IMPORT_INDEX), **ISOLATED}
-    land.git("read-tree", base, env=index)
-    land.git(f"--work-tree={work}", "add", "-A", env=index)
-    land.git("reset", "-q", base, "--", *TEAM_PATHS, env=index, ok=(0, 1))
-    nested = [line.split("\t", 1)[1] for line in land.git("ls-files", "-s", env=index).splitlines()
-              if line.startswith(GITLINK_MODE + " ")]
-    if nested:
-        land.git("rm", "-q", "--cached", "--", *nested, env=index)
-    tree = land.git("write-tree", env=index)
-    if tree == land.git("rev-parse", f"{base}^{{tree}}"):
+    repo = land.objects(workdir=work)  # land's objects and config, the agent's files
+    index = repo.index  # changed in memory only: land's index file is never written
+    base_tree = objects.commit_of(repo, base).tree
+    index.read_tree(base_tree)
+    objects.stage(repo, index)
+    for entry in list(index):  # the team's files as base has them; nested repositories dropped
+        if entry.mode == objects.GITLINK or is_team_path(entry.path):
+            index.remove(entry.path)
+    for path, entry in objects.entries(repo, base, TEAM_PATHS):
+        index.add(pygit2.IndexEntry(path, entry.id, entry.filemode))
+    tree = str(index.write_tree())
+    if tree == str(base_tree.id):
         return None
-    return land.git("commit-tree", tree, "-p", base, "-F", "-", input=message)
+    return land.new_commit(tree, [base], message)

@@ -185,8 +185,7 @@ class AttemptSteps:
     def _checkout(self, commit: str) -> None:
         """The worker's clone exactly at `commit`: what earlier test runs left (bytecode, caches, ignored
         files a test wrote to fool a later run) removed."""
-        self.land.git("reset", "-q", "--hard", commit)
-        self.land.git("clean", "-ffdxq")
+        self.land.check_out(commit, ignored=True)
 
     # outcomes --------------------------------------------------------------------------------
     def _land(self, task, lock, run, base, checked: Checked, lease, *, retried=False) -> str:

@@ -57,7 +57,7 @@ def review(land: Repo, base: str, commit: str, *, allow_tests: bool, extra_globs
         where = "; ".join(f"{p} (lines {', '.join(map(str, ls[:6]))})" for p, ls in marked.items())
         return Review(f"the change leaves git conflict markers in {len(marked)} file(s): {where}: resolve "
                       "them (keep both sides' intent), never commit the markers", where)
-    tree = land.git("ls-tree", "-r", "--name-only", "-z", commit).split("\0")
+    tree = land.files(commit)
     protected = protected_changes([Touch(p, before.get(p), after.get(p)) for p in paths], extra_globs,
                                   importable=importable, path_dirs=folders_of_tests(tree))
     if protected and not allow_tests:

@@ -1,0 +1,217 @@
+"""A team clone's git objects, refs, index and files, read and written in this process (libgit2, through
+pygit2): what needs no network costs no `git` process. Fetch, push and clone stay with the git command
+(protocol/git.py), which speaks to every kind of upstream.
+
+Each call opens the repository anew (well under a millisecond): no libgit2 object is shared between the
+worker's threads, and what a `git` process wrote a moment ago (a fetch) is always seen.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pygit2
+from pygit2.enums import CheckoutStrategy, ConfigLevel, FileStatus, ObjectType
+
+from clude.gitcli import GitError
+
+# libgit2 reads no user or system git configuration, as the git processes run with ISOLATED: a user's
+# autocrlf, excludes file or identity never changes what the team commits or checks out.
+for _level in (ConfigLevel.GLOBAL, ConfigLevel.XDG, ConfigLevel.SYSTEM, ConfigLevel.PROGRAMDATA):
+    pygit2.settings.search_path[_level] = "/nonexistent-clude-git-config"
+
+GITLINK = 0o160000  # a nested repository's entry in a tree: never part of a team change
+
+
+class ObjectError(GitError):
+    """An object, ref or path a caller named is not in the repository."""
+
+
+def open_repo(path: Path, workdir: Path | None = None) -> pygit2.Repository:
+    """The repository at `path` (a work tree or a git folder); `workdir`: read as if that were its work
+    tree (nothing is written to its config)."""
+    try:
+        repo = pygit2.Repository(str(path))
+    except pygit2.GitError as e:
+        raise ObjectError(f"{path} is not a git repository: {e}") from None
+    if workdir is not None:
+        repo.workdir = str(workdir)
+    return repo
+
+
+def resolve(repo: pygit2.Repository, spec: str) -> str | None:
+    """What `git rev-parse -q --verify spec` names (HEAD, a ref, a short name, `x^{tree}`); None."""
+    try:
+        return str(repo.revparse_single(spec).id)
+    except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+        return None
+
+
+def commit_of(repo: pygit2.Repository, spec: str) -> pygit2.Commit:
+    try:
+        return repo.revparse_single(spec).peel(pygit2.Commit)
+    except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+        raise ObjectError(f"no commit {spec!r} in {repo.path}") from None
+
+
+def blob_ids(repo: pygit2.Repository, ref: str, paths: Iterable[str]) -> dict[str, pygit2.Oid]:
+    """The blob of each path that is a file (or a link) at ref; other paths are left out."""
+    tree = commit_of(repo, ref).tree
+    found = {}
+    for path in paths:
+        try:
+            entry = tree[path]
+        except (KeyError, ValueError):
+            continue
+        if entry.type == ObjectType.BLOB and entry.filemode != GITLINK:
+            found[path] = entry.id
+    return found
+
+
+def walk(repo: pygit2.Repository, ref: str, under: str = "") -> Iterator[tuple[str, pygit2.Object]]:
+    """(path, entry) of every file at ref, in tree order; only those under the folder `under`."""
+    if under:
+        yield from entries(repo, ref, [under.rstrip("/")])
+    else:
+        yield from _walk(repo, commit_of(repo, ref).tree, "")
+
+
+def entries(repo: pygit2.Repository, ref: str, paths: Iterable[str]) -> Iterator[tuple[str, pygit2.Object]]:
+    """(path, entry) of every file at ref that is one of `paths` or under one of them."""
+    tree = commit_of(repo, ref).tree
+    for path in paths:
+        try:
+            entry = tree[path]
+        except KeyError:
+            continue
+        if entry.type == ObjectType.TREE:
+            yield from _walk(repo, repo[entry.id], f"{path}/")
+        else:
+            yield path, entry
+
+
+def _walk(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str) -> Iterator[tuple[str, pygit2.Object]]:
+    for entry in tree:
+        if entry.type == ObjectType.TREE:
+            yield from _walk(repo, repo[entry.id], f"{prefix}{entry.name}/")
+        else:
+            yield prefix + entry.name, entry
+
+
+def signature(identity: dict[str, str]) -> pygit2.Signature:
+    """The committer of a team commit, from the GIT_COMMITTER_* variables of an identity."""
+    return pygit2.Signature(identity["GIT_COMMITTER_NAME"], identity["GIT_COMMITTER_EMAIL"])
+
+
+def new_commit(repo: pygit2.Repository, tree: str, parents: list[str], message: str,
+               identity: dict[str, str], author: pygit2.Signature | None = None) -> str:
+    """A commit object (no ref moves) of `tree` on `parents`; the message as `git commit` leaves it."""
+    who = signature(identity)
+    text = "\n".join(line.rstrip() for line in message.strip("\n").splitlines()).strip("\n") + "\n"
+    return str(repo.create_commit(None, author or who, who, text, tree, parents))
+
+
+def empty_tree(repo: pygit2.Repository) -> str:
+    return str(repo.TreeBuilder().write())
+
+
+def conflicts(repo: pygit2.Repository, ours: str, theirs: str) -> tuple[str | None, list[str]]:
+    """A three-way merge of `theirs` into `ours` on their merge base, nothing checked out: the merged
+    tree and [] when it merges cleanly, else None and the conflicting files."""
+    a, b = commit_of(repo, ours), commit_of(repo, theirs)
+    base = repo.merge_base(a.id, b.id)
+    ancestor = repo[base].tree if base is not None else repo[empty_tree(repo)]
+    index = repo.merge_trees(ancestor, a.tree, b.tree)
+    if index.conflicts is not None:
+        files = sorted({side.path for entries in index.conflicts for side in entries if side is not None})
+        return None, files or ["(unknown files)"]
+    return str(index.write_tree(repo)), []
+
+
+def pick(repo: pygit2.Repository, onto: str, commits: list[str], identity: dict[str, str]
+         ) -> tuple[str, str | None, list[str]]:
+    """`git cherry-pick` of `commits` in order onto `onto`, in objects only (empty picks kept): the last
+    commit made, and on a conflict the commit that did not apply with its files (None, [] when all did)."""
+    head = onto
+    for commit in commits:
+        original = commit_of(repo, commit)
+        parent = original.parents[0].tree if original.parents else repo[empty_tree(repo)]
+        index = repo.merge_trees(parent, commit_of(repo, head).tree, original.tree)
+        if index.conflicts is not None:
+            files = sorted({s.path for entries in index.conflicts for s in entries if s is not None})
+            return head, commit, files or ["(unknown files)"]
+        head = new_commit(repo, str(index.write_tree(repo)), [head], original.message, identity,
+                          author=original.author)
+    return head, None, []
+
+
+def check_out(path: Path, commit: str, branch: str, *, ignored: bool = False) -> None:
+    """Make the work tree at `path` exactly `commit` on `branch` (`git checkout --force -B branch commit`
+    then `git clean -ffd`, and `-x` when `ignored`: ignored files go too), the index with it."""
+    repo = open_repo(path)
+    target = commit_of(repo, commit)
+    drop = FileStatus.WT_NEW | FileStatus.INDEX_NEW | (FileStatus.IGNORED if ignored else 0)
+    for name, status in repo.status(ignored=ignored).items():  # ignored as the files say now, as git clean
+        if status & drop:
+            _remove(Path(path), name)
+    repo.references.create(f"refs/heads/{branch}", target.id, force=True)
+    repo.set_head(f"refs/heads/{branch}")
+    repo.checkout_head(strategy=CheckoutStrategy.FORCE)
+
+
+def _remove(root: Path, name: str) -> None:
+    """Remove root/name, a file or a folder, then the folders it leaves empty (as `git clean -d`)."""
+    path = root / name
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+    for folder in path.parents:
+        if folder == root or root not in folder.parents:
+            return
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def stage(repo: pygit2.Repository, index: pygit2.Index, paths: list[str] | None = None) -> None:
+    """`git add -A` into `index` from the repository's work tree: new and changed files added, deleted
+    ones removed (all of them, or those at or under `paths`)."""
+    root = Path(repo.workdir)
+    if paths is None:
+        index.add_all()
+    else:
+        present = [p for p in paths if os.path.lexists(root / p)]
+        if present:
+            index.add_all(present)
+    for entry in list(index):
+        if paths is not None and not any(entry.path == p or entry.path.startswith(p.rstrip("/") + "/")
+                                         for p in paths):
+            continue
+        if not os.path.lexists(root / entry.path):
+            index.remove(entry.path)
+
+
+def first_touch(repo: pygit2.Repository, path: str, ref: str) -> int | None:
+    """The commit time of the newest commit up to `ref` (first parents) that changed `path`."""
+    commit = commit_of(repo, ref)
+    seen = _entry_id(commit.tree, path)
+    while True:
+        parent = commit.parents[0] if commit.parents else None
+        before = _entry_id(parent.tree, path) if parent is not None else None
+        if before != seen:
+            return commit.commit_time
+        if parent is None:
+            return None
+        commit = parent
+
+
+def _entry_id(tree: pygit2.Tree, path: str) -> pygit2.Oid | None:
+    try:
+        return tree[path].id
+    except KeyError:
+        return None
