@@ -93,3 +93,18 @@ def test_a_project_with_nothing_to_run_says_so(tmp_path):
     verdict = run_tests(tmp_path, TestConfig(), use_cache=False, env=project_env())
     assert verdict.status is Status.ERROR
     assert "found no tests to run" in verdict.reason and "[test] command" in verdict.reason
+
+
+def test_commands_can_be_started_at_a_lower_priority(tmp_path):
+    """A team worker starts its agents and tests below itself: its pushes come first on a busy machine."""
+    from clude.harness.process import lower_commands
+    probe = [sys.executable, "-c", "import os; print(os.nice(0))"]
+    own = os.nice(0)
+    try:
+        lower_commands(5)
+        run_group(probe, tmp_path, dict(os.environ), tmp_path / "low.log", timeout_s=60)
+    finally:
+        lower_commands(0)
+    run_group(probe, tmp_path, dict(os.environ), tmp_path / "same.log", timeout_s=60)
+    assert int((tmp_path / "low.log").read_text()) == min(19, own + 5)
+    assert int((tmp_path / "same.log").read_text()) == own

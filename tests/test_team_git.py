@@ -585,3 +585,66 @@ def test_an_upstream_out_of_reach_is_waited_out_and_any_other_git_failure_is_not
         reaching(lambda: (_ for _ in ()).throw(down), wait_s=60, sleep=pauses.append, clock=clock)
     assert 3 < len(pauses) <= 3 + 13
 
+
+
+def counting_git(tmp_path: Path, monkeypatch) -> Path:
+    """A `git` first on PATH that writes down each call, then runs the real one."""
+    real = subprocess.run(["sh", "-c", "command -v git"], capture_output=True, text=True).stdout.strip()
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    calls = tmp_path / "git-calls"
+    (shims / "git").write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexec {real} "$@"\n')
+    (shims / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{os.environ['PATH']}")
+    return calls
+
+
+def test_a_local_upstream_is_fetched_in_process_and_only_when_it_moved(tmp_path, upstream, monkeypatch):
+    """Fetching, checking out, committing and reading a board take no git process on a local upstream;
+    a fetch with nothing new does nothing; the queue's refs come with a fetch that asks for them."""
+    a = Repo.clone(str(upstream), tmp_path / "a", agent="a1")
+    b = Repo.clone(str(upstream), tmp_path / "b", agent="a2")
+    calls = counting_git(tmp_path, monkeypatch)
+    (a.path / "new.txt").write_text("new\n")
+    assert a.commit_all("add new.txt")
+    assert a.push().status == "ok"
+    tip = a.head()
+    assert a.push_refs(f"{tip}:refs/clude/queued").status == "ok"
+    pushes = calls.read_text().splitlines()
+    assert len(pushes) == 2 and all(" push " in c for c in pushes), pushes  # the commit took none
+
+    calls.unlink()
+    b.fetch()
+    assert b.rev("refs/remotes/origin/main") == tip and b.rev("refs/clude/queued") is None
+    b.fetch("+refs/clude/*:refs/clude/*")
+    assert b.rev("refs/clude/queued") == tip
+    assert b.reset_to_upstream() == tip and (b.path / "new.txt").read_text() == "new\n"
+    assert b.show(tip, "new.txt") == "new\n" and b.changed_files(tip + "^", tip) == ["new.txt"]
+    b.fetch("+refs/clude/*:refs/clude/*")  # nothing moved
+    assert not calls.exists(), calls.read_text()
+
+    git(a.path, "push", "-q", "origin", ":refs/clude/queued")  # gone upstream: pruned here
+    b.fetch("+refs/clude/*:refs/clude/*")
+    assert b.rev("refs/clude/queued") is None
+
+
+def test_a_checkout_drops_changes_untracked_files_and_nested_repositories(tmp_path, upstream):
+    """check_out(ignored=True) leaves exactly the commit (git clean -ffdx); without it ignored files stay."""
+    a = Repo.clone(str(upstream), tmp_path / "a")
+    base = a.head()
+    (a.path / ".gitignore").write_text("*.log\nbuild/\n")
+    a.commit_all("ignore logs")
+    (a.path / "README.md").write_text("edited\n")
+    (a.path / "deep" / "er").mkdir(parents=True)
+    (a.path / "deep" / "er" / "x.py").write_text("x")
+    (a.path / "run.log").write_text("log")
+    (a.path / "build").mkdir()
+    (a.path / "build" / "out.o").write_text("o")
+    git(a.path, "init", "-q", "nested")
+    (a.path / "nested" / "f").write_text("f")
+    a.check_out(a.head())
+    assert sorted(p.name for p in a.path.iterdir()) == [".git", ".gitignore", "README.md", "build", "run.log"]
+    assert (a.path / "README.md").read_text() == "hello\n"
+    a.check_out(base, ignored=True)
+    assert sorted(p.name for p in a.path.iterdir()) == [".git", "README.md"]
+    assert git(a.path, "status", "--porcelain", "--ignored") == "" and a.head() == base

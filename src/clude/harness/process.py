@@ -99,6 +99,25 @@ def _raise_stop(signum, _frame):
     raise _Stop(signum)
 
 
+# How much lower than this process's own the CPU priority of the commands it starts is (nice values):
+# 0, unless lower_commands() said otherwise. A team worker starts its agents and test runs lower, so that
+# on a machine they keep busy the short work every worker waits for (a push in its turn) still runs at once.
+_COMMAND_NICE = [0]
+
+
+def lower_commands(by: int) -> None:
+    """From now on, start every command `by` nice levels below this process (at most nice 19)."""
+    _COMMAND_NICE[0] = by
+
+
+def _lower(pid: int) -> None:
+    if _COMMAND_NICE[0] > 0:
+        try:
+            os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + _COMMAND_NICE[0]))
+        except OSError:  # it has already ended
+            pass
+
+
 # Signals that stop clude itself; each is passed on to the command's group (Ctrl-C as SIGINT).
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
@@ -134,6 +153,7 @@ def run_group(argv: list[str], cwd: Path, env: dict[str, str], output: Path,
             proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=source, stdout=sink,
                                     stderr=out if stdout is not None else subprocess.STDOUT,
                                     start_new_session=True)
+            _lower(proc.pid)
             if pidfile is not None:
                 from clude.sandbox.leftovers import MARK_VAR, forget, record
                 record(pidfile, proc.pid, env.get(MARK_VAR))

@@ -166,8 +166,18 @@ class Repo:
         return self._empty_tree
 
     def fetch(self, *refspecs: str) -> None:
-        """Fetch origin (branches pruned), and `refspecs` besides in the same process."""
-        extra = (f"+refs/heads/*:refs/remotes/{ORIGIN}/*", *refspecs) if refspecs else ()
+        """Fetch origin (branches pruned), and `refspecs` besides. A local upstream is fetched in this
+        process, and not at all when its main (and, when fetched, refs/clude/*) are where this clone has
+        them; any other by `git fetch`."""
+        url = self._origin_url()
+        branches = f"+refs/heads/*:refs/remotes/{ORIGIN}/*"
+        if is_local_url(url):
+            clude = "refs/clude/" if any("refs/clude/" in r for r in refspecs) else None
+            repo = self.objects()
+            if not objects.same_refs(repo, url, {f"refs/heads/{BRANCH}": f"refs/remotes/{ORIGIN}/{BRANCH}"}, clude):
+                objects.fetch_local(repo, ORIGIN, [branches, *refspecs])
+            return
+        extra = (branches, *refspecs) if refspecs else ()
         reaching(lambda: self.git("fetch", "--quiet", "--prune", ORIGIN, *extra, timeout=self.timeout))
 
     def refresh(self) -> bool:
@@ -184,7 +194,7 @@ class Repo:
 
     def _origin_url(self) -> str:
         if self._url is None:
-            self._url = self.git("config", "--get", f"remote.{ORIGIN}.url")
+            self._url = objects.open_repo(self.path).config[f"remote.{ORIGIN}.url"]
         return self._url
 
     def reset_to_upstream(self, *, ignored: bool = False) -> str:

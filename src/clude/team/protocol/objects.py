@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pygit2
-from pygit2.enums import CheckoutStrategy, ConfigLevel, FileStatus, ObjectType
+from pygit2.enums import CheckoutStrategy, ConfigLevel, FetchPrune, FileStatus, ObjectType
 
 from clude.gitcli import GitError
 
@@ -99,6 +99,31 @@ def _walk(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str) -> Iterator[t
             yield from _walk(repo, repo[entry.id], f"{prefix}{entry.name}/")
         else:
             yield prefix + entry.name, entry
+
+
+def same_refs(repo: pygit2.Repository, upstream: str, pairs: dict[str, str], prefix: str | None) -> bool:
+    """Whether a fetch from the local `upstream` (a path) would bring `repo` nothing: each of its refs in
+    `pairs` is where `repo` has the ref it maps to, and its refs under `prefix` are exactly `repo`'s."""
+    try:
+        theirs = open_repo(Path(upstream).expanduser())
+    except GitError:
+        return False
+    if any(resolve(theirs, ref) != resolve(repo, mine) for ref, mine in pairs.items()):
+        return False
+    return prefix is None or _refs_under(theirs, prefix) == _refs_under(repo, prefix)
+
+
+def fetch_local(repo: pygit2.Repository, remote: str, refspecs: list[str]) -> None:
+    """`git fetch --prune remote refspecs` from an upstream on this machine, in process (libgit2 reads
+    the other repository's files: no upload-pack, no index-pack)."""
+    try:
+        repo.remotes[remote].fetch(refspecs, prune=FetchPrune.PRUNE)
+    except (KeyError, pygit2.GitError) as e:
+        raise GitError(f"cannot fetch from {remote} into {repo.path}: {e}") from None
+
+
+def _refs_under(repo: pygit2.Repository, prefix: str) -> dict[str, str | None]:
+    return {name: resolve(repo, name) for name in repo.listall_references() if name.startswith(prefix)}
 
 
 def signature(identity: dict[str, str]) -> pygit2.Signature:

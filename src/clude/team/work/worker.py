@@ -23,6 +23,7 @@ from clude.exits import WORKER_CRASHED as EXIT_CRASHED
 from clude.exits import WORKER_INFRA as EXIT_INFRA
 from clude.exits import WORKER_SETTLED as EXIT_SETTLED
 from clude.exits import WORKER_UPSTREAM as EXIT_UPSTREAM
+from clude.harness.process import lower_commands
 from clude.sandbox import Sandbox, allowed_env
 from clude.sandbox.leftovers import kill_leftovers
 from clude.team.work.attempt import AGENT_PIDFILE, AttemptSteps
@@ -49,6 +50,9 @@ class Finish(BaseException):
 
 DRAIN_LOOK_S = 0.1      # between looks at the upstream while waiting for this worker's queued changes
 MAX_RATE_LIMIT_WAIT_S = 600.0  # the longest wait after a transient failure, Retry-After or not
+# Nice levels below the worker at which its agents and test runs start: the worker's own short work at the
+# upstream (a push in the machine's turn, which every worker waits for) comes first on a busy machine.
+COMMAND_NICE = 10
 
 
 def utc_now() -> datetime:
@@ -107,6 +111,7 @@ class Worker(AttemptSteps):
 
     # the loop --------------------------------------------------------------------------------
     def run(self) -> int:
+        lower_commands(COMMAND_NICE)
         self.events.emit("worker_started", backend=self.c.backend.name, role=self.c.role,
                          upstream=self.c.upstream, pid=os.getpid(),
                          sandbox="on" if self.sandbox.enabled else "off")
