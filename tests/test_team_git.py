@@ -648,3 +648,72 @@ def test_a_checkout_drops_changes_untracked_files_and_nested_repositories(tmp_pa
     a.check_out(base, ignored=True)
     assert sorted(p.name for p in a.path.iterdir()) == [".git", "README.md"]
     assert git(a.path, "status", "--porcelain", "--ignored") == "" and a.head() == base
+
+
+def agent_change(tmp_path: Path, upstream: Path, make) -> tuple[Repo, str, str | None]:
+    """land, base and the commit take_result makes of an agent tree that `make(work)` changed."""
+    from clude.team.work.agent_tree import prepare, take_result
+    land = Repo.clone(str(upstream), tmp_path / "land", agent="a1")
+    base = land.head()
+    work = tmp_path / "work"
+    prepare(land, work, "a1")
+    make(work)
+    return land, base, take_result(land, work, base, "the agent's change")
+
+
+def test_a_symlink_in_a_change_is_never_written_through(tmp_path, upstream):
+    """A folder the agent made a symlink to a place outside: checking the change out and back writes
+    nothing there, and the folder is a folder again."""
+    seed = tmp_path / "seed"
+    (seed / "d").mkdir()
+    (seed / "d" / "x").write_text("upstream's x\n")
+    git(seed, "add", "-A")
+    git(seed, "commit", "-qm", "d/x")
+    git(seed, "push", "-q", str(upstream), "HEAD:refs/heads/main")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+
+    def make(work: Path) -> None:
+        subprocess.run(["rm", "-rf", str(work / "d")], check=True)
+        (work / "d").symlink_to(outside)
+
+    land, base, commit = agent_change(tmp_path, upstream, make)
+    assert commit is not None
+    land.check_out(commit, ignored=True)
+    land.check_out(base, ignored=True)
+    assert list(outside.iterdir()) == []
+    assert not (land.path / "d").is_symlink() and (land.path / "d" / "x").read_text() == "upstream's x\n"
+    (land.path / "d").rename(land.path / "d.old")  # a test run turning a tracked folder into a link
+    (land.path / "d").symlink_to(outside)
+    land.check_out(base, ignored=True)
+    assert list(outside.iterdir()) == [] and (land.path / "d" / "x").is_file()
+
+
+def test_nested_repositories_are_dropped_from_a_change_and_stray_dot_gits_alone(tmp_path, upstream):
+    def make(work: Path) -> None:
+        subprocess.run(["git", "init", "-q", str(work / "vendored")], check=True)
+        (work / "vendored" / "lib.py").write_text("x = 1\n")
+        (work / "pointer").mkdir()
+        (work / "pointer" / ".git").write_text("gitdir: /somewhere/else\n")
+        (work / "pointer" / "p.py").write_text("p = 1\n")
+        for name in ("empty", "bogus", "linked"):
+            (work / name).mkdir()
+            (work / name / "code.py").write_text(f"{name} = 1\n")
+        (work / "empty" / ".git").mkdir()
+        (work / "bogus" / ".git").write_text("not a repository\n")
+        (work / "linked" / ".git").symlink_to(work / ".git")
+        os.mkfifo(work / "bogus" / "fifo")
+        (work / "new.py").write_text("new = 1\n")
+
+    land, base, commit = agent_change(tmp_path, upstream, make)
+    assert sorted(land.changed_files(base, commit)) == ["bogus/code.py", "empty/code.py", "linked/code.py",
+                                                        "new.py"]
+
+
+def test_a_folder_nested_deeper_than_libgit2_goes_is_still_cleaned(tmp_path, upstream):
+    a = Repo.clone(str(upstream), tmp_path / "a")
+    deep = a.path / "u" / "/".join(["a"] * 150)
+    deep.mkdir(parents=True)
+    (deep / "f").write_text("x")
+    a.check_out(a.head())
+    assert sorted(p.name for p in a.path.iterdir()) == [".git", "README.md"]

@@ -312,3 +312,26 @@ def test_status_and_progress_show_the_merge_queue(tmp_path):
     lander(root, upstream, tmp_path, "L1").pass_once()
     shown = json.loads(status("--json").stdout)
     assert shown["merge_queue"] == [] and shown["counts"]["done"] == 2
+
+
+def test_merge_rules_a_change_brings_never_merge_it_past_a_conflict(tmp_path):
+    """A queued change that adds `.gitattributes` (merge=union) conflicts all the same: the lander merges
+    with the rules of the tree it lands on, whatever its clone had checked out before (a batch of an
+    earlier check that held that change)."""
+    root, upstream, (t1, t2, _) = project(tmp_path)
+    queue_change(upstream, tmp_path, t1, {"notes.txt": "one\n"})
+    repo = Repo.clone(upstream, tmp_path / "late", agent="w2")
+    repo.git("reset", "-q", "--hard", "HEAD~1")
+    sneaky = queue_change(upstream, tmp_path, t2, {"notes.txt": "two\n", ".gitattributes": "* merge=union\n"},
+                          agent="w2")
+    one = lander(root, upstream, tmp_path, "L1")
+    one.repo.fetch("+refs/clude/*:refs/clude/*")
+    main = one.repo.rev("refs/remotes/origin/main")
+    entries = queued_entries(one.repo, main)
+    assert [e.task for e in entries] == [t1, t2]
+    one.repo.check_out(sneaky)  # what an earlier check left checked out
+    stuck = one._at(main, entries)
+    assert stuck is not None and stuck[0].task == t2 and stuck[1] == "notes.txt"
+    assert one.pass_once() == 2
+    assert landed(upstream)[1].startswith(f"release {t2}: its change does not merge")
+    assert upstream_file(upstream, "notes.txt") == "one\n"

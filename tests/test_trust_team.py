@@ -579,3 +579,17 @@ def test_attributes_that_make_git_refuse_the_result_fail_the_attempt_not_the_wor
     ''', fix=True) == EXIT_SETTLED
     assert task_state(team) == "failed"
     assert_contained(team)
+
+
+@pytest.mark.parametrize("name", [".git.", "GIT~1", "sub/.git./x"])
+def test_file_names_git_refuses_fail_the_attempt_not_the_worker(team, name):
+    """Names git will not hold (a `.git` in disguise) make the agent's change unreadable: its attempt."""
+    assert run_worker(team, f'''
+        import pathlib
+        path = pathlib.Path({name!r})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    ''', fix=True) == EXIT_SETTLED
+    assert task_state(team) == "failed"
+    assert "invalid path" in failure(team)
+    assert_contained(team)

@@ -214,7 +214,8 @@ class Repo:
     def check_out(self, commit: str, *, ignored: bool = False) -> None:
         """main made `commit` and checked out whole: changes and untracked files dropped (ignored ones
         too when `ignored`)."""
-        objects.check_out(self.path, commit, BRANCH, ignored=ignored)
+        with objects.git_errors(f"cannot check out {commit} in {self.path}"):
+            objects.check_out(self.path, commit, BRANCH, ignored=ignored)
 
     def head(self) -> str:
         """The commit checked out."""
@@ -225,8 +226,9 @@ class Repo:
         identity, no hook run; False when there was nothing to commit."""
         repo = self.objects()
         index = repo.index
-        objects.stage(repo, index, [str(p) for p in paths] if paths is not None else None)
-        tree = str(index.write_tree())
+        with objects.git_errors(f"cannot commit in {self.path}"):
+            objects.stage(repo, index, [str(p) for p in paths] if paths is not None else None)
+            tree = str(index.write_tree())
         head = objects.resolve(repo, "HEAD")
         if head is not None and tree == objects.resolve(repo, f"{head}^{{tree}}"):
             return False

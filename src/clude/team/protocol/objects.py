@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pygit2
 from pygit2.enums import CheckoutStrategy, ConfigLevel, FetchPrune, FileStatus, ObjectType
 
-from clude.gitcli import GitError
+from clude.gitcli import GitError, run_git
 
 # libgit2 reads no user or system git configuration, as the git processes run with ISOLATED: a user's
 # autocrlf, excludes file or identity never changes what the team commits or checks out.
@@ -28,6 +30,15 @@ GITLINK = 0o160000  # a nested repository's entry in a tree: never part of a tea
 
 class ObjectError(GitError):
     """An object, ref or path a caller named is not in the repository."""
+
+
+@contextmanager
+def git_errors(what: str) -> Iterator[None]:
+    """libgit2's errors (an invalid path in a work tree, say) raised as ObjectError, with `what` was done."""
+    try:
+        yield
+    except pygit2.GitError as e:
+        raise ObjectError(f"{what}: {e}") from None
 
 
 def open_repo(path: Path, workdir: Path | None = None) -> pygit2.Repository:
@@ -178,20 +189,31 @@ def check_out(path: Path, commit: str, branch: str, *, ignored: bool = False) ->
     then `git clean -ffd`, and `-x` when `ignored`: ignored files go too), the index with it."""
     repo = open_repo(path)
     target = commit_of(repo, commit)
-    drop = FileStatus.WT_NEW | FileStatus.INDEX_NEW | (FileStatus.IGNORED if ignored else 0)
-    for name, status in repo.status(ignored=ignored).items():  # ignored as the files say now, as git clean
+    # untracked files, and tracked ones turned into something else (a folder made a symlink): removed
+    # first, ignored as the files say now (as git clean), so that nothing is ever written through a link
+    drop = FileStatus.WT_NEW | FileStatus.INDEX_NEW | FileStatus.WT_TYPECHANGE | (FileStatus.IGNORED if ignored else 0)
+    try:
+        found = repo.status(ignored=ignored)
+    except pygit2.GitError:  # deeper than libgit2 goes (100 folders): git's own clean goes anywhere
+        run_git(Path(path), "clean", "-ffdxq" if ignored else "-ffdq")
+        found = repo.status(ignored=ignored)
+    for name, status in found.items():
         if status & drop:
             _remove(Path(path), name)
+    # checked out from what HEAD holds now (a symlink it holds is replaced, never followed), then moved
+    repo.checkout_tree(target.tree, strategy=CheckoutStrategy.FORCE)
     repo.references.create(f"refs/heads/{branch}", target.id, force=True)
     repo.set_head(f"refs/heads/{branch}")
-    repo.checkout_head(strategy=CheckoutStrategy.FORCE)
 
 
 def _remove(root: Path, name: str) -> None:
     """Remove root/name, a file or a folder, then the folders it leaves empty (as `git clean -d`)."""
     path = root / name
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
+        try:
+            shutil.rmtree(path)
+        except (OSError, RecursionError):  # thousands of folders deep, or unwritable: rm goes anywhere
+            subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True, timeout=600)
     else:
         path.unlink(missing_ok=True)
     for folder in path.parents:

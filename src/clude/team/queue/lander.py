@@ -198,10 +198,13 @@ class Lander:
     def _at(self, commit: str, entries: list[Entry] = ()) -> tuple[Entry, str] | None:
         """The checkout made `commit` with the entries' commits cherry-picked on it in order, nothing else
         in it; on a conflict, the entry and its files (and the checkout left at `commit`)."""
+        self.repo.check_out(commit, ignored=True)  # the merges read .gitattributes from the tree they go onto
+        if not entries:
+            return None
         head, stuck, files = objects.pick(self.repo.objects(), commit, [e.commit for e in entries],
                                           agent_identity(self.agent))
-        self.repo.check_out(head if stuck is None else commit, ignored=True)
         if stuck is None:
+            self.repo.check_out(head, ignored=True)
             return None
         return next(e for e in entries if e.commit == stuck), ", ".join(files)
 

@@ -73,6 +73,33 @@ def prepare(land: Repo, work: Path, agent: str, *, overlay: list[str] = ()) -> N
             shutil.copy2(source, target, follow_symlinks=False)
 
 
+def drop_nested_repositories(work: Path) -> None:
+    """What of the agent's tree is another repository is never part of its change: a folder holding a
+    repository (a .git folder with a HEAD, or a .git file pointing to one) is removed with it, any other
+    .git (empty, a symlink, a bogus file) alone. The agent's tree is thrown away after the attempt."""
+    done = subprocess.run(["find", str(work), "-path", str(work / ".git"), "-prune", "-o", "-name", ".git",
+                           "-print0"], capture_output=True, timeout=REMOVE_TIMEOUT_S)
+    for raw in filter(None, done.stdout.split(b"\0")):
+        found = Path(os.fsdecode(raw))
+        if not os.path.lexists(found):  # inside a folder removed already
+            continue
+        remove_tree(found.parent if _holds_repository(found) else found)
+
+
+def _holds_repository(dot_git: Path) -> bool:
+    if dot_git.is_symlink():
+        return False
+    if dot_git.is_dir():
+        return (dot_git / "HEAD").exists()
+    if not dot_git.is_file():  # a FIFO is never opened
+        return False
+    try:
+        with open(dot_git, "rb") as f:
+            return f.read(8) == b"gitdir: "
+    except OSError:
+        return False
+
+
 def take_result(land: Repo, work: Path, base: str, message: str, *, max_file_bytes: int | None = None) -> str | None:
     """The agent's files as one commit on `base` in land's own git folder (read with land's config:
     the agent's .git is never used), its edits to the team's files (tasks/, locks, PROGRESS.md) and
@@ -83,17 +110,19 @@ def take_result(land: Repo, work: Path, base: str, message: str, *, max_file_byt
         raise TooLarge(f"the agent left {ascii(big[0])[1:-1]} of {big[1] / 1048576:.1f} MB, over the "
                        f"{max_file_bytes / 1048576:g} MB a file may have ([team] max_file_mb): a change "
                        "carries code, not data")
+    drop_nested_repositories(work)
     repo = land.objects(workdir=work)  # land's objects and config, the agent's files
     index = repo.index  # changed in memory only: land's index file is never written
     base_tree = objects.commit_of(repo, base).tree
-    index.read_tree(base_tree)
-    objects.stage(repo, index)
-    for entry in list(index):  # the team's files as base has them; nested repositories dropped
-        if entry.mode == objects.GITLINK or is_team_path(entry.path):
-            index.remove(entry.path)
-    for path, entry in objects.entries(repo, base, TEAM_PATHS):
-        index.add(pygit2.IndexEntry(path, entry.id, entry.filemode))
-    tree = str(index.write_tree())
+    with objects.git_errors("git cannot take the agent's files"):
+        index.read_tree(base_tree)
+        objects.stage(repo, index)
+        for entry in list(index):  # the team's files as base has them; nested repositories dropped
+            if entry.mode == objects.GITLINK or is_team_path(entry.path):
+                index.remove(entry.path)
+        for path, entry in objects.entries(repo, base, TEAM_PATHS):
+            index.add(pygit2.IndexEntry(path, entry.id, entry.filemode))
+        tree = str(index.write_tree())
     if tree == str(base_tree.id):
         return None
     return land.new_commit(tree, [base], message)
