@@ -312,7 +312,8 @@ def _outcome(plan: Plan, root: Path, url: str, seconds: float, result: dict, kil
         first = next((line for line in record.splitlines() if line.startswith(("the ", "1 ", "2 ", "3 "))), "")
         charged.setdefault(task, []).append(f"{attempt}: {why or first[:80]}")
         if why is None:
-            failing = set(re.findall(r"tests/test_\w+\.py::(\w+)", record.split("## What the agent")[0]))
+            blamed = re.search(r"do not pass with this change: (.*)", record)  # the verdict's reason, not its report
+            failing = set(re.findall(r"tests/test_\w+\.py::(\w+)", blamed.group(1) if blamed else record))
             (double_flakes if failing == {"test_flaky"} else unexplained).append(f"{task}/{attempt}")
     counts = {s: sum(1 for v in states.values() if v == s) for s in ("done", "failed", "blocked", "open", "held")}
     return Outcome(plan, seconds, states, reasons, done_twice, charged, unexplained, double_flakes,
