@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +21,14 @@ def project_env(**extra: str) -> dict[str, str]:
     env["VIRTUAL_ENV"] = sys.prefix
     env.update(extra)
     return env
+
+
+@pytest.fixture(scope="session")
+def bare_python(tmp_path_factory) -> Path:
+    """A virtualenv without pytest (its interpreter is this one's): a project only unittest can run."""
+    venv = tmp_path_factory.mktemp("bare") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    return venv
 
 
 def write_files(root: Path, files: dict[str, str]) -> Path:

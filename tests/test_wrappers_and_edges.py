@@ -16,9 +16,9 @@ from conftest import project_env, write_files
 MAKEFILE = ".PHONY: test\ntest:\n\t{}\n"
 
 
-def _run(project, command=None, **kw):
+def _run(project, command=None, env=None, **kw):
     return run_tests(project, TestConfig(timeout=60), command=command, use_cache=False,
-                     env=project_env(), **kw)
+                     env=env or project_env(), **kw)
 
 
 def test_make_test_in_a_pytest_project_is_read_exactly(tmp_path):
@@ -32,12 +32,13 @@ def test_make_test_in_a_pytest_project_is_read_exactly(tmp_path):
     assert verdict.failures[0].file == "test_a.py" and verdict.failures[0].line == 5
 
 
-def test_make_test_in_a_unittest_project_is_left_alone_and_explained(tmp_path):
+def test_make_test_in_a_unittest_project_is_left_alone_and_explained(tmp_path, bare_python):
+    """(Where pytest is not installed: with it, the project is pytest's, which runs unittest classes.)"""
     project = write_files(tmp_path, {
         "tests/test_u.py": "import unittest\n\nclass T(unittest.TestCase):\n"
                            "    def test_x(self):\n        self.assertEqual(1, 2)\n",
         "Makefile": MAKEFILE.format(f"{sys.executable} -m unittest discover -s tests")})
-    verdict = _run(project, ["make", "test"])
+    verdict = _run(project, ["make", "test"], env=project_env(VIRTUAL_ENV=str(bare_python)))
     assert verdict.status is Status.ERROR, verdict.public()
     assert "cannot read the results of `make test`" in verdict.reason
     log = (project / verdict.report_path).read_text()

@@ -33,10 +33,11 @@ _STYLE = {Status.PASSED: "bold green", Status.FAILED: "bold red"}
               help="Kill the test run after this long [default: [test] timeout, 900].")
 @click.option("--compare", "base", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="BASE.json", help="Report regressions and fixes against a saved Verdict.")
+@click.option("--explain", is_flag=True, help="Say what would run and the evidence for it; run nothing.")
 @click.option("-C", "--project", type=click.Path(file_okay=False, exists=True, path_type=Path),
               default=Path("."), help="The project directory [default: .].")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def test_command(as_json, rate, seed, no_cache, timeout, base, project, command) -> None:
+def test_command(as_json, rate, seed, no_cache, timeout, base, explain, project, command) -> None:
     """Run the tests and give a verdict: `clude test [OPTIONS] [-- COMMAND ...]`.
 
     \b
@@ -46,6 +47,8 @@ def test_command(as_json, rate, seed, no_cache, timeout, base, project, command)
     """
     command = list(command) or None
     missed_key = None
+    if explain:
+        _explain(project, command)
     try:
         if not no_cache and base is None:
             missed_key = _answer_from_cache(project, command, rate, seed, raw_test_table(project),
@@ -70,6 +73,19 @@ def test_command(as_json, rate, seed, no_cache, timeout, base, project, command)
         from clude.harness.report import concise
         _print(concise(verdict), verdict.status, comparison)
     sys.exit(_exit_code(verdict, comparison))
+
+
+def _explain(project: Path, command: list[str] | None) -> None:
+    from clude.config.loader import load_settings
+    from clude.harness.runner import explain
+    try:
+        settings, _ = load_settings(project)
+    except ConfigError as exc:
+        click.echo(f"clude: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    found, lines = explain(project.resolve(), settings.test, command, {**os.environ, **settings.test.env})
+    click.echo("\n".join(lines))
+    sys.exit(0 if found else EXIT_CODES[Status.NO_TESTS])
 
 
 def _answer_from_cache(project: Path, command, rate, seed, test_table: dict, as_json: bool) -> str:

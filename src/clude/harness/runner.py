@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -51,6 +52,23 @@ def choose(root: Path, config: TestConfig, command: list[str] | None,
         if not config.framework:
             return adapter, argv
     return frameworks.for_command(argv, root, env, named=config.framework), argv
+
+
+def explain(root: Path, config: TestConfig, command: list[str] | None, env: dict[str, str]) -> tuple[bool, list[str]]:
+    """What `clude test` would run in `root` and the evidence for it, a line each; False when nothing."""
+    chosen = choose(root, config, command, env)
+    if isinstance(chosen, str):
+        return False, [chosen]
+    adapter, argv = chosen
+    if command:
+        why = ["the command given after --"]
+    elif config.argv():
+        why = ["[test] command in clude.toml"]
+    else:
+        why = adapter.evidence(root, env)
+    named = " ([test] framework in clude.toml)" if config.framework else ""
+    return True, [f"command: {shlex.join(argv)}", f"framework: {adapter.name}{named}", "because:",
+                  *(f"  - {reason}" for reason in why)]
 
 
 def tests_python(root: Path, config: TestConfig, env: dict[str, str]) -> str | None:

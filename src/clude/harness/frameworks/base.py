@@ -49,6 +49,7 @@ class Framework:
     name = "generic"
     # how files of this framework's tests are named, for detection and sampling by file
     test_globs: tuple[str, ...] = ()
+    marker = ""  # the file whose presence detection goes by, named in the evidence
 
     def recognizes(self, argv: list[str], root: Path) -> bool:
         """True when a user-given command runs this framework."""
@@ -57,6 +58,10 @@ class Framework:
     def detect(self, root: Path, env: dict[str, str]) -> list[str] | None:
         """The command to run this project's tests with this framework, if the project uses it."""
         return None
+
+    def evidence(self, root: Path, env: dict[str, str]) -> list[str]:
+        """Why detect() chose this framework, a sentence each (the adapters that can say more do)."""
+        return [f"the project's files are {self.name}'s ({self.marker})"] if self.marker else []
 
     def plan(self, argv: list[str], ctx: RunContext) -> Plan:
         """How to run argv. An adapter never rewrites a command that is not its own (`make test`):
@@ -135,7 +140,7 @@ def project_python(root: Path, env: dict[str, str], needs_module: str | None = N
     candidates = [c for c in (shutil.which("python3", path=env.get("PATH")), sys.executable) if c]
     if needs_module:
         for candidate in candidates:
-            if _can_import(candidate, needs_module):
+            if can_import(candidate, needs_module):
                 return candidate
     return candidates[0] if candidates else "python3"
 
@@ -165,7 +170,8 @@ def importable_modules(python: str) -> frozenset[str]:
     return frozenset()
 
 
-def _can_import(python: str, module: str) -> bool:
+@lru_cache(maxsize=32)
+def can_import(python: str, module: str) -> bool:
     import subprocess
     try:
         return subprocess.run([python, "-c", f"import importlib.util as u, sys; "

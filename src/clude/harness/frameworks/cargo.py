@@ -72,6 +72,7 @@ def _json_argv(cargo: list[str], tests: list[str]) -> list[str]:
 
 class CargoTest(Framework):
     name = "cargo"
+    marker = "Cargo.toml"
     test_globs = ("tests/*.rs", "src/**/*.rs")
 
     def recognizes(self, argv: list[str], root: Path) -> bool:

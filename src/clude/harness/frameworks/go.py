@@ -50,6 +50,7 @@ def without_run(argv: list[str]) -> tuple[list[str], str | None]:
 
 class GoTest(Framework):
     name = "go"
+    marker = "go.mod"
     test_globs = ("*_test.go",)
 
     def recognizes(self, argv: list[str], root: Path) -> bool:

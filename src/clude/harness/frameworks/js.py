@@ -170,6 +170,7 @@ def _is_vitest_file(relpath: str) -> bool:
 
 class Jest(_JsonRunner):
     name = "jest"
+    marker = "package.json"
     program = "jest"
 
     def flags(self, results: Path) -> list[str]:
@@ -185,6 +186,7 @@ class Jest(_JsonRunner):
 
 class Vitest(_JsonRunner):
     name = "vitest"
+    marker = "package.json"
     program = "vitest"
 
     def flags(self, results: Path) -> list[str]:

@@ -100,6 +100,7 @@ def _through_environment(argv: list[str], ctx: RunContext, flags: list[str], tap
 
 class NodeTest(Framework):
     name = "node"
+    marker = "package.json"
 
     def recognizes(self, argv: list[str], root: Path) -> bool:
         if runs_node_test(argv):

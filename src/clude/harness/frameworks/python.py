@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import configparser
 import os
-import tomllib
 from pathlib import Path
 
 from clude.harness.diagnostics import explain
 from clude.harness.events import read_events
-from clude.harness.frameworks.base import (Framework, Plan, RunContext, find_files, project_python,
-                                           runs_module)
+from clude.harness.frameworks.base import (Framework, Plan, RunContext, can_import, find_files,
+                                           project_python, runs_module)
+from clude.harness.frameworks.pyevidence import pytest_evidence
 from clude.harness.inject.clude_events import location_in_text
 from clude.harness.verdict import RunFacts
 
@@ -33,28 +32,18 @@ def _inject_env(ctx: RunContext, events: Path) -> dict[str, str]:
     return env
 
 
-def _uses_pytest(root: Path) -> bool:
-    if (root / "pytest.ini").exists() or (root / "conftest.py").exists():
-        return True
-    pyproject = root / "pyproject.toml"
-    if pyproject.exists():
-        try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-            if "pytest" in data.get("tool", {}):
-                return True
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-            pass
-    for name, section in (("tox.ini", "pytest"), ("setup.cfg", "tool:pytest")):
-        cfg = root / name
-        if cfg.exists():
-            parser = configparser.ConfigParser()
-            try:
-                parser.read(cfg, encoding="utf-8")
-            except configparser.Error:
-                continue
-            if parser.has_section(section):
-                return True
-    return any("pytest" in _head(root / f) for f in _python_test_files(root)[:50])
+def _pytest_evidence(root: Path, env: dict[str, str]) -> list[str]:
+    """Why this project's tests run with pytest: what the project declares (pyevidence.py), else test
+    files named as pytest finds them with pytest installed for the project's Python."""
+    declared = pytest_evidence(root, _python_test_files(root))
+    if declared:
+        return declared
+    named = find_files(root, ("test_*.py", "*_test.py"))
+    python = project_python(root, env, needs_module="pytest")
+    if named and can_import(python, "pytest"):
+        return [f"{len(named)} test file(s) named test_*.py or *_test.py ({named[0]}, ...)",
+                f"pytest is installed for {python}"]
+    return []
 
 
 def _python_test_files(root: Path) -> list[str]:
@@ -74,8 +63,11 @@ class Pytest(Framework):
     def recognizes(self, argv: list[str], root: Path) -> bool:
         return runs_module(argv, "pytest") or runs_module(argv, "py.test")
 
+    def evidence(self, root: Path, env: dict[str, str]) -> list[str]:
+        return _pytest_evidence(root, env)
+
     def detect(self, root: Path, env: dict[str, str]) -> list[str] | None:
-        if not _uses_pytest(root):
+        if not _pytest_evidence(root, env):
             return None
         return [project_python(root, env, needs_module="pytest"), "-m", "pytest"]
 
@@ -109,14 +101,23 @@ class Unittest(Framework):
     def recognizes(self, argv: list[str], root: Path) -> bool:
         return runs_module(argv, "unittest")
 
-    def detect(self, root: Path, env: dict[str, str]) -> list[str] | None:
+    def evidence(self, root: Path, env: dict[str, str]) -> list[str]:
+        """Test files that import unittest, when nothing points to pytest (which runs them too)."""
         files = _python_test_files(root)
-        if not any("unittest" in _head(root / f) for f in files[:50]):
+        using = next((f for f in files[:50] if "unittest" in _head(root / f)), None)
+        if using is None or _pytest_evidence(root, env):
+            return []
+        python = project_python(root, env)
+        return [f"{using} imports unittest", f"nothing points to pytest (not installed for {python})"]
+
+    def detect(self, root: Path, env: dict[str, str]) -> list[str] | None:
+        if not self.evidence(root, env):
             return None
         argv = [project_python(root, env), "-m", "unittest"]
         for start in ("tests", "test"):
-            if (root / start).is_dir():
-                return argv + ["discover", "-s", start]
+            if (root / start).is_dir():  # a package of tests: its imports resolve from the project's root
+                top = ["-t", "."] if (root / start / "__init__.py").is_file() else []
+                return argv + ["discover", "-s", start, *top]
         return argv
 
     def plan(self, argv: list[str], ctx: RunContext) -> Plan:

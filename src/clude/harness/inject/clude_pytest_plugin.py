@@ -272,7 +272,8 @@ class Reporter:
         for plugin in plugins:
             if id(plugin) in self.plugins:
                 continue
-            module = sys.modules.get(getattr(type(plugin), "__module__", ""), None)
+            # a plugin is a module, a class (pytest's own legacypath-tmpdir) or an instance: its code's module
+            module = sys.modules.get(getattr(plugin, "__module__", None) or type(plugin).__module__, None)
             file = getattr(plugin, "__file__", None) or getattr(module, "__file__", None)
             inside = file is None or os.path.abspath(file).startswith(os.path.join(self.root, ""))
             if inside and os.path.basename(file or "") != "conftest.py":
