@@ -59,6 +59,7 @@ def test_a_healthy_pytest_project_is_all_ok_with_the_tests_counted(tmp_path):
     assert names == ["OK git", "OK model", "OK tests", "OK sandbox", "OK disk"]
     assert "2 tests collected" in lines_of(result.output, "OK", "tests")[0]
     assert "scripted model" in lines_of(result.output, "OK", "model")[0]
+    assert "(pytest: [test] command in clude.toml): " in lines_of(result.output, "OK", "tests")[0]  # as --explain
 
 
 def test_a_healthy_team_is_all_ok_and_json_has_the_documented_shape(tmp_path):
@@ -130,6 +131,7 @@ def test_unittest_suites_are_loaded_and_counted_without_running(tmp_path):
         f'[test]\ncommand = {json.dumps([sys.executable, "-m", "unittest", "discover", "-s", "tests"])}\n')
     [check] = [c for c in checks_of(tmp_path, "run") if c.name == "tests"]
     assert check.ok and "2 tests collected" in check.detail
+    assert "(unittest: [test] command in clude.toml)" in check.detail
     assert not (tmp_path / "ran").exists()
     (tmp_path / "tests" / "test_b.py").write_text("import no_such_module_here\n")
     [check] = [c for c in checks_of(tmp_path, "run") if c.name == "tests"]

@@ -50,7 +50,7 @@ def tests_check(root: Path, config: TestConfig, env: Mapping[str, str], *, stric
     """The test command is found and can start, and its tests can be collected. `strict` (a team):
     no tests at all is an ERROR, since workers could verify nothing; for one agent it is said in an OK."""
     from clude.harness.process import MissingProgram, resolve_program
-    from clude.harness.runner import choose
+    from clude.harness.runner import choose, evidence
     from clude.doctor.check import Check
 
     env = {**env, **config.env}
@@ -59,6 +59,7 @@ def tests_check(root: Path, config: TestConfig, env: Mapping[str, str], *, stric
         return _no_tests(chosen, strict)
     adapter, argv = chosen
     shown = shlex.join(argv)
+    why = "; ".join(evidence(root, config, None, adapter, env)) or "detected"
     try:
         program = resolve_program(argv, root, env)
     except MissingProgram as error:
@@ -72,15 +73,15 @@ def tests_check(root: Path, config: TestConfig, env: Mapping[str, str], *, stric
     timeout = min(config.timeout, COLLECT_TIMEOUT_S)
     collect = {"pytest": _pytest, "unittest": _unittest, "go": _go}.get(adapter.name)
     if collect is None or not adapter.recognizes(argv, root):
-        return Check("tests", True, f"`{shown}` ({adapter.name}): {program} found; its tests are not "
-                                    "collected beforehand")
+        return Check("tests", True, f"`{shown}` ({adapter.name}: {why}): {program} found; its tests are "
+                                    "not collected beforehand")
     found = collect(argv, root, env, timeout)
     if isinstance(found, str):
         return Check("tests", False, f"the tests of `{shown}` cannot be collected: {found}")
     if found == 0:
         return _no_tests(f"`{shown}` collects no tests: add some, or fix [test] command in clude.toml",
                          strict)
-    return Check("tests", True, f"`{shown}` ({adapter.name}): {found} tests collected")
+    return Check("tests", True, f"`{shown}` ({adapter.name}: {why}): {found} tests collected")
 
 
 def _not_in_git(root: Path, program: str) -> str | None:

@@ -60,15 +60,19 @@ def explain(root: Path, config: TestConfig, command: list[str] | None, env: dict
     if isinstance(chosen, str):
         return False, [chosen]
     adapter, argv = chosen
-    if command:
-        why = ["the command given after --"]
-    elif config.argv():
-        why = ["[test] command in clude.toml"]
-    else:
-        why = adapter.evidence(root, env)
     named = " ([test] framework in clude.toml)" if config.framework else ""
     return True, [f"command: {shlex.join(argv)}", f"framework: {adapter.name}{named}", "because:",
-                  *(f"  - {reason}" for reason in why)]
+                  *(f"  - {reason}" for reason in evidence(root, config, command, adapter, env))]
+
+
+def evidence(root: Path, config: TestConfig, command: list[str] | None, adapter: Framework,
+             env: dict[str, str]) -> list[str]:
+    """Why this command runs the tests: given, configured, or what detection found."""
+    if command:
+        return ["the command given after --"]
+    if config.argv():
+        return ["[test] command in clude.toml"]
+    return adapter.evidence(root, env)
 
 
 def tests_python(root: Path, config: TestConfig, env: dict[str, str]) -> str | None:
