@@ -139,3 +139,16 @@ def test_the_event_reader_tolerates_junk_and_a_torn_line_and_cleans_undecodable_
     assert facts.running == "t.py::test_b"
     assert facts.failures[0].reason == "OSError: caf\\xe9"
     assert read_events(tmp_path / "missing.jsonl").started is False
+
+
+def test_a_project_that_forces_colour_gets_reasons_without_escape_codes(tmp_path):
+    """`--color=yes` in the project's own settings: pytest colours its text; no reason carries it."""
+    write_files(tmp_path, {"pytest.ini": "[pytest]\naddopts = --color=yes\n",
+                           "tests/test_c.py": "def test_red():\n    assert {'a': 1} == {'a': 2}\n\n\n"
+                                              "def test_raises():\n    raise ValueError('boom')\n"})
+    verdict = _run(tmp_path)
+    assert verdict.status == Status.FAILED and len(verdict.failures) == 2
+    log = (tmp_path / verdict.report_path).read_text()
+    assert "\x1b[" in log  # pytest did colour its output
+    assert all("\x1b" not in f.reason and f.reason for f in verdict.failures), verdict.failures
+    assert "\x1b" not in concise(verdict)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import signal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from clude.harness.status import EXIT_CODES, Status
 
@@ -13,6 +14,15 @@ __all__ = ["EXIT_CODES", "Counts", "Failure", "Outcome", "RunFacts", "Sample", "
            "decide"]
 
 Outcome = Literal["passed", "failed", "error", "skipped", "xfailed", "xpassed"]
+
+
+# Terminal escape sequences (colours, cursor moves, titles) that a project's --color=yes puts in its
+# runner's text: never part of a reason.
+_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+
+
+def without_escapes(text: str | None) -> str | None:
+    return _ESCAPES.sub("", text) if text else text
 
 
 class Model(BaseModel):
@@ -55,6 +65,11 @@ class Failure(Model):
     kind: Literal["failure", "error"] = "failure"
     reason: str = ""
 
+    @field_validator("reason")
+    @classmethod
+    def _plain(cls, text: str) -> str:
+        return without_escapes(text)
+
 
 class Sample(Model):
     rate: float
@@ -66,6 +81,11 @@ class Sample(Model):
 class Verdict(Model):
     status: Status
     reason: str | None = None
+
+    @field_validator("reason")
+    @classmethod
+    def _plain(cls, text: str | None) -> str | None:
+        return without_escapes(text)
     counts: Counts = Field(default_factory=Counts)
     duration_s: float = 0.0
     framework: str = "unknown"
