@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import signal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from clude.escapes import strip_ansi
 from clude.harness.status import EXIT_CODES, Status
 
 __all__ = ["EXIT_CODES", "Counts", "Failure", "Outcome", "RunFacts", "Sample", "Status", "Verdict",
@@ -16,13 +16,8 @@ __all__ = ["EXIT_CODES", "Counts", "Failure", "Outcome", "RunFacts", "Sample", "
 Outcome = Literal["passed", "failed", "error", "skipped", "xfailed", "xpassed"]
 
 
-# Terminal escape sequences (colours, cursor moves, titles) that a project's --color=yes puts in its
-# runner's text: never part of a reason.
-_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
-
-
 def without_escapes(text: str | None) -> str | None:
-    return _ESCAPES.sub("", text) if text else text
+    return strip_ansi(text) if text else text
 
 
 class Model(BaseModel):

@@ -8,6 +8,7 @@ import re
 import shlex
 from pathlib import Path
 
+from clude.escapes import strip_ansi
 from clude.harness.frameworks.base import program_name
 from clude.harness.inject.clude_events import is_project_file
 
@@ -16,7 +17,6 @@ PACKAGE_MANAGERS = ("npm", "pnpm", "yarn", "bun")
 _PLACEHOLDER = "no test specified"
 _SHELL_SYNTAX = re.compile(r"&&|\|\||[;|<>`$()]")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 # a stack frame or location naming a JavaScript/TypeScript file: path:line[:column]
 _FRAME = re.compile(r"(?:file://)?(?P<path>(?:/|\.{1,2}/|[\w@.-]+/)[^\s():'\"]*?\.[cm]?[jt]sx?)"
                     r":(?P<line>\d+)(?::\d+)?")
@@ -77,10 +77,6 @@ def script_words(script: str) -> list[str]:
         return shlex.split(script)
     except ValueError:
         return script.split()
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
 
 
 def frames(text: str, root: Path) -> list[tuple[str, int]]:

@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from clude.escapes import strip_ansi
 from clude.secrets import KEY_SHAPES
 
 InfraKind = Literal["missing_env", "command_not_found", "auth", "rate_limited", "network", "server_error",
@@ -40,7 +41,6 @@ _DATA = Path(__file__).parent / "data" / "infra.toml"
 _UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0, "m": 60.0,
           "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0, "h": 3600.0, "hour": 3600.0,
           "hours": 3600.0}
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 
 
 @dataclass
@@ -100,7 +100,7 @@ def classify(output: str, exit_code: int | None) -> InfraFailure | None:
     (Claude Code's JSON result saying it could not authenticate).
     """
     rules = _rules()
-    lines = [_ANSI.sub("", line) for line in output.splitlines()]
+    lines = [strip_ansi(line) for line in output.splitlines()]
     head = "\n".join([line for line in lines if line.strip()][:START_LINES])
     tail_lines = [line for line in lines[-TAIL_LINES:]
                   if not any(ignore.search(line) for ignore in rules.ignore)]
@@ -165,6 +165,3 @@ def _seconds(value: str, unit: str | None) -> float | None:
         return None
 
 
-def strip_ansi(text: str) -> str:
-    """Text without terminal colour and cursor sequences."""
-    return _ANSI.sub("", text)

@@ -8,7 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from clude.team.backends.infra import InfraFailure, classify, retry_after, strip_ansi
+from clude.escapes import strip_ansi
+from clude.team.backends.infra import InfraFailure, classify, retry_after
 
 SUMMARY_CHARS = 4000  # the agent's final words kept in AgentRun.summary (and failure records)
 MESSAGE_CHARS = 300  # the agent's own error text quoted in an InfraFailure message
