@@ -122,3 +122,38 @@ def test_detection_and_recognition(tmp_path):
     assert detect(other, env) is None
     assert for_command(["node", "--test", "x.js"], other, env).name == "node"
     assert for_command(["node", "x.js"], other, env).name == "generic"
+
+
+@pytest.mark.parametrize("script, steps", [
+    ("eslint . && c8 --reporter=lcov node --test test/", [["eslint", "."], ["node", "--test", "test/"]]),
+    ("cross-env NODE_ENV=test nyc node --test", [["node", "--test"]]),
+    ("tsc -p . ; NODE_ENV=test jest --ci || exit 1", [["tsc", "-p", "."], ["jest", "--ci"], ["exit", "1"]]),
+    ("npm run lint && npx vitest run", [["npm", "run", "lint"], ["vitest", "run"]]),
+])
+def test_a_compound_script_is_split_into_its_commands(script, steps):
+    from clude.harness.frameworks.npm import script_steps
+    assert script_steps(script) == steps
+
+
+def test_a_compound_test_script_is_detected_by_its_test_step(tmp_path):
+    env = project_env()
+    project = write_files(tmp_path / "p", {"package.json": json.dumps(
+        {"scripts": {"test": "eslint . && c8 --reporter=lcov node --test test/"}})})
+    assert detect(project, env) == (by_name("node"), ["npm", "test"])
+    assert for_command(["npm", "test"], project, env).name == "node"
+    assert by_name("node").evidence(project, env) == [
+        "package.json's test script runs `node --test test/`: 'eslint . && c8 --reporter=lcov node --test test/'"]
+    jest = write_files(tmp_path / "j", {"package.json": json.dumps({"scripts": {"test": "tsc && jest --ci"}})})
+    assert detect(jest, env)[0].name == "jest"
+
+
+@needs_node
+def test_a_compound_test_script_is_run_and_read_whole(tmp_path):
+    """A lint step, then node --test: the verdict counts node's tests, through the script as written."""
+    project = write_files(tmp_path / "p", {
+        "package.json": json.dumps({"scripts": {"test": "node -e \"console.log('lint ok')\" && node --test"}}),
+        "test/a.test.js": _test_file("a") + "test('a c', () => { throw new Error('broken'); });\n"})
+    verdict = run_tests(project, TestConfig(timeout=60), use_cache=False, env=project_env())
+    assert verdict.framework == "node" and verdict.command == ["npm", "test"]
+    assert (verdict.status.value, verdict.counts.passed, verdict.counts.failed) == ("failed", 2, 1), verdict.public()
+    assert "lint ok" in (project / verdict.report_path).read_text()

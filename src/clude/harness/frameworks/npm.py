@@ -71,6 +71,27 @@ def simple_command(script: str) -> tuple[dict[str, str], list[str]] | None:
     return (env, words) if words else None
 
 
+# Programs that run the command after them (coverage, environment, package runners): a test step is
+# what they run. Their own options are skipped ("-r lcov" style values are not told apart).
+WRAPPERS = frozenset({"c8", "nyc", "cross-env", "npx", "env", "dotenv", "env-cmd", "time"})
+_STEPS = re.compile(r"&&|\|\||;|(?<!\|)\|(?!\|)")
+
+
+def script_steps(script: str) -> list[list[str]]:
+    """The commands of a compound script (`eslint . && c8 node --test`), each without its leading
+    VAR=value words and the wrappers that run the rest: what to look for a test runner in, loosely
+    split (never for running it)."""
+    steps = []
+    for part in _STEPS.split(script):
+        words = script_words(part)
+        while words and (_ASSIGNMENT.match(words[0]) or program_name(words) in WRAPPERS
+                         or (words[0].startswith("-") and len(words) > 1)):
+            words = words[1:]
+        if words:
+            steps.append(words)
+    return steps
+
+
 def script_words(script: str) -> list[str]:
     """The words of a script, split loosely (for recognizing what it runs, never for running it)."""
     try:
