@@ -157,3 +157,15 @@ def test_a_compound_test_script_is_run_and_read_whole(tmp_path):
     assert verdict.framework == "node" and verdict.command == ["npm", "test"]
     assert (verdict.status.value, verdict.counts.passed, verdict.counts.failed) == ("failed", 2, 1), verdict.public()
     assert "lint ok" in (project / verdict.report_path).read_text()
+
+
+@needs_node
+def test_tests_that_share_a_name_in_one_file_each_count(tmp_path):
+    project = write_files(tmp_path / "p", {"test/a.test.js": (
+        "const test = require('node:test');\n"
+        "test('same', () => {});\ntest('same', () => {});\ntest('same', () => { throw new Error('third'); });\n")})
+    verdict = run_tests(project, TestConfig(timeout=60), use_cache=False, env=project_env())
+    assert (verdict.counts.passed, verdict.counts.failed) == (2, 1), verdict.public()
+    assert verdict.outcomes == {"test/a.test.js::same": "passed", "test/a.test.js::same #2": "passed",
+                                "test/a.test.js::same #3": "failed"}
+    assert [(f.id, f.line) for f in verdict.failures] == [("test/a.test.js::same #3", 4)]

@@ -218,6 +218,7 @@ class _Reader:
     def __init__(self, root: Path, doc: TapDocument, located: list[dict], facts: RunFacts):
         self.root, self.doc, self.facts = root, doc, facts
         self.files: dict[int, str | None] = {}
+        self.seen: dict[str, int] = {}  # how many tests had each id so far
         aligned = True
         for i, result in enumerate(doc.in_order):
             loc = located[i] if i < len(located) else None
@@ -251,6 +252,9 @@ class _Reader:
 
     def _outcome(self, result: TapResult, outcome: str) -> None:
         test_id = self._id(result)
+        self.seen[test_id] = ordinal = self.seen.get(test_id, 0) + 1
+        if ordinal > 1:  # node lets tests of one suite share a name: each keeps its own id and count
+            test_id = f"{test_id} #{ordinal}"
         self.facts.outcomes[test_id] = outcome
         if outcome in ("failed", "error"):
             file, line = self._where(result)
