@@ -57,6 +57,15 @@ def _head(path: Path) -> str:
         return ""
 
 
+def _located(reason: str, tail: str, root: Path) -> str:
+    """The reason with the file:line of the project's code it names (a conftest.py that failed to import
+    or raised): no test ran, so no failure line carries it. Nothing is counted: pytest counts nothing."""
+    file, line = location_in_text(tail, str(root))
+    if not file or not line or f"{file}:{line}" in reason:
+        return reason
+    return reason.replace(file, f"{file}:{line}", 1) if file in reason else f"{reason} (at {file}:{line})"
+
+
 class Pytest(Framework):
     name = "pytest"
 
@@ -82,7 +91,7 @@ class Pytest(Framework):
         facts = read_events(plan.results)
         facts.no_tests_exit = exit_code == PYTEST_EXIT_NO_TESTS
         if not facts.started:
-            facts.framework_reason = explain(tail, plan.argv[0], str(ctx.root))
+            facts.framework_reason = _located(explain(tail, plan.argv[0], str(ctx.root)), tail, ctx.root)
         elif exit_code == PYTEST_EXIT_INTERNAL:
             file, line = location_in_text(tail, str(ctx.root))
             where = f" in {file}:{line}" if file else ""
