@@ -152,3 +152,15 @@ def test_a_project_that_forces_colour_gets_reasons_without_escape_codes(tmp_path
     assert "\x1b[" in log  # pytest did colour its output
     assert all("\x1b" not in f.reason and f.reason for f in verdict.failures), verdict.failures
     assert "\x1b" not in concise(verdict)
+
+
+def test_a_verdict_says_whether_its_counts_are_complete(tmp_path):
+    """A run stopped at the first failure (-x) counted only what ran before it; a whole run all of it."""
+    write_files(tmp_path, {"tests/test_s.py": "def test_a():\n    assert 0\n\n\ndef test_b():\n    pass\n"})
+    whole = _run(tmp_path)
+    assert (whole.counts.total, whole.counts_complete) == (2, True)
+    stopped = _run(tmp_path, [sys.executable, "-m", "pytest", "-x"])
+    assert (stopped.counts.total, stopped.counts_complete) == (1, False), stopped.public()
+    assert stopped.public()["counts_complete"] is False
+    assert "1 failed, 0 errors, 0 skipped (incomplete: the run stopped before every test ran)" in concise(stopped)
+    assert "incomplete" not in concise(whole)

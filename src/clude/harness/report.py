@@ -13,7 +13,8 @@ def concise(verdict: Verdict, max_failures: int = MAX_FAILURES, max_bytes: int =
     head = [_header(verdict)]
     if verdict.reason and verdict.status is not Status.PASSED:
         head.append(f"reason: {verdict.reason}")
-    tail = [verdict.counts.summary()]
+    tail = [verdict.counts.summary() + ("" if verdict.counts_complete else " (incomplete: the run stopped before "
+                                                                         "every test ran)")]
     if verdict.report_path:
         tail.append(f"report: {verdict.report_path}")
     head, tail = [_cut(line) for line in head], [_cut(line) for line in tail]

@@ -18,7 +18,7 @@ from clude.harness.frameworks import Framework, RunContext
 from clude.harness.inject.clude_sample import default_seed
 from clude.harness.process import MissingProgram, resolve_program, run_group, tail
 from clude.harness.report import concise
-from clude.harness.verdict import Counts, Status, Verdict, decide
+from clude.harness.verdict import Counts, Status, Verdict, counts_complete, decide
 from clude.secrets import Redactor
 from clude.store import atomic_write_text
 
@@ -185,7 +185,7 @@ def _measure(root: Path, config: TestConfig, command: list[str] | None, env: dic
         "sample": facts.sample or plan.sample})
     status, reason = decide(facts)
     verdict = Verdict(status=status, reason=reason, counts=Counts.of(facts.outcomes, len(facts.collection_errors)),
-                      framework=adapter.name,
+                      counts_complete=counts_complete(facts), framework=adapter.name,
                       duration_s=round(done.duration_s, 3), command=argv, exit_code=done.exit_code,
                       failures=facts.collection_errors + facts.failures,
                       report_path=_display(output, root), sample=facts.sample,

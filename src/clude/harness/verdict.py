@@ -82,6 +82,9 @@ class Verdict(Model):
     def _plain(cls, text: str | None) -> str | None:
         return without_escapes(text)
     counts: Counts = Field(default_factory=Counts)
+    # False when the run was cut short and tests it would have run were never counted (a timeout, a
+    # signal, an interruption, a stop at the first failure, a report that never finished)
+    counts_complete: bool = True
     duration_s: float = 0.0
     framework: str = "unknown"
     command: list[str] = Field(default_factory=list)
@@ -145,6 +148,13 @@ def _describe_signal(signum: int) -> str:
 
 def _while_running(facts: RunFacts) -> str:
     return f" while running {facts.running}" if facts.running else ""
+
+
+def counts_complete(facts: RunFacts) -> bool:
+    """Whether the counts hold every test the command would run (a sampled run: every sampled test)."""
+    cut_short = (facts.interrupted or facts.timed_out or facts.signal is not None or facts.stray_interrupt
+                 or facts.stopped_early is not None or facts.crash_signal is not None)
+    return facts.started and facts.finished and not cut_short
 
 
 def decide(facts: RunFacts) -> tuple[Status, str | None]:
