@@ -136,3 +136,22 @@ def test_a_test_binary_killed_inside_the_command_is_named():
     assert status is Status.CRASHED
     assert reason == ("the test process was killed by SIGABRT (aborted) before it finished "
                       "reporting while running src/lib.rs::tests::gives_up")
+
+
+def test_compare_pairs_a_parametrized_test_whose_parameters_were_renamed():
+    """test_x[1-2] became test_x[one-two]: one test compared, not one gone and one new."""
+    from clude.harness.compare import compare
+    from clude.harness.verdict import Verdict
+    base = Verdict(status="failed", outcomes={"t.py::test_x[1-2]": "passed", "t.py::test_x[3-4]": "failed",
+                                              "t.py::test_y[a]": "passed", "t.py::test_z": "passed"})
+    now = Verdict(status="failed", outcomes={"t.py::test_x[one-two]": "failed", "t.py::test_x[three-four]": "passed",
+                                             "t.py::test_y[a]": "passed", "t.py::test_z": "passed"})
+    result = compare(base, now)
+    assert result.renamed == {"t.py::test_x[1-2]": "t.py::test_x[one-two]",
+                              "t.py::test_x[3-4]": "t.py::test_x[three-four]"}
+    assert result.regressions == {"t.py::test_x[1-2]": "failed"}
+    assert result.fixes == {"t.py::test_x[three-four]": "failed"}
+    gone = Verdict(status="passed", outcomes={"t.py::test_x[one-two]": "passed", "t.py::test_z": "passed"})
+    unpaired = compare(base, gone)  # two old ids, one new: nothing is paired, both old ones are gone
+    assert unpaired.renamed == {} and unpaired.regressions == {"t.py::test_x[1-2]": "missing",
+                                                               "t.py::test_y[a]": "missing"}

@@ -140,6 +140,8 @@ def _print(report: str, status: Status, comparison: Comparison | None) -> None:
                     "bold red" if comparison.regressions else "bold green"))
         out += [(f"REGRESSION {test_id} — passed before, {outcome} now", None)
                 for test_id, outcome in list(comparison.regressions.items())[:10]]
+        out += [(f"RENAMED {old} -> {new} (compared as one test)", None)
+                for old, new in list(comparison.renamed.items())[:10]]
     if not (sys.stdout.isatty() or os.environ.get("FORCE_COLOR")):
         # Not a terminal (an agent, a pipe): plain lines, without importing rich (~40 ms of start-up).
         click.echo("\n".join(text for text, _ in out))
