@@ -13,6 +13,7 @@ from pathlib import Path
 _NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _MENTIONS = re.compile(r"\bpytest\b")
 READ_BYTES = 200_000  # of a file searched for a mention of pytest
+HEAD_BYTES = 4000  # of a test file searched for its imports
 
 
 def pytest_evidence(root: Path, test_files: list[str]) -> list[str]:
@@ -48,20 +49,20 @@ def _dependencies(root: Path) -> Iterator[str]:
         if _names_pytest(_dict(table)):
             yield f"pyproject.toml: pytest in poetry's {group!r}"
     for path in sorted([*root.glob("requirements*.txt"), *root.glob("requirements/*.txt")]):
-        if _names_pytest(_text(path).splitlines()):
+        if _names_pytest(file_text(path).splitlines()):
             yield f"{path.relative_to(root)}: pytest"
     for name in ("tox.ini", "noxfile.py", "Pipfile", "setup.py"):
-        if _MENTIONS.search(_text(root / name)):
+        if _MENTIONS.search(file_text(root / name)):
             yield f"{name} mentions pytest"
     workflows = root / ".github" / "workflows"
     for path in sorted([*workflows.glob("*.yml"), *workflows.glob("*.yaml")]):
-        if _MENTIONS.search(_text(path)):
+        if _MENTIONS.search(file_text(path)):
             yield f"{path.relative_to(root)} runs pytest"
 
 
 def _imports(root: Path, test_files: list[str]) -> Iterator[str]:
     for rel in test_files[:50]:
-        head = _text(root / rel)[:4000]
+        head = file_text(root / rel, HEAD_BYTES)
         if re.search(r"^\s*(import pytest|from pytest |from _pytest)", head, re.MULTILINE):
             yield f"{rel} imports pytest"
             return
@@ -91,12 +92,13 @@ def _ini_sections(path: Path) -> list[str]:
     return parser.sections()
 
 
-def _text(path: Path) -> str:
-    if not path.is_file():  # a FIFO is never opened
+def file_text(path: Path, limit: int = READ_BYTES) -> str:
+    """The first `limit` bytes of a regular file as text ("" for anything else: a FIFO is never opened)."""
+    if not path.is_file():
         return ""
     try:
         with open(path, "rb") as f:
-            return f.read(READ_BYTES).decode("utf-8", "replace")
+            return f.read(limit).decode("utf-8", "replace")
     except OSError:
         return ""
 

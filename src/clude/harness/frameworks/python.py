@@ -9,7 +9,7 @@ from clude.harness.diagnostics import explain
 from clude.harness.events import read_events
 from clude.harness.frameworks.base import (Framework, Plan, RunContext, can_import, find_files,
                                            project_python, runs_module)
-from clude.harness.frameworks.pyevidence import pytest_evidence
+from clude.harness.frameworks.pyevidence import HEAD_BYTES, file_text, pytest_evidence
 from clude.harness.inject.clude_events import location_in_text
 from clude.harness.verdict import RunFacts
 
@@ -48,13 +48,6 @@ def _pytest_evidence(root: Path, env: dict[str, str]) -> list[str]:
 
 def _python_test_files(root: Path) -> list[str]:
     return find_files(root, ("test_*.py", "*_test.py", "tests/**/*.py", "test/**/*.py"))
-
-
-def _head(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")[:4000]
-    except OSError:
-        return ""
 
 
 def _located(reason: str, tail: str, root: Path) -> str:
@@ -113,7 +106,7 @@ class Unittest(Framework):
     def evidence(self, root: Path, env: dict[str, str]) -> list[str]:
         """Test files that import unittest, when nothing points to pytest (which runs them too)."""
         files = _python_test_files(root)
-        using = next((f for f in files[:50] if "unittest" in _head(root / f)), None)
+        using = next((f for f in files[:50] if "unittest" in file_text(root / f, HEAD_BYTES)), None)
         if using is None or _pytest_evidence(root, env):
             return []
         python = project_python(root, env)

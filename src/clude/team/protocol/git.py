@@ -150,11 +150,6 @@ class Repo:
                 found[path] = repo[oid].data
         return found
 
-    def cat_blobs(self, ids: list[bytes]) -> list[bytes]:
-        """The contents of these object ids, in order."""
-        repo = self.objects()
-        return [repo[i.decode("ascii") if isinstance(i, bytes) else i].data for i in ids]
-
     def files(self, ref: str, under: str = "") -> list[str]:
         """The paths of the files at ref (under the folder `under`), in tree order."""
         return [path for path, _ in objects.walk(self.objects(), ref, under)]

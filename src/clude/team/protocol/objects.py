@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pygit2
@@ -26,6 +26,7 @@ for _level in (ConfigLevel.GLOBAL, ConfigLevel.XDG, ConfigLevel.SYSTEM, ConfigLe
     pygit2.settings.search_path[_level] = "/nonexistent-clude-git-config"
 
 GITLINK = 0o160000  # a nested repository's entry in a tree: never part of a team change
+REMOVE_TIMEOUT_S = 600.0  # for `rm -rf` (and `find`) over a tree an agent or a test may have made huge
 
 
 class ObjectError(GitError):
@@ -162,9 +163,14 @@ def conflicts(repo: pygit2.Repository, ours: str, theirs: str) -> tuple[str | No
     ancestor = repo[base].tree if base is not None else repo[empty_tree(repo)]
     index = repo.merge_trees(ancestor, a.tree, b.tree)
     if index.conflicts is not None:
-        files = sorted({side.path for entries in index.conflicts for side in entries if side is not None})
-        return None, files or ["(unknown files)"]
+        return None, _conflicting(index)
     return str(index.write_tree(repo)), []
+
+
+def _conflicting(index: pygit2.Index) -> list[str]:
+    """The files a merge left in conflict, sorted."""
+    files = sorted({side.path for sides in index.conflicts for side in sides if side is not None})
+    return files or ["(unknown files)"]
 
 
 def pick(repo: pygit2.Repository, onto: str, commits: list[str], identity: dict[str, str]
@@ -177,8 +183,7 @@ def pick(repo: pygit2.Repository, onto: str, commits: list[str], identity: dict[
         parent = original.parents[0].tree if original.parents else repo[empty_tree(repo)]
         index = repo.merge_trees(parent, commit_of(repo, head).tree, original.tree)
         if index.conflicts is not None:
-            files = sorted({s.path for entries in index.conflicts for s in entries if s is not None})
-            return head, commit, files or ["(unknown files)"]
+            return head, commit, _conflicting(index)
         head = new_commit(repo, str(index.write_tree(repo)), [head], original.message, identity,
                           author=original.author)
     return head, None, []
@@ -213,7 +218,8 @@ def _remove(root: Path, name: str) -> None:
         try:
             shutil.rmtree(path)
         except (OSError, RecursionError):  # thousands of folders deep, or unwritable: rm goes anywhere
-            subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True, timeout=600)
+            with suppress(OSError):  # what cannot be removed stays; the checkout writes over the rest
+                remove_tree(path)
     else:
         path.unlink(missing_ok=True)
     for folder in path.parents:
@@ -223,6 +229,20 @@ def _remove(root: Path, name: str) -> None:
             folder.rmdir()
         except OSError:
             return
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a tree whatever was made of it: `rm -rf` (no recursion limit, symlinks removed and never
+    followed), after opening up folders made unreadable or unwritable. OSError when it stays."""
+    if not os.path.lexists(path):
+        return
+    for attempt in range(2):
+        done = subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True,
+                              timeout=REMOVE_TIMEOUT_S)
+        if done.returncode == 0 and not os.path.lexists(path):
+            return
+        subprocess.run(["chmod", "-R", "u+rwx", "--", str(path)], capture_output=True, timeout=REMOVE_TIMEOUT_S)
+    raise OSError(f"cannot remove {path}: {done.stderr.decode('utf-8', 'replace').strip()}")
 
 
 def stage(repo: pygit2.Repository, index: pygit2.Index, paths: list[str] | None = None) -> None:

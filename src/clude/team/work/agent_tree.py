@@ -16,26 +16,11 @@ from clude.gitcli import run_git
 from clude.team.board.layout import TEAM_PATHS, agent_identity, is_team_path
 from clude.team.protocol import objects
 from clude.team.protocol.git import LOCAL_EXCLUDES, Repo
-
-REMOVE_TIMEOUT_S = 600.0
+from clude.team.protocol.objects import REMOVE_TIMEOUT_S, remove_tree
 
 
 class TooLarge(Exception):
     """The agent left a file larger than a change may hold; the message names it and the limit."""
-
-
-def remove_tree(path: Path) -> None:
-    """Remove what an agent left, whatever it made of it: `rm -rf` (no recursion limit, symlinks removed
-    and never followed), after opening up folders it made unreadable or unwritable."""
-    if not os.path.lexists(path):
-        return
-    for attempt in range(2):
-        done = subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True,
-                              timeout=REMOVE_TIMEOUT_S)
-        if done.returncode == 0 and not os.path.lexists(path):
-            return
-        subprocess.run(["chmod", "-R", "u+rwx", "--", str(path)], capture_output=True, timeout=REMOVE_TIMEOUT_S)
-    raise OSError(f"cannot remove the agent's old tree {path}: {done.stderr.decode('utf-8', 'replace').strip()}")
 
 
 def too_large(work: Path, limit: int) -> tuple[str, int] | None:

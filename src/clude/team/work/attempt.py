@@ -12,7 +12,8 @@ from pathlib import Path
 
 from clude.gitcli import GitError
 from clude.harness.frameworks.base import importable_modules
-from clude.team.work.agent_tree import TooLarge, prepare, remove_tree, take_result
+from clude.team.protocol.objects import remove_tree
+from clude.team.work.agent_tree import TooLarge, prepare, take_result
 from clude.team.backends import AgentRun, InfraFailure
 from clude.team.backends.base import agent_env
 from clude.team.board.board import BoardTask
