@@ -14,6 +14,7 @@ import pytest
 from clude.config import TestConfig
 from clude.harness import Status, concise, run_tests
 from clude.harness.events import read_events
+from clude.harness.inject.clude_events import strip_ansi
 from conftest import project_env, write_files
 
 
@@ -141,17 +142,28 @@ def test_the_event_reader_tolerates_junk_and_a_torn_line_and_cleans_undecodable_
     assert read_events(tmp_path / "missing.jsonl").started is False
 
 
-def test_a_project_that_forces_colour_gets_reasons_without_escape_codes(tmp_path):
-    """`--color=yes` in the project's own settings: pytest colours its text; no reason carries it."""
+@pytest.mark.parametrize("on_ci", ["", "true"])
+def test_a_project_that_forces_colour_gets_reasons_without_escape_codes(tmp_path, on_ci):
+    """`--color=yes` in the project's own settings: pytest colours its text; no reason carries it. With
+    CI=true pytest prints the whole coloured diff of two values: the reason keeps its summary only."""
     write_files(tmp_path, {"pytest.ini": "[pytest]\naddopts = --color=yes\n",
                            "tests/test_c.py": "def test_red():\n    assert {'a': 1} == {'a': 2}\n\n\n"
                                               "def test_raises():\n    raise ValueError('boom')\n"})
-    verdict = _run(tmp_path)
+    env = {k: v for k, v in project_env().items() if k != "CI"}
+    verdict = _run(tmp_path, env=dict(env, CI=on_ci) if on_ci else env)
     assert verdict.status == Status.FAILED and len(verdict.failures) == 2
     log = (tmp_path / verdict.report_path).read_text()
     assert "\x1b[" in log  # pytest did colour its output
-    assert all("\x1b" not in f.reason and f.reason for f in verdict.failures), verdict.failures
+    assert [f.reason for f in verdict.failures] == [
+        "assert {'a': 1} == {'a': 2} Differing items: {'a': 1} != {'a': 2}", "ValueError: boom"]
     assert "\x1b" not in concise(verdict)
+
+
+@pytest.mark.parametrize("text, plain", [
+    ("x\x1b[1;31mred\x1b[0m", "xred"), ("\x1b]0;title\x07t", "t"), ("cut \x1b[39;", "cut "),
+    ("cut \x1b", "cut "), ("a\x1b[2Kb", "ab")])
+def test_escapes_are_taken_out_whole_or_cut_off(text, plain):
+    assert strip_ansi(text) == plain
 
 
 def test_a_verdict_says_whether_its_counts_are_complete(tmp_path):

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from clude.escapes import strip_ansi
+from clude.harness.inject.clude_events import strip_ansi
 from clude.harness.status import EXIT_CODES, Status
 
 __all__ = ["EXIT_CODES", "Counts", "Failure", "Outcome", "RunFacts", "Sample", "Status", "Verdict",

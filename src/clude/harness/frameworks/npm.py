@@ -8,7 +8,7 @@ import re
 import shlex
 from pathlib import Path
 
-from clude.escapes import strip_ansi
+from clude.harness.inject.clude_events import strip_ansi
 from clude.harness.frameworks.base import program_name
 from clude.harness.inject.clude_events import is_project_file
 

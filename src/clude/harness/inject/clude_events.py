@@ -79,9 +79,23 @@ def sample_settings():
 _NOISE = re.compile(r"^(?:[-?] |\+ (?!\s*where )|Full diff:|Use -v to get|Omitting \d+ identical)")
 
 
+# Terminal escape sequences (colours, cursor moves, window titles), and an escape cut off at the end of
+# a text: reasons, summaries and locations are read as plain text.
+_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_]|\[?[0-?]*[ -/]*$)")
+
+
+def strip_ansi(text):
+    return _ESCAPES.sub("", text).replace("\x1b", "")
+
+
 def one_line(text):
-    """Text collapsed to one line of at most REASON_MAX characters, without diff noise."""
-    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    """Text collapsed to one line of at most REASON_MAX characters, without escapes or diff noise.
+    Escapes go first: a project that forces colour (CI=true makes pytest print whole coloured diffs)
+    would otherwise hide its diff lines from the noise filter and have an escape cut in half."""
+    lines = [ln.strip() for ln in strip_ansi(str(text)).splitlines() if ln.strip()]
+    diff = next((i for i, ln in enumerate(lines) if i and ln.startswith("Full diff:")), None)
+    if diff is not None:  # what follows is the whole diff of two values, already summed up above it
+        lines = lines[:diff]
     lines = lines[:1] + [ln for ln in lines[1:] if not _NOISE.match(ln)]
     joined = " ".join(lines)
     joined = re.sub(r"\s+", " ", joined)

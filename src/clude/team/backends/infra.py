@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from clude.escapes import strip_ansi
+from clude.harness.inject.clude_events import strip_ansi
 from clude.secrets import KEY_SHAPES
 
 InfraKind = Literal["missing_env", "command_not_found", "auth", "rate_limited", "network", "server_error",

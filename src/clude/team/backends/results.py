@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from clude.escapes import strip_ansi
+from clude.harness.inject.clude_events import strip_ansi
 from clude.team.backends.infra import InfraFailure, classify, retry_after
 
 SUMMARY_CHARS = 4000  # the agent's final words kept in AgentRun.summary (and failure records)
