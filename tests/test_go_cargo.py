@@ -201,3 +201,97 @@ def test_gotestsum_junit_gets_go_ids_leaves_and_locations(copy_project):
         "example.com/failures/calc/TestAdd": ("calc/calc_test.go", 7, "Add(2, 3) = -1, want 5"),
         "example.com/failures/calc/TestDiv/rounds_down": ("calc/calc_test.go", 24,
                                                            "Div(7, 2) = 3, want 4")}
+
+
+DOC_LIB = """//! Doc tests whose failures must be located in this file.
+
+/// Adds.
+///
+/// ```
+/// use {crate}::add;
+/// let x = 1;
+///
+/// assert_eq!(add(x, 1), 2);
+/// assert_eq!(add(x, 2), 4);
+/// assert_eq!(add(x, 3), 4);
+/// ```
+pub fn add(a: i32, b: i32) -> i32 {{
+    a + b
+}}
+
+/// Halves, and panics on odd numbers.
+///
+/// ```
+/// # use {crate}::half;
+/// fn main() {{
+///     let n = half(4);
+///     assert!(n == 3, "half of four");
+/// }}
+/// ```
+///
+/// ```
+/// {crate}::half(3);
+/// ```
+pub fn half(n: i32) -> i32 {{
+    if n % 2 == 1 {{
+        panic!("odd number {{n}}");
+    }}
+    n / 2
+}}
+
+/// ```
+/// let v: Option<u8> = None;
+/// v.unwrap();
+/// ```
+pub fn nothing() {{}}
+"""
+
+
+@needs_cargo
+@pytest.mark.parametrize("edition", ["2021", "2024"])
+def test_a_failing_doc_test_is_located_at_its_line_in_the_source(tmp_path, edition):
+    """rustdoc compiles a snippet behind lines of its own (2021) or into one generated bundle (2024):
+    the failure is the snippet's line in src/lib.rs all the same. A bundle's line says nothing of the
+    snippet's: there the one line that holds what the panic names is taken, and with three assert_eq!
+    to choose from, the doc test's first line (never a wrong one)."""
+    crate = f"docs{edition}"
+    (tmp_path / "src").mkdir()
+    (tmp_path / "Cargo.toml").write_text(f'[package]\nname = "{crate}"\nversion = "0.1.0"\n'
+                                         f'edition = "{edition}"\n\n[dependencies]\n')
+    (tmp_path / "src" / "lib.rs").write_text(DOC_LIB.format(crate=crate))
+    verdict = run_tests(tmp_path, TestConfig(timeout=300), use_cache=False, env=_env())
+    where = {f.id: (f.file, f.line) for f in verdict.failures}
+    assert verdict.counts.failed == 4, verdict.public()
+    assert where == {"src/lib.rs - add (line 5)": ("src/lib.rs", 10 if edition == "2021" else 5),
+                     "src/lib.rs - half (line 19)": ("src/lib.rs", 23),
+                     "src/lib.rs - half (line 27)": ("src/lib.rs", 32),
+                     "src/lib.rs - nothing (line 37)": ("src/lib.rs", 39)}, verdict.failures
+
+
+SNIPPET = ["/// Doc.", "/// ```", "/// # use c::f;", "/// let a = f(1);", "/// assert_eq!(a, 2);",
+           "/// assert!(a > 5, \"too small\");", "/// a.checked_div(0).unwrap();", "/// ```", "pub fn f() {}"]
+
+
+@pytest.mark.parametrize("reported, reason, line", [
+    (7, "assertion `left == right` failed: left: 1, right: 2", 5),   # 4 lines of preamble + snippet line 3
+    (8, "assertion failed: a > 5", 6),
+    (8, "too small", 6),                                              # assert!'s own message: its words
+    (9, "called `Option::unwrap()` on a `None` value", 7),
+    (6, "called `Option::unwrap()` on a `None` value", 7),           # a shorter preamble: the nearest line
+    (4, "something else entirely", 2),                                # nothing names it: the fence
+    (40, "assertion failed: x", 40),                                  # beyond the snippet: code it called
+])
+def test_a_doc_test_panic_line_is_mapped_into_the_snippet(reported, reason, line):
+    from clude.harness.frameworks.cargo_doc import doc_test_line
+    assert doc_test_line(SNIPPET, 2, reported, reason) == line
+
+
+def test_a_doc_test_panic_in_a_generated_bundle_takes_the_one_line_that_says_it():
+    from clude.harness.frameworks.cargo_doc import doc_test_line, doc_test_start, preamble
+    assert doc_test_line(SNIPPET, 2, None, "called `Option::unwrap()` on a `None` value") == 7
+    assert doc_test_line(SNIPPET, 2, None, "panicked: boom") == 2  # no line holds it: the fence
+    assert doc_test_start("src/lib.rs - f (line 2)") == ("src/lib.rs", 2)
+    assert doc_test_start("src/lib.rs - f (line 2) - compile fail") == ("src/lib.rs", 2)
+    assert doc_test_start("tests::case_01") is None
+    assert preamble(["extern crate c;", "fn main() {", "}"]) == 1
+    assert preamble(["let a = 1;"]) == 4

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from clude.harness.frameworks.base import (Framework, Plan, RunContext, facts_from_output,
                                            listing, program_name)
+from clude.harness.frameworks.cargo_doc import doc_test_line, doc_test_start
 from clude.harness.inject.clude_events import is_project_file, json_object, one_line, relative
 from clude.harness.inject.clude_sample import sample
 from clude.harness.verdict import Failure, RunFacts, Sample
@@ -235,7 +236,27 @@ def _failure(test_id: str, prefix: str, ev: dict, root: Path) -> Failure:
         file, line = _frame(stdout, root)
     if file is None and prefix.endswith(".rs"):
         file = prefix
+    doc = doc_test_start(test_id) if prefix == "doc" else None
+    if doc is not None:
+        file, line = _in_doc_test(root, doc, file, line, reason if m else "")
     return Failure(id=test_id, file=file, line=line, reason=one_line(reason))
+
+
+def _in_doc_test(root: Path, doc: tuple[str, int], file: str | None, line: int | None, reason: str
+                 ) -> tuple[str | None, int | None]:
+    """A doc test's failure located in its source file (cargo_doc.py): a panic that names the doc
+    test's own file is mapped from the generated program's line, one in a generated file (an edition
+    2024 bundle) by what the panic names; without a panic (`reason` ""), at the doc test's fence."""
+    doc_file, fence = doc
+    if file is not None and file != doc_file:
+        return file, line  # in other code of the project that the doc test called
+    if not reason:
+        return doc_file, fence
+    try:
+        source = (root / doc_file).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return doc_file, fence
+    return doc_file, doc_test_line(source, fence, line if file == doc_file and line else None, reason)
 
 
 def _frame(stdout: str, root: Path) -> tuple[str | None, int | None]:
