@@ -176,3 +176,23 @@ def test_a_verdict_says_whether_its_counts_are_complete(tmp_path):
     assert stopped.public()["counts_complete"] is False
     assert "1 failed, 0 errors, 0 skipped (incomplete: the run stopped before every test ran)" in concise(stopped)
     assert "incomplete" not in concise(whole)
+
+
+def test_a_unittest_doctest_failure_is_located_at_its_example(tmp_path, bare_python):
+    """Doctests that unittest runs (load_tests with DocTestSuite) fail at the example that went wrong,
+    in the project's file, with what it expected and got: never at the standard library's doctest.py."""
+    write_files(tmp_path, {
+        "calc.py": 'def double(n):\n    """Twice n.\n\n    >>> double(2)\n    4\n    >>> double(3)\n    7\n    '
+                   '"""\n    return n * 2\n\n\ndef half(n):\n    """\n    >>> half(0)\n    0\n    >>> half("x")\n'
+                   '    1\n    """\n    return n // 2\n',
+        "tests/__init__.py": "",
+        "tests/test_calc.py": "import doctest\nimport unittest\n\nimport calc\n\n\ndef load_tests(loader, tests, "
+                              "ignore):\n    tests.addTests(doctest.DocTestSuite(calc))\n    return tests\n\n\n"
+                              "class T(unittest.TestCase):\n    def test_ok(self):\n"
+                              "        self.assertEqual(calc.double(1), 2)\n"})
+    verdict = _run(tmp_path, env=project_env(VIRTUAL_ENV=str(bare_python)))
+    assert verdict.framework == "unittest" and verdict.counts.failed == 2, verdict.public()
+    where = {f.id: (f.file, f.line, f.reason) for f in verdict.failures}
+    assert where["calc.double"] == ("calc.py", 6, "doctest >>> double(3) expected 7, got 6")
+    assert where["calc.half"][:2] == ("calc.py", 16)
+    assert where["calc.half"][2].startswith("doctest >>> half(\"x\") raised TypeError: unsupported operand")

@@ -4,9 +4,11 @@ Usage (by clude, in the user's interpreter): python -m clude_unittest [unittest 
 Standard library only.
 """
 
+import doctest
 import inspect
 import linecache
 import os
+import re
 import sys
 import traceback
 import unittest
@@ -52,8 +54,36 @@ def _module_file(test):
     return E.relative(path, _ROOT) if path else None
 
 
+# A failed doctest as unittest reports it: the example's place, then what it did.
+_DOCTEST = re.compile(r'^File "(?P<file>[^"]+)", line (?P<line>\d+), in .*\n'
+                      r"Failed example:\n(?P<source>(?:    .*\n)+)"
+                      r"(?:Expected:\n(?P<want>(?:    .*\n)+)|Expected nothing\n)?"
+                      r"(?:Got:\n(?P<got>(?:    .*\n?)+)|Got nothing\n?"
+                      r"|Exception raised:\n(?P<raised>(?:    .*\n?)+))?",
+                      re.M)
+
+
+def _doctest_where_and_why(text):
+    """(file, line, reason) of the first failed example of a doctest's failure text, as pytest's
+    adapter words it; None when the text is not one."""
+    m = _DOCTEST.search(text)
+    if m is None:
+        return None
+    file = E.relative(m["file"], _ROOT) if E.is_project_file(m["file"], _ROOT) else None
+    source = E.one_line(m["source"])
+    if m["raised"] is not None:
+        raised = [ln.strip() for ln in m["raised"].splitlines() if ln.strip()]
+        return file, int(m["line"]), E.one_line(f"doctest >>> {source} raised {raised[-1] if raised else ''}")
+    got = E.one_line(m["got"] or "") or "nothing"
+    return file, int(m["line"]), E.one_line(f"doctest >>> {source} expected {E.one_line(m['want'] or '')}, got {got}")
+
+
 def _where_and_why(test, err):
     exc_type, exc, tb = err
+    if isinstance(test, doctest.DocTestCase) and isinstance(exc, AssertionError):
+        found = _doctest_where_and_why(str(exc))
+        if found is not None and found[0] is not None:
+            return found
     frames = [(fs.filename, fs.lineno) for fs in traceback.extract_tb(tb)]
     file, line = E.last_project_frame(frames, _ROOT)
     reason = E.one_line("".join(traceback.format_exception_only(exc_type, exc)))
