@@ -107,3 +107,34 @@ def test_a_plugin_class_from_an_installed_module_registered_at_run_time_is_no_ta
                                               "    request.config.pluginmanager.register(json.JSONDecoder, 'late')\n"})
     verdict = run_tests(tmp_path, TestConfig(), env=project_env(), use_cache=False)
     assert verdict.status == Status.PASSED, verdict.reason
+
+
+def test_what_tox_runs_pytest_on_is_what_clude_runs(tmp_path):
+    """tox.ini's pytest command collects doctest modules from the package and tests/: clude runs the
+    same tests tox does (the doctests counted), and says why; coverage and output options stay out."""
+    write_files(tmp_path, {
+        "tox.ini": "[tox]\nenvlist = py3\n\n[testenv]\ndeps = pytest\ncommands =\n"
+                   "    pytest -v --cov-config tox.ini --basetemp={envtmpdir} --doctest-modules \\\n"
+                   "        {envsitepackagesdir}/pkg {toxinidir}/tests {posargs:-x --durations=3}\n",
+        "src/pkg/__init__.py": 'def inc(n):\n    """\n    >>> inc(1)\n    2\n    """\n    return n + 1\n',
+        "tests/test_pkg.py": "import sys\nsys.path.insert(0, 'src')\nfrom pkg import inc\n\n\n"
+                             "def test_inc():\n    assert inc(2) == 3\n"})
+    said = lines(tmp_path)
+    assert said[0].endswith("-m pytest --doctest-modules src/pkg tests"), said
+    assert "  - tox.ini's pytest command collects with `--doctest-modules src/pkg tests`: clude runs the same" in said
+    verdict = run_tests(tmp_path, TestConfig(), env=project_env(), use_cache=False)
+    assert (verdict.status, verdict.counts.passed) == (Status.PASSED, 2), verdict.public()
+
+
+@pytest.mark.parametrize("commands, args", [
+    ("py.test --basetemp={envtmpdir} --cov=pkg {posargs}", []),
+    ("{envpython} -m pytest -m 'not slow' --ignore=tests/big --deselect tests/t.py::x tests",
+     ["-m", "not slow", "--ignore=tests/big", "--deselect", "tests/t.py::x", "tests"]),
+    ("coverage run -m pytest --doctest-glob '*.rst' docs", ["--doctest-glob", "*.rst", "docs"]),
+    ("flake8 pkg\n    pytest /etc ../up tests/nowhere {toxinidir}/tests", ["tests"]),
+    ("python -m unittest discover", []),
+])
+def test_tox_pytest_arguments_kept_are_those_that_choose_tests(tmp_path, commands, args):
+    from clude.harness.frameworks.toxargs import collect_args
+    write_files(tmp_path, {"tests/t.py": "", "docs/a.rst": "", "pkg/__init__.py": ""})
+    assert collect_args(tmp_path, f"[testenv]\ncommands =\n    {commands}\n") == args

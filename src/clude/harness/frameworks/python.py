@@ -10,6 +10,7 @@ from clude.harness.events import read_events
 from clude.harness.frameworks.base import (Framework, Plan, RunContext, can_import, find_files,
                                            project_python, runs_module)
 from clude.harness.frameworks.pyevidence import HEAD_BYTES, file_text, pytest_evidence
+from clude.harness.frameworks.toxargs import collect_args
 from clude.harness.inject.clude_events import location_in_text
 from clude.harness.verdict import RunFacts
 
@@ -46,6 +47,12 @@ def _pytest_evidence(root: Path, env: dict[str, str]) -> list[str]:
     return []
 
 
+def _tox_args(root: Path) -> list[str]:
+    """What tox.ini's pytest command collects beyond pytest's defaults (toxargs.py): tox is how the
+    project runs its tests (doctest modules, say), so clude runs what tox runs."""
+    return collect_args(root, file_text(root / "tox.ini"))
+
+
 def _python_test_files(root: Path) -> list[str]:
     return find_files(root, ("test_*.py", "*_test.py", "tests/**/*.py", "test/**/*.py"))
 
@@ -66,12 +73,16 @@ class Pytest(Framework):
         return runs_module(argv, "pytest") or runs_module(argv, "py.test")
 
     def evidence(self, root: Path, env: dict[str, str]) -> list[str]:
-        return _pytest_evidence(root, env)
+        found = _pytest_evidence(root, env)
+        args = _tox_args(root)
+        if found and args:
+            found.append(f"tox.ini's pytest command collects with `{' '.join(args)}`: clude runs the same")
+        return found
 
     def detect(self, root: Path, env: dict[str, str]) -> list[str] | None:
         if not _pytest_evidence(root, env):
             return None
-        return [project_python(root, env, needs_module="pytest"), "-m", "pytest"]
+        return [project_python(root, env, needs_module="pytest"), "-m", "pytest", *_tox_args(root)]
 
     def plan(self, argv: list[str], ctx: RunContext) -> Plan:
         events = ctx.run_dir / "events.jsonl"
