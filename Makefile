@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-run test bench chaos clean sandbox
+.PHONY: demo demo-run test bench chaos real-projects clean sandbox
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ bench: $(STAMP)
 # A team left alone under injected faults (200 tasks, 8 agents, about ten minutes): benchmarks/bench_chaos.py.
 chaos: sandbox $(STAMP)
 	$(VENV)/bin/python benchmarks/bench_chaos.py
+
+# The real-project corpus: real packages fetched from PyPI and npm, run as they ship and with a one-line
+# patch, against their own runners (downloads them, so not part of `make test`; its captured outputs are
+# tests): benchmarks/real_projects/run.py, table in docs/benchmarks.md.
+real-projects: $(STAMP)
+	$(VENV)/bin/python benchmarks/real_projects/run.py
 
 clean:
 	rm -rf $(VENV) examples/*/.clude
