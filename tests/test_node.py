@@ -117,9 +117,9 @@ def test_detection_and_recognition(tmp_path):
         "package.json": json.dumps({"scripts": {"test": "echo \"Error: no test specified\" && exit 1"}}),
         "x.test.mjs": "import { test } from 'node:test';\n"})
     assert detect(placeholder, env)[0].name == "node"
-    other = write_files(tmp_path / "other", {"package.json": json.dumps({"scripts": {"test": "mocha"}}),
+    other = write_files(tmp_path / "other", {"package.json": json.dumps({"scripts": {"test": "ava"}}),
                                         "a.test.js": "require('node:test')\n"})
-    assert detect(other, env) is None
+    assert detect(other, env) is None  # the script runs another runner: node's file names do not count
     assert for_command(["node", "--test", "x.js"], other, env).name == "node"
     assert for_command(["node", "x.js"], other, env).name == "generic"
 
@@ -169,3 +169,20 @@ def test_tests_that_share_a_name_in_one_file_each_count(tmp_path):
     assert verdict.outcomes == {"test/a.test.js::same": "passed", "test/a.test.js::same #2": "passed",
                                 "test/a.test.js::same #3": "failed"}
     assert [(f.id, f.line) for f in verdict.failures] == [("test/a.test.js::same #3", 4)]
+
+
+def test_a_test_script_that_runs_other_scripts_is_followed_to_its_test_step(tmp_path):
+    """@fastify/error's shape: `npm test` runs `npm run test:unit && npm run test:typescript`, and
+    test:unit runs `c8 --100 node --test`; `npm run test:unit` given as the command is node's too."""
+    env = project_env()
+    project = write_files(tmp_path / "p", {"package.json": json.dumps({"scripts": {
+        "test": "npm run test:unit && npm run test:typescript", "test:unit": "c8 --100 node --test",
+        "test:typescript": "tstyche", "loop": "npm run loop"}})})
+    assert detect(project, env) == (by_name("node"), ["npm", "test"])
+    assert by_name("node").evidence(project, env) == [
+        "package.json's test script runs `node --test`: 'npm run test:unit && npm run test:typescript'"]
+    assert for_command(["npm", "run", "test:unit"], project, env).name == "node"
+    assert for_command(["yarn", "test:unit"], project, env).name == "node"
+    from clude.harness.frameworks.npm import package_scripts, script_steps
+    scripts = package_scripts(project)
+    assert script_steps("npm run loop", scripts) == [["npm", "run", "loop"]]  # followed a few levels, no further

@@ -11,7 +11,8 @@ from clude.harness.frameworks.base import Framework, Plan, RunContext
 # (module, class) in detection order. A module is imported only when a search reaches it, so a
 # pytest project never pays for the node, go or cargo adapters.
 _ORDER = [("python", "Pytest"), ("python", "Unittest"), ("go", "GoTest"), ("cargo", "CargoTest"),
-          ("node", "NodeTest"), ("js", "Jest"), ("js", "Vitest")]
+          ("node", "NodeTest"), ("js", "Jest"), ("js", "Vitest"), ("tapout", "TapeTest"),
+          ("tapout", "MochaTest")]
 _loaded: list[Framework] = []
 GENERIC = Framework()
 

@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 from clude.harness.diagnostics import explain
 from clude.harness.frameworks.base import Framework, Plan, RunContext, find_files, program_name
 from clude.harness.frameworks.npm import (PACKAGE_MANAGERS, locate, message_lines, rel,
-                                          script_run, script_steps, simple_command, test_script)
+                                          script_run, steps_of, simple_command, test_script)
 from clude.harness.inject.clude_events import one_line
 from clude.harness.inject.clude_sample import sample
 from clude.harness.verdict import Failure, RunFacts, Sample
@@ -40,16 +40,16 @@ class _JsonRunner(Framework):
         if self.runs(argv):
             return True
         run = script_run(argv, root)
-        return run is not None and any(map(self.runs, script_steps(run[0])))
+        return run is not None and any(map(self.runs, steps_of(run[0], root)))
 
     def evidence(self, root: Path, env: dict[str, str]) -> list[str]:
         script = test_script(root) or ""
-        step = next((s for s in script_steps(script) if self.runs(s)), None)
+        step = next((s for s in steps_of(script, root) if self.runs(s)), None)
         return [f"package.json's test script runs `{' '.join(step)}`: {script!r}"] if step else []
 
     def detect(self, root: Path, env: dict[str, str]) -> list[str] | None:
         script = test_script(root)
-        if script is not None and any(map(self.runs, script_steps(script))):
+        if script is not None and any(map(self.runs, steps_of(script, root))):
             return ["npm", "test"]
         return None
 

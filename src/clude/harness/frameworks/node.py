@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from clude.harness.diagnostics import explain
 from clude.harness.frameworks.base import Framework, Plan, RunContext, find_files, program_name
 from clude.harness.frameworks.npm import (frames, is_project_file, locate, rel, script_run,
-                                          script_steps, simple_command, test_script)
+                                          steps_of, simple_command, test_script)
 from clude.harness.inject.clude_events import json_object, one_line
 from clude.harness.inject.clude_sample import sample
 from clude.harness.tap import TapDocument, TapResult, parse_tap, unescape
@@ -106,19 +106,19 @@ class NodeTest(Framework):
         if runs_node_test(argv):
             return True
         run = script_run(argv, root)
-        return run is not None and any(map(runs_node_test, script_steps(run[0])))
+        return run is not None and any(map(runs_node_test, steps_of(run[0], root)))
 
     def evidence(self, root: Path, env: dict[str, str]) -> list[str]:
         script = test_script(root)
         if script is not None:
-            step = next((s for s in script_steps(script) if runs_node_test(s)), None)
+            step = next((s for s in steps_of(script, root) if runs_node_test(s)), None)
             return [f"package.json's test script runs `{' '.join(step)}`: {script!r}"] if step else []
         return super().evidence(root, env)
 
     def detect(self, root: Path, env: dict[str, str]) -> list[str] | None:
         script = test_script(root)
         if script is not None:
-            return ["npm", "test"] if any(map(runs_node_test, script_steps(script))) else None
+            return ["npm", "test"] if any(map(runs_node_test, steps_of(script, root))) else None
         files = find_files(root, is_node_test_file)
         for f in files[:50]:
             try:

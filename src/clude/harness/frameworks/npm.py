@@ -30,30 +30,53 @@ def read_package(root: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def package_scripts(root: Path) -> dict[str, str]:
+    """package.json's scripts (names to their text), only those that are text."""
+    scripts = read_package(root).get("scripts")
+    return {k: v for k, v in scripts.items() if isinstance(v, str)} if isinstance(scripts, dict) else {}
+
+
 def test_script(root: Path) -> str | None:
     """The project's `scripts.test`, unless it is missing or npm's placeholder."""
-    scripts = read_package(root).get("scripts")
-    script = scripts.get("test") if isinstance(scripts, dict) else None
+    script = package_scripts(root).get("test")
     if not isinstance(script, str) or not script.strip() or _PLACEHOLDER in script:
         return None
     return script
 
 
-def script_run(argv: list[str], root: Path) -> tuple[str, list[str]] | None:
-    """(scripts.test, extra arguments) when argv is `npm test` (`npm run test`, `yarn test`, ...)."""
-    if not argv or program_name(argv) not in PACKAGE_MANAGERS:
+def script_call(words: list[str]) -> tuple[str, list[str]] | None:
+    """(the script, the arguments after it) a package manager command runs: `npm test` -> test,
+    `npm run test:unit -- x` -> test:unit, `yarn lint`, `pnpm run x`, `bun run x`; None for anything
+    else."""
+    if not words or program_name(words) not in PACKAGE_MANAGERS:
         return None
-    args = argv[1:]
+    args = [w for w in words[1:] if w not in ("--silent", "-s", "--if-present")]
     if args[:1] in (["test"], ["t"]):
-        rest = args[1:]
-    elif args[:2] in (["run", "test"], ["run-script", "test"]):
-        rest = args[2:]
+        name, rest = "test", args[1:]
+    elif args[:1] in (["run"], ["run-script"]) and len(args) > 1:
+        name, rest = args[1], args[2:]
+    elif program_name(words) in ("yarn", "pnpm") and args and not args[0].startswith("-") \
+            and args[0] not in ("install", "add", "exec", "dlx", "x"):
+        name, rest = args[0], args[1:]
     else:
         return None
-    script = test_script(root)
-    if script is None:
+    return name, rest[1:] if rest[:1] == ["--"] else rest
+
+
+def script_name(words: list[str]) -> str | None:
+    call = script_call(words)
+    return call[0] if call else None
+
+
+def script_run(argv: list[str], root: Path) -> tuple[str, list[str]] | None:
+    """(the script's text, extra arguments) when argv runs a package.json script: `npm test`, `npm run
+    test:unit`, `yarn test`, ..."""
+    call = script_call(argv)
+    if call is None:
         return None
-    return script, rest[1:] if rest[:1] == ["--"] else rest
+    name, rest = call
+    script = test_script(root) if name == "test" else package_scripts(root).get(name)
+    return (script, rest) if script and script.strip() else None
 
 
 def simple_command(script: str) -> tuple[dict[str, str], list[str]] | None:
@@ -74,22 +97,38 @@ def simple_command(script: str) -> tuple[dict[str, str], list[str]] | None:
 # Programs that run the command after them (coverage, environment, package runners): a test step is
 # what they run. Their own options are skipped ("-r lcov" style values are not told apart).
 WRAPPERS = frozenset({"c8", "nyc", "cross-env", "npx", "env", "dotenv", "env-cmd", "time"})
+MAX_SCRIPT_DEPTH = 4  # scripts followed into scripts (`npm test` -> `npm run test:unit` -> ...)
 _STEPS = re.compile(r"&&|\|\||;|(?<!\|)\|(?!\|)")
 
 
-def script_steps(script: str) -> list[list[str]]:
+def script_steps(script: str, scripts: dict[str, str] | None = None, _depth: int = 0) -> list[list[str]]:
     """The commands of a compound script (`eslint . && c8 node --test`), each without its leading
     VAR=value words and the wrappers that run the rest: what to look for a test runner in, loosely
-    split (never for running it)."""
+    split (never for running it). A step that runs another of `scripts` (`npm run test:unit`) is that
+    script's steps, a few levels deep."""
     steps = []
     for part in _STEPS.split(script):
-        words = script_words(part)
-        while words and (_ASSIGNMENT.match(words[0]) or program_name(words) in WRAPPERS
-                         or (words[0].startswith("-") and len(words) > 1)):
-            words = words[1:]
-        if words:
+        words = unwrap(script_words(part))
+        name = script_name(words)
+        if scripts and name in scripts and _depth < MAX_SCRIPT_DEPTH:
+            steps += script_steps(scripts[name], scripts, _depth + 1)
+        elif words:
             steps.append(words)
     return steps
+
+
+def unwrap(words: list[str]) -> list[str]:
+    """A command without its leading VAR=value words and the wrappers that run the rest (`c8 -r lcov
+    node --test` is `node --test`)."""
+    while words and (_ASSIGNMENT.match(words[0]) or program_name(words) in WRAPPERS
+                     or (words[0].startswith("-") and len(words) > 1)):
+        words = words[1:]
+    return words
+
+
+def steps_of(script: str | None, root: Path) -> list[list[str]]:
+    """The steps of one of the project's scripts (script_steps), the scripts it runs followed."""
+    return script_steps(script, package_scripts(root)) if script else []
 
 
 def script_words(script: str) -> list[str]:
