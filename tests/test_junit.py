@@ -84,6 +84,31 @@ def test_xmlrunner_style_lines_are_one_based(tmp_path):
         ("tests/test_m.py", 9, "error", "'missing'")
 
 
+def test_same_named_cases_each_count_and_a_javascript_frame_locates_the_failure(tmp_path):
+    """mocha-junit-reporter's shape (deep-diff): two tests of one suite share a title, and a failure's
+    text is a JavaScript stack whose frame in the project is relative."""
+    xml = write(tmp_path / "r.xml", """\
+        <?xml version="1.0" encoding="UTF-8"?>
+        <testsuites name="Mocha Tests" tests="3" failures="1">
+          <testsuite name="regression tests for issue 102" tests="3" failures="1">
+            <testcase name="deep-diff regression should not throw" classname="should not throw"/>
+            <testcase name="deep-diff regression should not throw" classname="should not throw"/>
+            <testcase name="deep-diff regexes can compare" classname="can compare">
+              <failure message="Cannot read properties of undefined (reading 'length')" type="TypeError"><![CDATA[TypeError: Cannot read properties of undefined (reading 'length')
+            at Context.<anonymous> (test/tests.js:474:21)
+            at process.processImmediate (node:internal/timers:483:21)]]></failure>
+            </testcase>
+          </testsuite>
+        </testsuites>
+        """)
+    facts = read_junit(xml, tmp_path)
+    assert facts.outcomes == {"should not throw::deep-diff regression should not throw": "passed",
+                              "should not throw::deep-diff regression should not throw #2": "passed",
+                              "can compare::deep-diff regexes can compare": "failed"}
+    [failure] = facts.failures
+    assert (failure.file, failure.line) == ("test/tests.js", 474)
+
+
 def test_gotestsum_style_single_testsuite_root(tmp_path):
     xml = write(tmp_path / "go.xml", """\
         <testsuites tests="3" failures="1" errors="0">

@@ -8,9 +8,9 @@ import shutil
 import pytest
 
 from clude.config import TestConfig
-from clude.harness import run_tests
+from clude.harness import Status, run_tests
 from clude.harness.frameworks import by_name, detect, for_command
-from clude.harness.frameworks.node import is_node_test_file, node_test_files, split_argv
+from clude.harness.frameworks.node import is_node_test_file, node_test_files, runs_node_test, split_argv
 from clude.harness.inject.clude_sample import sample
 from conftest import project_env, write_files
 
@@ -186,3 +186,33 @@ def test_a_test_script_that_runs_other_scripts_is_followed_to_its_test_step(tmp_
     from clude.harness.frameworks.npm import package_scripts, script_steps
     scripts = package_scripts(project)
     assert script_steps("npm run loop", scripts) == [["npm", "run", "loop"]]  # followed a few levels, no further
+
+
+def test_a_scripts_test_step_runs_after_what_builds_and_without_checkers_or_what_follows(tmp_path):
+    """`npm test` = lint, build, test, type check: the run is the build then the test step (its
+    variables kept, its coverage wrapper dropped); a step only a shell understands is not taken apart."""
+    from clude.harness.frameworks.npm import test_step
+    project = write_files(tmp_path / "p", {"package.json": json.dumps({"scripts": {
+        "test": "npm run lint && npm run build && NODE_ENV=test c8 node --test dist/ && tstyche",
+        "lint": "eslint . && prettier --check .", "build": "rimraf dist && tsc -p .",
+        "odd": "node --test $(ls test)"}})})
+    step = test_step("npm test", project, runs_node_test)
+    assert step is not None and step.words == ["node", "--test", "dist/"] and step.env == {"NODE_ENV": "test"}
+    assert step.before == ("rimraf dist", "tsc -p .")
+    assert step.argv(["node", "--test", "x"]) == ["sh", "-c", "rimraf dist && tsc -p . && node --test x"]
+    assert test_step("npm run odd", project, runs_node_test) is None
+    alone = test_step("eslint . && node --test", project, runs_node_test)
+    assert alone is not None and alone.before == () and alone.argv(["node", "--test"]) == ["node", "--test"]
+
+
+def test_a_build_step_before_node_test_runs_first_and_a_type_check_after_it_does_not(tmp_path):
+    """The tests need what the build makes; tstyche after them is not run (it is not installed here,
+    and would fail the run if it were started)."""
+    project = write_files(tmp_path / "p", {
+        "package.json": json.dumps({"scripts": {"build": "node build.js",
+                                                "test": "npm run build && node --test && tstyche"}}),
+        "build.js": "const fs = require('fs');\nfs.mkdirSync('dist', {recursive: true});\n"
+                    "fs.writeFileSync('dist/x.test.js', \"require('node:test')('built', () => {});\\n\");\n"})
+    verdict = run_tests(project, TestConfig(timeout=60), env=project_env(), use_cache=False)
+    assert verdict.status is Status.PASSED and verdict.counts.passed == 1, verdict.public()
+    assert list(verdict.outcomes) == ["dist/x.test.js::built"]

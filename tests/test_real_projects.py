@@ -24,7 +24,8 @@ from owncounts import clude_counts, own_counts  # noqa: E402
 FIXTURES = Path(__file__).resolve().parent / "real_projects"
 RUNS = sorted(p.parent.relative_to(FIXTURES).as_posix() for p in FIXTURES.glob("*/*/meta.json"))
 RESULTS = {"pytest": "events.jsonl", "unittest": "events.jsonl", "node": "results.tap", "jest": "results.json",
-           "vitest": "results.json", "cargo": "output.log", "go": "output.log"}
+           "vitest": "results.json", "cargo": "output.log", "go": "output.log", "tape": "output.log",
+           "mocha": "output.log"}
 
 
 def test_the_corpus_has_runs_of_real_packages():

@@ -50,7 +50,12 @@ def _test_id(case: Element) -> str:
 
 
 def _add_case(facts: RunFacts, case: Element, root: Path, zero_based: bool) -> None:
-    test_id = _test_id(case)
+    test_id = base = _test_id(case)
+    ordinal = 1
+    while test_id in facts.outcomes or any(f.id == test_id for f in facts.collection_errors):
+        # tests of one suite may share a name: each keeps an id and a count
+        ordinal += 1
+        test_id = f"{base} #{ordinal}"
     failure = case.find("failure")
     error = case.find("error")
     skipped = case.find("skipped")

@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 from clude.harness.diagnostics import explain
 from clude.harness.frameworks.base import Framework, Plan, RunContext, find_files, program_name
 from clude.harness.frameworks.npm import (PACKAGE_MANAGERS, locate, message_lines, rel,
-                                          script_run, steps_of, simple_command, test_script)
+                                          script_run, steps_of, test_script, test_step)
 from clude.harness.inject.clude_events import one_line
 from clude.harness.inject.clude_sample import sample
 from clude.harness.verdict import Failure, RunFacts, Sample
@@ -73,12 +73,13 @@ class _JsonRunner(Framework):
         env: dict[str, str] = {}
         words = list(argv)
         run = script_run(argv, ctx.root)
-        if run is not None:
-            simple = simple_command(run[0])
-            if simple is None or not self.runs(simple[1]):
+        step = None
+        if run is not None:  # the script's test step, run alone (npm.test_step)
+            step = test_step(run[0], ctx.root, self.runs)
+            if step is None:
                 extra = [] if "--" in argv or program_name(argv) == "yarn" else ["--"]
                 return Plan(argv=list(argv) + extra + flags, results=results)
-            env, words = simple[0], simple[1] + run[1]
+            env, words = dict(step.env), step.words + run[1]
             local = ctx.root / "node_modules" / ".bin" / self.program
             if program_name(words) == self.program and local.exists():
                 words[0] = str(local)
@@ -91,7 +92,8 @@ class _JsonRunner(Framework):
                 words += self.file_filters(chosen)
                 plan_sample = Sample(rate=ctx.rate, seed=ctx.seed, selected=len(chosen),
                                      of=len(files))
-        return Plan(argv=words + flags, env=env, results=results, sample=plan_sample)
+        return Plan(argv=step.argv(words + flags) if step else words + flags, env=env, results=results,
+                    sample=plan_sample)
 
     def read(self, plan: Plan, ctx: RunContext, exit_code: int | None, tail: str) -> RunFacts:
         if plan.results is None or plan.results.name != "results.json":

@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from clude.harness.diagnostics import explain
 from clude.harness.frameworks.base import Framework, Plan, RunContext, find_files, program_name
 from clude.harness.frameworks.npm import (frames, is_project_file, locate, rel, script_run,
-                                          steps_of, simple_command, test_script)
+                                          steps_of, test_script, test_step)
 from clude.harness.inject.clude_events import json_object, one_line
 from clude.harness.inject.clude_sample import sample
 from clude.harness.tap import TapDocument, TapResult, parse_tap, unescape
@@ -141,11 +141,12 @@ class NodeTest(Framework):
         run = script_run(argv, ctx.root)
         if run is None and not runs_node_test(argv):
             return _through_environment(argv, ctx, flags, tap)  # a wrapper such as `make test`
-        if run is not None:
-            simple = simple_command(run[0])
-            if simple is None or not runs_node_test(simple[1]):
+        step = None
+        if run is not None:  # the script's node --test step, run alone (npm.test_step)
+            step = test_step(run[0], ctx.root, runs_node_test)
+            if step is None:
                 return _through_environment(argv, ctx, flags, tap)  # a script clude cannot take apart
-            env, node_argv = simple[0], simple[1] + run[1]
+            env, node_argv = dict(step.env), step.words + run[1]
         options, positionals = split_argv(node_argv)
         plan_sample = None
         if ctx.rate is not None:
@@ -154,7 +155,8 @@ class NodeTest(Framework):
                 positionals = sample(files, ctx.seed, ctx.rate)
                 plan_sample = Sample(rate=ctx.rate, seed=ctx.seed, selected=len(positionals),
                                      of=len(files))
-        return Plan(argv=options + flags + positionals, env=env, results=tap, sample=plan_sample)
+        words = options + flags + positionals
+        return Plan(argv=step.argv(words) if step else words, env=env, results=tap, sample=plan_sample)
 
     def read(self, plan: Plan, ctx: RunContext, exit_code: int | None, tail: str) -> RunFacts:
         try:

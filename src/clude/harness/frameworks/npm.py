@@ -6,6 +6,8 @@ import json
 import os
 import re
 import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from clude.harness.inject.clude_events import strip_ansi
@@ -15,7 +17,6 @@ from clude.harness.inject.clude_events import is_project_file
 PACKAGE_MANAGERS = ("npm", "pnpm", "yarn", "bun")
 # `npm init` writes this placeholder; it is no test runner
 _PLACEHOLDER = "no test specified"
-_SHELL_SYNTAX = re.compile(r"&&|\|\||[;|<>`$()]")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 # a stack frame or location naming a JavaScript/TypeScript file: path:line[:column]
 _FRAME = re.compile(r"(?:file://)?(?P<path>(?:/|\.{1,2}/|[\w@.-]+/)[^\s():'\"]*?\.[cm]?[jt]sx?)"
@@ -79,56 +80,98 @@ def script_run(argv: list[str], root: Path) -> tuple[str, list[str]] | None:
     return (script, rest) if script and script.strip() else None
 
 
-def simple_command(script: str) -> tuple[dict[str, str], list[str]] | None:
-    """(environment, argv) of a script that is one plain command, else None (pipes, &&, $VARS ...)."""
-    if _SHELL_SYNTAX.search(script):
-        return None
-    try:
-        words = shlex.split(script)
-    except ValueError:
-        return None
-    env: dict[str, str] = {}
-    while words and _ASSIGNMENT.match(words[0]):
-        key, value = words.pop(0).split("=", 1)
-        env[key] = value
-    return (env, words) if words else None
-
-
 # Programs that run the command after them (coverage, environment, package runners): a test step is
 # what they run. Their own options are skipped ("-r lcov" style values are not told apart).
 WRAPPERS = frozenset({"c8", "nyc", "cross-env", "npx", "env", "dotenv", "env-cmd", "time"})
 MAX_SCRIPT_DEPTH = 4  # scripts followed into scripts (`npm test` -> `npm run test:unit` -> ...)
+_EXPANSIONS = re.compile(r"[`$()<>]")
 _STEPS = re.compile(r"&&|\|\||;|(?<!\|)\|(?!\|)")
 
 
-def script_steps(script: str, scripts: dict[str, str] | None = None, _depth: int = 0) -> list[list[str]]:
-    """The commands of a compound script (`eslint . && c8 node --test`), each without its leading
-    VAR=value words and the wrappers that run the rest: what to look for a test runner in, loosely
-    split (never for running it). A step that runs another of `scripts` (`npm run test:unit`) is that
-    script's steps, a few levels deep."""
-    steps = []
+def script_parts(script: str, scripts: dict[str, str] | None = None, _depth: int = 0
+                 ) -> list[tuple[str, list[str]]]:
+    """The commands of a compound script (`eslint . && c8 node --test`) as (their text, their words
+    without the leading VAR=value words and the wrappers that run the rest), loosely split. A step
+    that runs another of `scripts` (`npm run test:unit`) is that script's steps, a few levels deep."""
+    parts = []
     for part in _STEPS.split(script):
         words = unwrap(script_words(part))
         name = script_name(words)
         if scripts and name in scripts and _depth < MAX_SCRIPT_DEPTH:
-            steps += script_steps(scripts[name], scripts, _depth + 1)
+            parts += script_parts(scripts[name], scripts, _depth + 1)
         elif words:
-            steps.append(words)
-    return steps
+            parts.append((part.strip(), words))
+    return parts
+
+
+def script_steps(script: str, scripts: dict[str, str] | None = None) -> list[list[str]]:
+    """The words of each command of a script (script_parts): what to look for a test runner in."""
+    return [words for _, words in script_parts(script, scripts)]
 
 
 def unwrap(words: list[str]) -> list[str]:
     """A command without its leading VAR=value words and the wrappers that run the rest (`c8 -r lcov
     node --test` is `node --test`)."""
+    return step_env(words)[1]
+
+
+def step_env(words: list[str]) -> tuple[dict[str, str], list[str]]:
+    """(the VAR=value words set before the command or through cross-env/env, the command without them
+    and without its wrappers)."""
+    env: dict[str, str] = {}
     while words and (_ASSIGNMENT.match(words[0]) or program_name(words) in WRAPPERS
                      or (words[0].startswith("-") and len(words) > 1)):
+        if _ASSIGNMENT.match(words[0]):
+            key, value = words[0].split("=", 1)
+            env[key] = value
         words = words[1:]
-    return words
+    return env, words
 
 
 def steps_of(script: str | None, root: Path) -> list[list[str]]:
     """The steps of one of the project's scripts (script_steps), the scripts it runs followed."""
     return script_steps(script, package_scripts(root)) if script else []
+
+
+# Tools that check code without making anything its tests need (linters, formatters, type and package
+# checks, audits): a test run does without them. Any other step before the test step (a build) is kept.
+CHECKERS = frozenset({"eslint", "standard", "xo", "prettier", "tsd", "tstyche", "aud", "audit-ci", "markdownlint",
+                      "stylelint", "biome", "oxlint", "lint-staged", "depcheck", "knip", "publint", "attw",
+                      "evalmd", "size-limit", "dtslint", "license-checker"})
+
+
+@dataclass(frozen=True)
+class TestStep:
+    """How to run a script's test step: the steps before it that may build what it needs (their text),
+    its own words without wrappers, and the variables it sets."""
+
+    before: tuple[str, ...]
+    words: list[str]
+    env: dict[str, str]
+
+    def argv(self, words: list[str]) -> list[str]:
+        """`words` (the step as it is to run) after the steps before it, in a shell when there are any."""
+        return ["sh", "-c", " && ".join([*self.before, shlex.join(words)])] if self.before else words
+
+
+def test_step(script: str, root: Path, runs: Callable[[list[str]], bool]) -> TestStep | None:
+    """The first step of `script` (scripts it runs followed) that `runs` a test runner, run alone: what
+    follows it (type checks, audits, pretty-printers it is piped into) is left out, and so are the
+    checkers before it. None when no step does, or the step needs a shell to be understood."""
+    parts = script_parts(script, package_scripts(root))
+    for i, (text, words) in enumerate(parts):
+        if runs(words):
+            if _EXPANSIONS.search(text):  # $VARS, $(...), `...`, redirections: only a shell can run it
+                return None
+            env, _ = step_env(script_words(text))
+            before = tuple(t for t, w in parts[:i] if not _checks_only(w))
+            return TestStep(before, words, env)
+    return None
+
+
+def _checks_only(words: list[str]) -> bool:
+    return program_name(words) in CHECKERS or words[:2] == ["npm", "audit"] or \
+        (program_name(words) == "tsc" and "--noEmit" in words)
 
 
 def script_words(script: str) -> list[str]:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from clude.harness.diagnostics import explain
 from clude.harness.frameworks.base import Framework, Plan, RunContext, program_name
-from clude.harness.frameworks.npm import locate, message_lines, script_run, steps_of, test_script, unwrap
+from clude.harness.frameworks.npm import (locate, message_lines, script_run, step_env, steps_of, test_script,
+                                          test_step, unwrap)
 from clude.harness.inject.clude_events import one_line
 from clude.harness.tap import TapResult, parse_tap
 from clude.harness.verdict import Failure, RunFacts
@@ -50,17 +51,19 @@ class _TapOnStdout(Framework):
         return words
 
     def plan(self, argv: list[str], ctx: RunContext) -> Plan:
-        words = unwrap(list(argv))
+        env, words = step_env(list(argv))
+        step = None
         if not self.runs(words):
             run = script_run(argv, ctx.root)
-            step = next((s for s in steps_of(run[0], ctx.root) if self.runs(s)), None) if run else None
-            if step is None:  # a wrapper such as `make test`: its output is read as it comes
+            step = test_step(run[0], ctx.root, self.runs) if run else None
+            if run is None or step is None:  # a wrapper such as `make test`: its output is read as it comes
                 return Plan(argv=list(argv), results=ctx.run_dir / "output.log")
-            words = step + (run[1] if run else [])
+            env, words = step.env, step.words + run[1]
         local = ctx.root / "node_modules" / ".bin" / program_name(words)
         if local.exists():
             words = [str(local), *words[1:]]
-        return Plan(argv=self.tap_args(words), results=ctx.run_dir / "output.log")
+        words = self.tap_args(words)
+        return Plan(argv=step.argv(words) if step else words, env=env, results=ctx.run_dir / "output.log")
 
     def read(self, plan: Plan, ctx: RunContext, exit_code: int | None, tail: str) -> RunFacts:
         try:

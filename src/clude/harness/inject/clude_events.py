@@ -140,12 +140,18 @@ def last_project_frame(frames, root):
     return relative(path, root), line
 
 
+# Where a traceback names a place: Python's `File "x.py", line 3`, a compiler's `x.c:3:` at a line's
+# start, and a JavaScript stack frame's `(test/x.js:3:7)` or `at test/x.js:3:7`.
+_LOCATION = re.compile(r'File "([^"]+)", line (\d+)|^(\S+\.\w+):(\d+):'
+                       r"|(?:\(|\bat )(?:file://)?([^()\s]+\.[cm]?[jt]sx?):(\d+):\d+", re.M)
+
+
 def location_in_text(text, root):
     """(file, line) of the last project location named in a traceback printed as text."""
     found = []
-    for m in re.finditer(r'File "([^"]+)", line (\d+)|^(\S+\.\w+):(\d+):', str(text), re.M):
-        path = m.group(1) or m.group(3)
-        line = int(m.group(2) or m.group(4))
+    for m in _LOCATION.finditer(str(text)):
+        path = m.group(1) or m.group(3) or m.group(5)
+        line = int(m.group(2) or m.group(4) or m.group(6))
         if not os.path.isabs(path):
             path = os.path.join(root, path)
         found.append((path, line))
