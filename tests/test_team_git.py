@@ -650,7 +650,8 @@ def test_a_checkout_drops_changes_untracked_files_and_nested_repositories(tmp_pa
     assert git(a.path, "status", "--porcelain", "--ignored") == "" and a.head() == base
 
 
-def agent_change(tmp_path: Path, upstream: Path, make) -> tuple[Repo, str, str | None]:
+def agent_change(tmp_path: Path, upstream: Path, make, never_land: tuple[str, ...] = ()
+                 ) -> tuple[Repo, str, str | None]:
     """land, base and the commit take_result makes of an agent tree that `make(work)` changed."""
     from clude.team.work.agent_tree import prepare, take_result
     land = Repo.clone(str(upstream), tmp_path / "land", agent="a1")
@@ -658,7 +659,41 @@ def agent_change(tmp_path: Path, upstream: Path, make) -> tuple[Repo, str, str |
     work = tmp_path / "work"
     prepare(land, work, "a1")
     make(work)
-    return land, base, take_result(land, work, base, "the agent's change")
+    return land, base, take_result(land, work, base, "the agent's change", never_land=never_land)
+
+
+def test_what_an_agents_tool_leaves_never_lands(tmp_path, upstream):
+    """aider's histories and tags cache, a swap file and a backup never land, whatever the agent's tool
+    did to them; a copy the upstream itself keeps stays as it is; a change of droppings only is none."""
+    from clude.team.backends import get_backend
+    seed = tmp_path / "seed"
+    (seed / ".aider.chat.history.md").write_text("the upstream keeps this one\n")
+    git(seed, "add", "-A")
+    git(seed, "commit", "-qm", "a history kept upstream")
+    git(seed, "push", "-q", str(upstream), "HEAD:refs/heads/main")
+    aider = get_backend("aider").spec
+    assert "--analytics-disable" in aider.command
+
+    def make(work: Path) -> None:
+        (work / "a.py").write_text("x = 1\n")
+        (work / ".aider.chat.history.md").write_text("# the whole chat\n")
+        (work / ".aider.input.history").write_text("/add a.py\n")
+        (work / ".aider.tags.cache.v4").mkdir()
+        (work / ".aider.tags.cache.v4" / "cache.db").write_bytes(b"\0sqlite")
+        (work / "sub").mkdir()
+        (work / "sub" / ".a.py.swp").write_bytes(b"swap")
+        (work / "notes.txt~").write_text("backup\n")
+
+    land, base, commit = agent_change(tmp_path, upstream, make, never_land=aider.never_land)
+    assert commit is not None
+    assert land.changed_files(base, commit) == ["a.py"]
+    assert land.show(commit, ".aider.chat.history.md") == "the upstream keeps this one\n"
+
+    def droppings_only(work: Path) -> None:
+        (work / ".aider.chat.history.md").unlink()
+        (work / "x.swp").write_text("swap\n")
+
+    assert agent_change(tmp_path / "again", upstream, droppings_only, never_land=aider.never_land)[2] is None
 
 
 def test_a_symlink_in_a_change_is_never_written_through(tmp_path, upstream):

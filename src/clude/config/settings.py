@@ -134,6 +134,9 @@ class TeamConfig(Section):
     protected: list[str] = Field(default_factory=list, description="more files (globs) an agent may "
                                                                    "not change unless its task allows test "
                                                                    "changes, besides the tests and their config")
+    never_land: list[str] = Field(default_factory=list, description="more files (globs) an agent's tool "
+                                                                    "leaves that never land, besides what its "
+                                                                    "backend declares and editor swap files")
     heartbeat_s: float = Field(default=5.0, gt=0, le=3_600, description="seconds between a worker's heartbeats; "
                                                                "silent for 6 of them, it is restarted")
     crash_loop: int = Field(default=3, ge=1, le=100, description="starts failing before any work, in a row, "
@@ -177,6 +180,8 @@ class BackendConfig(Section):
     sandbox_home: list[str] | None = Field(
         default=None, description="entries of the home folder the agent keeps, writable, inside the "
                                   "sandbox (its own login and config, e.g. .claude)")
+    never_land: list[str] = Field(default_factory=list, description="more files (globs) this tool leaves "
+                                                                    "in the tree that never land")
     timeout_s: float | None = Field(default=None, gt=0, le=604_800)
 
 

@@ -71,6 +71,7 @@ class BackendSpec:
     timeout_s: float | None = None
     sandbox_home: tuple[str, ...] = ()  # entries of the home folder the agent keeps (its own config)
     env_defaults: tuple[tuple[str, str], ...] = ()  # (NAME, value) given to the agent unless NAME is set
+    never_land: tuple[str, ...] = ()  # globs of the files the tool leaves in the tree: never landed
     configured: tuple[str, ...] = field(default=(), compare=False)  # fields clude.toml set
 
 
@@ -107,6 +108,9 @@ def get_backend(name: str, configs: Mapping[str, BackendConfig] = _EMPTY, *,
         if config.env:
             raw["env"] = list(raw.get("env", [])) + list(config.env)
             configured.append("env")
+        if config.never_land:
+            raw["never_land"] = list(raw.get("never_land", [])) + list(config.never_land)
+            configured.append("never_land")
     if command is not None:
         raw["command"] = command
         configured.append("command")
@@ -123,6 +127,7 @@ def get_backend(name: str, configs: Mapping[str, BackendConfig] = _EMPTY, *,
         result=result, version=tuple(raw.get("version", [])), about=raw.get("about", ""),
         install=raw.get("install"), timeout_s=raw.get("timeout_s"),
         sandbox_home=tuple(_names(raw.get("sandbox_home", []))), configured=tuple(configured),
+        never_land=tuple(str(g) for g in raw.get("never_land", [])),
         env_defaults=tuple((str(k), str(v)) for k, v in (raw.get("env_defaults") or {}).items())))
 
 

@@ -5,6 +5,7 @@ hooks, and what the agent left behind never reaches the next task."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import subprocess
@@ -85,11 +86,27 @@ def _holds_repository(dot_git: Path) -> bool:
         return False
 
 
-def take_result(land: Repo, work: Path, base: str, message: str, *, max_file_bytes: int | None = None) -> str | None:
+# Editor swap and backup files: left by whatever edits the tree, they never land (besides the files a
+# backend declares its tool leaves, and [team] never_land).
+EDITOR_DROPPINGS = ("*.swp", "*.swo", "*~", ".#*", "#*#")
+
+
+def never_lands(path: str, globs: tuple[str, ...]) -> bool:
+    """Whether a path of the change is one of the files that never land: a glob matches the whole path,
+    its name, or one of its folders (`.aider.tags.cache*` takes the folder and all in it)."""
+    parts = path.split("/")
+    return any(fnmatch.fnmatchcase(path, glob) or any(fnmatch.fnmatchcase(part, glob.rstrip("/")) for part in parts)
+               for glob in globs)
+
+
+def take_result(land: Repo, work: Path, base: str, message: str, *, max_file_bytes: int | None = None,
+                never_land: tuple[str, ...] = ()) -> str | None:
     """The agent's files as one commit on `base` in land's own git folder (read with land's config:
     the agent's .git is never used), its edits to the team's files (tasks/, locks, PROGRESS.md) and
-    nested repositories dropped. None when nothing changed. TooLarge when a file is over max_file_bytes
-    (a sparse file of terabytes is cheap to make and would exhaust the worker)."""
+    nested repositories dropped, and so are the files that never land (`never_land` globs and
+    EDITOR_DROPPINGS: its tool's histories and caches, swap files; what base has of them stays). None
+    when nothing changed. TooLarge when a file is over max_file_bytes (a sparse file of terabytes is
+    cheap to make and would exhaust the worker)."""
     big = too_large(work, max_file_bytes) if max_file_bytes is not None else None
     if big is not None:
         raise TooLarge(f"the agent left {ascii(big[0])[1:-1]} of {big[1] / 1048576:.1f} MB, over the "
@@ -107,7 +124,19 @@ def take_result(land: Repo, work: Path, base: str, message: str, *, max_file_byt
                 index.remove(entry.path)
         for path, entry in objects.entries(repo, base, TEAM_PATHS):
             index.add(pygit2.IndexEntry(path, entry.id, entry.filemode))
-        tree = str(index.write_tree())
+        tree = index.write_tree()
+        globs = (*EDITOR_DROPPINGS, *never_land)
+        changed = {path for delta in repo.diff(base_tree, repo[tree]).deltas
+                   for path in (delta.old_file.path, delta.new_file.path)}
+        droppings = sorted(p for p in changed if never_lands(p, globs))
+        if droppings:  # the tool's files as base has them
+            for path in droppings:
+                if path in index:
+                    index.remove(path)
+            for path, entry in objects.entries(repo, base, droppings):
+                index.add(pygit2.IndexEntry(path, entry.id, entry.filemode))
+            tree = index.write_tree()
+        tree = str(tree)
     if tree == str(base_tree.id):
         return None
     return land.new_commit(tree, [base], message)

@@ -124,7 +124,8 @@ class AttemptSteps:
         try:
             commit = take_result(self.land, work, base, f"{task.task.id}: {task.task.title} "
                                                         f"(agent {self.c.agent_id}, attempt {n})",
-                                 max_file_bytes=int(self.team.max_file_mb * 1024 * 1024))
+                                 max_file_bytes=int(self.team.max_file_mb * 1024 * 1024),
+                                 never_land=(*self.c.backend.spec.never_land, *self.team.never_land))
         except TooLarge as error:
             return run, Checked(Verification(False, str(error), "", []))
         except (GitError, OSError, RecursionError, subprocess.TimeoutExpired) as error:  # its files defeat git
