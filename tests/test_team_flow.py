@@ -478,3 +478,70 @@ def test_tasks_whose_tests_fail_alike_by_assertion_do_not_stop_the_worker(tmp_pa
     useless = agent_script(tmp_path, "useless", "import pathlib\npathlib.Path('NOTES.md').write_text('hm')\n")
     assert worker(root, upstream, useless, tmp_path).run() == EXIT_SETTLED
     assert all("status: failed" in upstream_file(upstream, f"tasks/TASK-00{n}.md") for n in (1, 2, 3))
+
+
+def test_the_next_task_is_claimed_and_its_agent_started_before_the_last_one_is_verified(tmp_path):
+    """Claiming ahead: with task 1's result taken, task 2 is claimed and its agent started, then task 1
+    is verified and queued while task 2's agent works; both land, each from its own tree."""
+    root, upstream = team_project(tmp_path)
+    first = add(root, upstream, title="Fix mean", tests="test_calc.py::test_mean", priority=1)
+    second = add(root, upstream, title="A note", tests="test_calc.py::test_add")
+    agent = agent_script(tmp_path, "two", FIX_MEAN + '''
+if sys.argv[1] == "TASK-002":
+    pathlib.Path("NOTES.md").write_text("notes")
+''')
+    assert worker(root, upstream, agent, tmp_path).run() == EXIT_SETTLED
+    log = upstream_log(upstream)
+    assert log.index(f"claim {second} (agent a1, attempt 1)") < log.index(f"queue {first} (agent a1, attempt 1)")
+    log_file = next((tmp_path / "state").glob("**/*.jsonl"))
+    events = [json.loads(line) for line in log_file.read_text().splitlines()]
+    claimed = [e for e in events if e["kind"] == "claimed" and e["task"] == second]
+    assert claimed and claimed[0].get("ahead_of") == first
+    assert [s for s in landed(upstream) if s.startswith("done ")] == [
+        f"done {first}: Fix mean (agent a1)", f"done {second}: A note (agent a1)"]
+    assert upstream_file(upstream, "NOTES.md") == "notes" and upstream_file(upstream, "calc.py") == CALC_FIXED
+
+
+def test_a_worker_stopped_with_a_task_claimed_ahead_kills_its_agent_and_gives_both_back(tmp_path):
+    """The worker is interrupted while task 2's agent, claimed ahead, runs: that agent does not outlive
+    the worker, and both tasks are open again, no lock left."""
+    import os
+    import signal
+    import threading
+    root, upstream = team_project(tmp_path)
+    add(root, upstream, title="Fix mean", tests="test_calc.py::test_mean", priority=1)
+    second = add(root, upstream, title="Slow", tests="test_calc.py::test_add")
+    agent = agent_script(tmp_path, "slow", FIX_MEAN + '''
+import time
+if sys.argv[1] == "TASK-002":
+    pathlib.Path("started.txt").write_text("yes")
+    time.sleep(120)
+''')
+
+    def running() -> list[int]:
+        """The processes of task 2's agent (its script, with the task's id)."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                words = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(w.endswith(b"slow.py") for w in words) and b"TASK-002" in words:
+                found.append(int(entry.name))
+        return found
+
+    def stop_when_ahead() -> None:
+        for _ in range(1200):
+            if any((tmp_path / "agents" / "a1").glob("work*/started.txt")):
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            threading.Event().wait(0.05)
+
+    stopper = threading.Thread(target=stop_when_ahead, daemon=True)
+    stopper.start()
+    worker(root, upstream, agent, tmp_path).run()
+    stopper.join()
+    assert any((tmp_path / "agents" / "a1").glob("work*/started.txt")), "task 2's agent never started"
+    assert running() == [], "the agent claimed ahead outlived its worker"
+    assert upstream_files(upstream, "current_tasks") == [".gitkeep"]
+    assert "status: open" in upstream_file(upstream, f"tasks/{second}.md")

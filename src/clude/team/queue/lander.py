@@ -31,6 +31,9 @@ from clude.team.work.verify import UNUSABLE_BASELINE, BaselineUnusable, Judge, b
 MAX_RACES = 60
 MAX_SHOWN = 10  # tests named in a one-line reason
 MISSING_LOOKS, MISSING_PAUSE_S = 3, 0.2  # fetches before a queued change is taken for gone
+# A batch waits for changes about to be queued (tasks under way) for this share of the last batch's
+# test run, at most GATHER_MAX_S: a run that takes them too saves them the next one (Bors' batching).
+GATHER_SHARE, GATHER_MAX_S = 0.25, 1.0
 CONFLICT = "conflict"  # Rejected.details of a change that does not merge: given back, no attempt used
 
 
@@ -118,6 +121,7 @@ class Lander:
         self.other: Holder | None = None  # who held the lease at our last look, when not us
         self.rng = random.Random(agent)
         self.checks = 0                   # test runs of batches, in all
+        self.check_s = 0.0                # how long the last one took
         self.final: dict[str, bool] = {}  # tasks sent back by the last landing that used their last attempt
         self.flaky: list[Rejected] = []   # red checks of this pass that a fresh check of the same tree found green
         self.resting_until = datetime.min.replace(tzinfo=timezone.utc)  # after the tests could not run here
@@ -138,6 +142,14 @@ class Lander:
             self.other = self.lease.current()[1]
             return 0
         self.other = None
+        wait = self._gathering(main, entries)
+        if wait:  # changes about to be queued join this batch instead of waiting for the next one
+            self.sleep(wait)
+            self.repo.fetch(CLUDE_FETCH)
+            main = self.repo.rev(f"{ORIGIN}/{BRANCH}^{{commit}}")
+            entries = [e for e in queued_entries(self.repo, main) if self.judge is not None or e.queued.unverified]
+            if not entries:
+                return 0
         try:
             return self._pass(main, entries)
         except BaselineUnusable as error:  # not here: another lander may run the tests
@@ -178,6 +190,17 @@ class Lander:
                                             on_flaky=self.flaky.append)
             landing, back = [*landing, *more], {**back, **back_again}
         return self._settle(main, landing, back, gone)
+
+    def _gathering(self, main: str, entries: list[Entry]) -> float:
+        """Seconds to wait for more changes before testing a batch: a share of the last batch's test
+        run (GATHER_SHARE, at most GATHER_MAX_S) when tasks are in progress whose changes may be queued
+        any moment, so that a batch run serves them too; none when nothing else is under way."""
+        if self.judge is None or not self.check_s:
+            return 0.0
+        names = [p for p in self.repo.files(main, LOCKS_DIR) if p.endswith(".lock") and p.count("/") == 1]
+        if len(names) <= len(entries):  # every lock is a queued change: nothing else will come
+            return 0.0
+        return min(GATHER_MAX_S, GATHER_SHARE * self.check_s)
 
     def _present(self, entries: list[Entry]) -> tuple[list[Entry], dict[Entry, str]]:
         """The entries whose commit was fetched, and those whose queued change is not on the upstream. A
@@ -220,8 +243,10 @@ class Lander:
         if self.judge is None or base is None:
             return None
         self.checks += 1
+        started = time.monotonic()
         with self.lease.keeping() as lost:  # a long run does not let the lease run out under it
             verdict = self.judge.run(self.repo.path, fresh=fresh)
+        self.check_s = time.monotonic() - started
         if lost.is_set():
             raise LeaseLost()
         problem = batch_problem(base, verdict, landing + batch)

@@ -14,6 +14,7 @@ from clude.gitcli import GitError
 from clude.harness.frameworks.base import importable_modules
 from clude.team.protocol.objects import remove_tree
 from clude.team.work.agent_tree import TooLarge, prepare, take_result
+from clude.team.work.ahead import Ahead, Launch, free_work_dir, pidfile_of
 from clude.team.backends import AgentRun, InfraFailure
 from clude.team.backends.base import agent_env
 from clude.team.board.board import BoardTask
@@ -61,14 +62,20 @@ def in_background(call, name: str) -> Future:
 class AttemptSteps:
     """The attempt half of Worker (worker.py): everything between a claim and the next one."""
 
-    def attempt(self, task: BoardTask, lock: Lock) -> str:
+    def attempt(self, task: BoardTask, lock: Lock, ahead: Ahead | None = None) -> str:
+        """One attempt at a claimed task; `ahead`: its agent already started (claimed ahead, ahead.py)."""
         self.ran = None
-        with self.repo.keeper(lock, lambda m: self.events.emit("lease_error", "WARNING", message=m)) as lease:
+        with ahead.lease if ahead else self._keeper(lock) as lease:
+            if ahead is not None:
+                self.land.fetch()
             base = self.land.reset_to_upstream(ignored=True)
+            if ahead is not None:  # the agent's tree was made from the upstream as it was at the claim
+                base = ahead.base
+                self.land.check_out(base, ignored=True)
             # the upstream's verdict (mostly from the machine's cache) is computed while the agent's tree
             # is made and the agent works: a baseline the cache does not know costs the agent no time
             base_verdict = in_background(self._baseline, name=f"baseline-{task.task.id}")
-            run, checked = self._run_agent(task, lock, base, base_verdict)
+            run, checked = self._run_agent(task, lock, base, base_verdict, launch=ahead.launch if ahead else None)
             if isinstance(run, InfraFailure):
                 return self._infra(task, lock, run)
             self.worked()
@@ -80,15 +87,18 @@ class AttemptSteps:
                 return self._land(task, lock, run, base, checked, lease)
             return self._record_failure(task, lock, run, checked.verification)
 
+    def _keeper(self, lock: Lock):
+        return self.repo.keeper(lock, lambda m: self.events.emit("lease_error", "WARNING", message=m))
+
     def _baseline(self):
         self._base_verdict = None if self.team.verify == "none" else baseline(self.land.path, self.judge)
         return self._base_verdict
 
     # the agent -------------------------------------------------------------------------------
-    def _run_agent(self, task: BoardTask, lock: Lock, base: str, baseline_run: Future, conflict: str = "",
-                   overlay: list[str] = ()) -> tuple[AgentRun | InfraFailure, Checked | None]:
-        """The agent in its own tree, then its result checked against the baseline (the land clone is
-        left to `baseline_run` until then: the agent's tree is a clone of it, made while it runs)."""
+    def _launch(self, task: BoardTask, lock: Lock, source, *, conflict: str = "", overlay: list[str] = (),
+                background: bool = False) -> Launch:
+        """The agent's prompt written and its tree made (a clone of `source`'s checkout, with `overlay`'s
+        files from it); its run started in the background, or left for Launch.wait() to run."""
         n = lock.attempt
         prompt = task_prompt(self.control.path, task.task, n, role=task.task.role or self.c.role or "implementer",
                              roles_dir=Path(self.team.roles_dir) if self.team.roles_dir else None,
@@ -100,21 +110,40 @@ class AttemptSteps:
         prompt_file.parent.mkdir(parents=True, exist_ok=True)
         prompt_file.write_text(prompt, encoding="utf-8")
         log_path = runs / f"{name}.log"
-        work = self.c.workdir / "work"
-        prepare(self.land, work, self.c.agent_id, overlay=list(overlay))
-        if baseline_run.done() or self.unusable_base == base:
-            # known already (the cache), or this upstream was unusable last time: wait, and an unusable
-            # upstream costs no agent run
-            try:
-                baseline_run.result()
-            except BaselineUnusable as error:
-                return InfraFailure(kind="suite_unusable", message=str(error)), None
-        self.events.emit("agent_started", task=task.task.id, attempt=n, log=str(log_path))
-        run = self.c.backend.run(prompt_file=prompt_file, workdir=work, task_id=task.task.id,
-                                 agent_id=self.c.agent_id, env=self.c.env, log_path=log_path,
-                                 timeout_s=self.team.agent_timeout_s, sandbox=self.sandbox,
-                                 hidden=self.private_paths, pidfile=self.c.workdir / AGENT_PIDFILE)
-        keep_agent_state(work, runs / f"{name}.clude")
+        work = free_work_dir(self.c.workdir, self.ahead.launch.work if self.ahead else None)
+        prepare(source, work, self.c.agent_id, overlay=list(overlay))
+
+        def call() -> AgentRun:
+            self.events.emit("agent_started", task=task.task.id, attempt=n, log=str(log_path))
+            return self.c.backend.run(prompt_file=prompt_file, workdir=work, task_id=task.task.id,
+                                      agent_id=self.c.agent_id, env=self.c.env, log_path=log_path,
+                                      timeout_s=self.team.agent_timeout_s, sandbox=self.sandbox,
+                                      hidden=self.private_paths, pidfile=pidfile_of(work))
+
+        launch = Launch(work, name, log_path, call)
+        if background:
+            launch.future = in_background(call, name=f"agent-{task.task.id}")
+        return launch
+
+    def _run_agent(self, task: BoardTask, lock: Lock, base: str, baseline_run: Future, conflict: str = "",
+                   overlay: list[str] = (), launch: Launch | None = None
+                   ) -> tuple[AgentRun | InfraFailure, Checked | None]:
+        """The agent in its own tree (`launch`: started already), then its result checked against the
+        baseline (the land clone is left to `baseline_run` until then: the agent's tree is a clone of it,
+        made while it runs)."""
+        n = lock.attempt
+        if launch is None:
+            launch = self._launch(task, lock, self.land, conflict=conflict, overlay=overlay)
+            if baseline_run.done() or self.unusable_base == base:
+                # known already (the cache), or this upstream was unusable last time: wait, and an
+                # unusable upstream costs no agent run
+                try:
+                    baseline_run.result()
+                except BaselineUnusable as error:
+                    return InfraFailure(kind="suite_unusable", message=str(error)), None
+        run = launch.wait()
+        work, runs = launch.work, self.c.workdir / "runs"
+        keep_agent_state(work, runs / f"{launch.name}.clude")
         try:
             base_verdict = baseline_run.result()
         except BaselineUnusable as error:  # found while the agent ran: its work cannot be judged
@@ -145,6 +174,7 @@ class AttemptSteps:
                 return InfraFailure(kind="start_failed", message=f"the agent {how} before changing anything: "
                                     f"{last[:200]}"), None
             return run, Checked(Verification(False, why, "", []))
+        self.claim_ahead(task)  # the next agent works while this result is checked
         checked = self._check(task, base, commit, base_verdict)
         if run.infra is not None and not checked.verification.ok:
             checked.verification.reason += f" (its output also said: {run.infra.message[:200]})"
@@ -198,7 +228,8 @@ class AttemptSteps:
                         log=f"{self.host}:{run.log_path}", unverified=checked.unverified,
                         changed_tests=list(checked.changed_tests))
 
-        result, following = self.repo.queue(lease.lock, checked.commit, queued, claim_next=self.may_claim(),
+        result, following = self.repo.queue(lease.lock, checked.commit, queued,
+                                            claim_next=self.may_claim() and self.ahead is None,
                                             avoid=self.starts.avoid())
         if result.status == "queued":
             self.holding = self.ran = None  # the lander ends this hold now; nothing of it is ours to give back

@@ -26,6 +26,7 @@ from clude.exits import WORKER_UPSTREAM as EXIT_UPSTREAM
 from clude.harness.process import lower_commands
 from clude.sandbox import Sandbox, allowed_env
 from clude.sandbox.leftovers import kill_leftovers
+from clude.team.work.ahead import WORK_DIRS, Ahead, pidfile_of
 from clude.team.work.attempt import AGENT_PIDFILE, AttemptSteps
 from clude.team.backends import Backend, InfraFailure
 from clude.team.board.board import BoardTask
@@ -107,6 +108,7 @@ class Worker(AttemptSteps):
         self.unusable_base: str | None = None  # an upstream commit the tests could not run on
         self.holding: Lock | None = None
         self.prepared: tuple[BoardTask, Lock] | None = None  # the next task, claimed with a landing
+        self.ahead: Ahead | None = None  # the next task, claimed with its agent started (ahead.py)
         self.rng = random.Random(config.agent_id)
 
     # the loop --------------------------------------------------------------------------------
@@ -124,6 +126,7 @@ class Worker(AttemptSteps):
         try:
             return self._run()
         finally:
+            self._kill_agents()  # an agent started in the background outlives no worker
             if self.lander is not None:
                 self.lander.stop(timeout=30)  # the pass under way ends; the lease goes to another lander
             beat.stop()
@@ -171,12 +174,20 @@ class Worker(AttemptSteps):
                              traceback=traceback.format_exc()[-4000:])
             return EXIT_CRASHED
 
+    def _kill_agents(self) -> int | None:
+        """Kill what runs of this worker's agents (an earlier worker's in this folder, or its own on the
+        way out): the groups their pidfiles record, if still those. The pid of one killed, else None."""
+        killed = None
+        for pidfile in [self.c.workdir / AGENT_PIDFILE, *(pidfile_of(self.c.workdir / d) for d in WORK_DIRS)]:
+            killed = kill_leftovers(pidfile) or killed
+        return killed
+
     def _open(self) -> None:
         """This worker's two clones, `control` for the board (claims, leases, records) and `land` for
         verifying and landing; the agent gets a tree of its own (work/, remade every attempt). What an
         earlier worker in this folder left running is killed first."""
         self.c.workdir.mkdir(parents=True, exist_ok=True)
-        killed = kill_leftovers(self.c.workdir / AGENT_PIDFILE)
+        killed = self._kill_agents()
         if killed:
             self.events.emit("leftovers_killed", "WARNING", pid=killed,
                              reason="an agent of an earlier worker in this folder was still running")
@@ -223,7 +234,8 @@ class Worker(AttemptSteps):
     def cycle(self) -> str:
         """One look at the board: 'settled', 'idle', or what became of the task it claimed."""
         self._state("claiming")
-        claimed, self.prepared = self.prepared or self.claim(), None
+        ahead, self.ahead = self.ahead, None
+        claimed, self.prepared = (ahead.task, ahead.lock) if ahead else (self.prepared or self.claim()), None
         if isinstance(claimed, str):
             self._state("idle")
             return claimed
@@ -231,8 +243,9 @@ class Worker(AttemptSteps):
         self.holding = lock
         self._state("working", task.task.id, lock.attempt)
         self.attempts_made += 1
-        outcome = self.attempt(task, lock)  # on an interruption `holding` stays: released on the way out
-        self.holding = self.prepared[1] if self.prepared else None
+        outcome = self.attempt(task, lock, ahead)  # on an interruption `holding` stays: released on the way out
+        following = self.ahead or self.prepared
+        self.holding = (following.lock if isinstance(following, Ahead) else following[1]) if following else None
         return outcome
 
     def _state(self, state: str, task: str | None = None, attempt: int | None = None) -> None:
@@ -248,6 +261,28 @@ class Worker(AttemptSteps):
             self.events.emit("claimed", task=task.task.id, attempt=lock.attempt,
                              broke_lock_of=task.lock.agent if task.lock else None)
         return claimed
+
+    def claim_ahead(self, finished: BoardTask) -> None:
+        """With `finished`'s result taken, claim the next task and start its agent now (ahead.py)."""
+        if self.ahead is not None or not self.may_claim():
+            return
+        claimed = self.repo.claim(avoid=self.starts.avoid())
+        if isinstance(claimed, str):
+            return
+        task, lock = claimed
+        self.events.emit("claimed", task=task.task.id, attempt=lock.attempt,
+                         broke_lock_of=task.lock.agent if task.lock else None, ahead_of=finished.task.id)
+        lease = self._keeper(lock)
+        lease.start()
+        try:
+            with self.repo.guard:  # the control clone, at the claim, is what the agent's tree is made from
+                base = self.control.head()
+                launch = self._launch(task, lock, self.control, background=True)
+        except BaseException:
+            lease.stop()
+            self.repo.release(lock)
+            raise
+        self.ahead = Ahead(task, lock, lease, base, launch)
 
     def may_claim(self) -> bool:
         """Whether this worker may take another task (--max-tasks)."""
@@ -311,8 +346,12 @@ class Worker(AttemptSteps):
             self._release_on_exit()
 
     def _release_on_exit(self) -> None:
-        if self.holding is not None and self.control is not None:
-            try:
-                self.repo.release(self.holding)
-            except Exception:  # best effort on the way out: the lease expires anyway
-                pass
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None:  # its agent is killed on the way out (run()); its task goes back untouched
+            ahead.lease.stop()
+        for lock in (self.holding, ahead.lock if ahead else None):
+            if lock is not None and self.control is not None:
+                try:
+                    self.repo.release(lock)
+                except Exception:  # best effort on the way out: the lease expires anyway
+                    pass

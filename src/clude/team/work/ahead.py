@@ -1,0 +1,55 @@
+"""Claiming ahead. When an agent has finished and its result is taken, the worker claims its next task
+and starts that task's agent at once, then reviews, verifies and queues the finished one while the next
+agent works: the verification's time overlaps the next agent's instead of adding to it. A worker so
+holds at most two tasks, the one it verifies and the one whose agent runs, each agent in its own tree
+(WORK_DIRS) with its own pidfile, so that a worker restarted after a crash kills both."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+from clude.team.backends import AgentRun
+from clude.team.board.board import BoardTask
+from clude.team.board.locks import Lock
+from clude.team.protocol.lease import LeaseKeeper
+
+WORK_DIRS = ("work", "work-2")  # a worker's agent trees, in its folder: one per agent it may run at once
+
+
+def pidfile_of(work: Path) -> Path:
+    """Where the group of the agent working in `work` is recorded (sandbox/leftovers.py)."""
+    return work.parent / f"{work.name}.pid"
+
+
+def free_work_dir(workdir: Path, busy: Path | None) -> Path:
+    """The agent tree to use next: the first of WORK_DIRS no running agent has."""
+    return next(workdir / name for name in WORK_DIRS if workdir / name != busy)
+
+
+@dataclass
+class Launch:
+    """An agent started (or about to be) on a task: its tree, its run's name and log, and its run."""
+
+    work: Path
+    name: str
+    log_path: Path
+    call: Callable[[], AgentRun]
+    future: Future | None = None  # set when it runs in the background (claimed ahead)
+
+    def wait(self) -> AgentRun:
+        """The agent's run: waited for when it runs in the background, else run here and now."""
+        return self.future.result() if self.future is not None else self.call()
+
+
+@dataclass
+class Ahead:
+    """The next task, claimed while the last one's result is verified, with its agent at work."""
+
+    task: BoardTask
+    lock: Lock
+    lease: LeaseKeeper
+    base: str            # the upstream's commit the agent's tree was made from
+    launch: Launch
