@@ -545,3 +545,26 @@ if sys.argv[1] == "TASK-002":
     assert running() == [], "the agent claimed ahead outlived its worker"
     assert upstream_files(upstream, "current_tasks") == [".gitkeep"]
     assert "status: open" in upstream_file(upstream, f"tasks/{second}.md")
+
+
+def test_a_turn_taken_without_waiting_is_refused_while_another_process_holds_it(tmp_path):
+    """Claiming ahead takes the machine's push turn only when it is free: held by another process (a
+    flock), the caller is told so at once and holds nothing; free, it gets it."""
+    import subprocess
+    import sys
+    from clude.team.protocol.turns import PUSH_TURN_FILE, push_turn
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time\n"
+                               f"f = open({str(tmp_path / PUSH_TURN_FILE)!r}, 'a')\n"
+                               "fcntl.flock(f, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)\n"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with push_turn(tmp_path, wait=False) as turn:
+            assert turn is False
+    finally:
+        holder.kill()
+        holder.wait()
+    with push_turn(tmp_path, wait=False) as turn:
+        assert turn is True
+        with push_turn(tmp_path, wait=False) as again:  # a second open file: flock refuses it too
+            assert again is False

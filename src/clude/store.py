@@ -37,13 +37,18 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 @contextmanager
-def exclusive(path: Path) -> Iterator[None]:
+def exclusive(path: Path, *, wait: bool = True) -> Iterator[bool]:
     """Hold an exclusive flock on `path` (made when missing) for the block: released on exit, and by
-    the kernel when the process is killed."""
+    the kernel when the process is killed. `wait=False`: the block gets False at once when another
+    holds it (and holds nothing), True when it got it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)

@@ -57,9 +57,10 @@ class TeamRepository:
             return self.board()
 
     # claiming --------------------------------------------------------------------------------
-    def claim(self, avoid: Collection[str] = ()) -> Claimed | str:
+    def claim(self, avoid: Collection[str] = (), *, wait: bool = True) -> Claimed | str:
         """Claim the best task this worker may take: (task, lock), or "settled" (nothing is left to do)
-        or "idle" (nothing to take now). Tasks in `avoid` only when no other is ready."""
+        or "idle" (nothing to take now). Tasks in `avoid` only when no other is ready. `wait=False`:
+        "busy" when another worker of this machine has the turn at the upstream now."""
         board = self.look()
         if all_settled(board):
             return "settled"
@@ -75,8 +76,11 @@ class TeamRepository:
             broke = f", breaking the expired lock of {task.lock.agent}" if task.lock else ""
             return f"claim {task.task.id} (agent {self.agent}, attempt {lock.attempt}){broke}"
 
-        with push_turn(self.state_dir), self.guard:
-            update_upstream(self.control, change)
+        with push_turn(self.state_dir, wait=wait) as turn:
+            if not turn:
+                return "busy"
+            with self.guard:
+                update_upstream(self.control, change)
         return picked[0] if picked else "idle"
 
     def take(self, checkout: Path, *, exclude: str | None = None, avoid: Collection[str] = ()) -> Claimed | str:

@@ -15,6 +15,7 @@ from clude.store import exclusive
 PUSH_TURN_FILE = "push.turn"
 
 
-def push_turn(state_dir: Path):
-    """Wait for this machine's turn at the upstream."""
-    return exclusive(Path(state_dir) / PUSH_TURN_FILE)
+def push_turn(state_dir: Path, *, wait: bool = True):
+    """Wait for this machine's turn at the upstream (`wait=False`: take it only if it is free now; the
+    block gets whether it did)."""
+    return exclusive(Path(state_dir) / PUSH_TURN_FILE, wait=wait)

@@ -263,10 +263,13 @@ class Worker(AttemptSteps):
         return claimed
 
     def claim_ahead(self, finished: BoardTask) -> None:
-        """With `finished`'s result taken, claim the next task and start its agent now (ahead.py)."""
+        """With `finished`'s result taken, claim the next task and start its agent now (ahead.py). Only
+        when this machine's turn at the upstream is free: when other workers are pushing, a claim of its
+        own would add to the one serial part of the team, and the queueing push claims the next task
+        anyway (one push for both)."""
         if self.ahead is not None or not self.may_claim():
             return
-        claimed = self.repo.claim(avoid=self.starts.avoid())
+        claimed = self.repo.claim(avoid=self.starts.avoid(), wait=False)
         if isinstance(claimed, str):
             return
         task, lock = claimed
