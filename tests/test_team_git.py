@@ -558,6 +558,7 @@ def test_an_upstream_out_of_reach_is_waited_out_and_any_other_git_failure_is_not
     answers = [GitError("fetch failed", stderr="fatal: unable to connect to 127.0.0.1:\nConnection refused"),
                GitError("fetch failed", stderr="fetch-pack: unexpected disconnect while reading sideband packet"),
                GitError("push failed (exit -13): ", returncode=-13),  # SIGPIPE: the connection dropped
+               GitError("fetch failed", stderr="fatal: expected flush after ref listing"),  # cut mid-advertisement
                "fetched"]
 
     def fetch():
@@ -566,7 +567,7 @@ def test_an_upstream_out_of_reach_is_waited_out_and_any_other_git_failure_is_not
             raise answer
         return answer
 
-    assert reaching(fetch, sleep=pauses.append, clock=clock) == "fetched" and len(pauses) == 3
+    assert reaching(fetch, sleep=pauses.append, clock=clock) == "fetched" and len(pauses) == 4
     quoted = GitError("push failed", stderr="remote: tests: Connection refused\n ! [remote rejected] HEAD -> main "
                                             "(pre-receive hook declined)")
     with pytest.raises(GitError):  # the upstream answered (its hook quoting a refusal): never waited for
@@ -579,11 +580,11 @@ def test_an_upstream_out_of_reach_is_waited_out_and_any_other_git_failure_is_not
     refused = GitError("push failed", stderr="remote: hook declined")
     with pytest.raises(GitError, match="push failed"):  # not the network's: at once
         reaching(lambda: (_ for _ in ()).throw(refused), sleep=pauses.append, clock=clock)
-    assert len(pauses) == 3
+    assert len(pauses) == 4
     down = GitError("fetch failed", stderr="Connection refused")
     with pytest.raises(GitError):  # still down after wait_s: it counts as a failure
         reaching(lambda: (_ for _ in ()).throw(down), wait_s=60, sleep=pauses.append, clock=clock)
-    assert 3 < len(pauses) <= 3 + 13
+    assert 4 < len(pauses) <= 4 + 13
 
 
 

@@ -31,6 +31,8 @@ _UNREACHABLE = re.compile("|".join([
     r"network is unreachable", r"temporary failure in name resolution", r"no route to host",
     r"the remote end hung up unexpectedly", r"early eof", r"did not finish within",
     r"unexpected disconnect", r"bad pack header", r"protocol error: bad", r"broken pipe",
+    # the connection cut in the middle of the refs' advertisement (a daemon going down as it answered)
+    r"expected flush after ref listing", r"protocol error: expected",
 ]), re.IGNORECASE)
 UNREACHABLE_WAIT_S = 300.0
 # ... unless the upstream answered: a hook or the server refused (never waited for).
