@@ -241,7 +241,7 @@ class _Reader:
                 if not result.ok and result.directive is None:
                     self._outcome(result, "error")
             else:
-                self._outcome(result, _outcome(result))
+                self._outcome(result, tap_outcome(result))
 
     def _is_file(self, result: TapResult) -> bool:
         return result.depth == 0 and os.path.isabs(result.name) and not result.path and \
@@ -313,7 +313,8 @@ def _location_file(result: TapResult) -> str | None:
     return path[len("file://"):] if path and path.startswith("file://") else path
 
 
-def _outcome(result: TapResult) -> str:
+def tap_outcome(result: TapResult) -> str:
+    """A TAP result's outcome: skip and todo directives, ok, and a failure of the test's code or not."""
     if result.directive == "skip":
         return "skipped"
     if result.directive == "todo":

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from clude.harness.diagnostics import explain
 from clude.harness.frameworks.base import Framework, Plan, RunContext, program_name
+from clude.harness.frameworks.node import tap_outcome
 from clude.harness.frameworks.npm import (locate, message_lines, script_run, step_env, steps_of, test_script,
                                           test_step, unwrap)
 from clude.harness.inject.clude_events import one_line
@@ -86,7 +87,7 @@ class _TapOnStdout(Framework):
             seen[test_id] = ordinal = seen.get(test_id, 0) + 1
             if ordinal > 1:
                 test_id = f"{test_id} #{ordinal}"
-            outcome = _outcome(result)
+            outcome = tap_outcome(result)
             facts.outcomes[test_id] = outcome
             if outcome == "failed":
                 diag = result.diag
@@ -137,14 +138,6 @@ class MochaTest(_TapOnStdout):
             kept.append(words[i])
             i += 1
         return kept + ["--reporter", "tap"]
-
-
-def _outcome(result: TapResult) -> str:
-    if result.directive == "skip":
-        return "skipped"
-    if result.directive == "todo":
-        return "xpassed" if result.ok else "xfailed"
-    return "passed" if result.ok else "failed"
 
 
 def _error_texts(text: str) -> dict[int, str]:

@@ -55,12 +55,16 @@ class LeaseLost(Exception):
     """Another lander took the lease during this pass (ours ran out): leave the batch to it."""
 
 
+def lock_names(repo: Repo, ref: str) -> list[str]:
+    """The paths of the task locks on `ref`."""
+    return [p for p in repo.files(ref, LOCKS_DIR) if p.endswith(".lock") and p.count("/") == 1]
+
+
 def queued_entries(repo: Repo, ref: str) -> list[Entry]:
     """The changes queued on `ref` (locks with `queued`), in queue order; two git processes whatever the
     number of locks."""
-    names = [p for p in repo.files(ref, LOCKS_DIR) if p.endswith(".lock") and p.count("/") == 1]
     entries = []
-    for content in repo.blobs(ref, names).values():
+    for content in repo.blobs(ref, lock_names(repo, ref)).values():
         if content is None:
             continue
         try:
@@ -131,11 +135,7 @@ class Lander:
         """Land or send back what is queued, when this lander may: the number of changes settled."""
         if self.clock() < self.resting_until:
             return 0
-        self.repo.fetch(CLUDE_FETCH)
-        main = self.repo.rev(f"{ORIGIN}/{BRANCH}^{{commit}}")
-        entries = queued_entries(self.repo, main)
-        if self.judge is None:  # a lander that runs no tests lands only changes queued unverified
-            entries = [e for e in entries if e.queued.unverified]
+        main, entries = self._queue()
         if not entries:
             return 0
         if not self.lease.take():
@@ -145,9 +145,7 @@ class Lander:
         wait = self._gathering(main, entries)
         if wait:  # changes about to be queued join this batch instead of waiting for the next one
             self.sleep(wait)
-            self.repo.fetch(CLUDE_FETCH)
-            main = self.repo.rev(f"{ORIGIN}/{BRANCH}^{{commit}}")
-            entries = [e for e in queued_entries(self.repo, main) if self.judge is not None or e.queued.unverified]
+            main, entries = self._queue()
             if not entries:
                 return 0
         try:
@@ -191,14 +189,20 @@ class Lander:
             landing, back = [*landing, *more], {**back, **back_again}
         return self._settle(main, landing, back, gone)
 
+    def _queue(self) -> tuple[str, list[Entry]]:
+        """The upstream's main as fetched now, and the changes queued on it that this lander may land
+        (one that runs no tests lands only changes queued unverified)."""
+        self.repo.fetch(CLUDE_FETCH)
+        main = self.repo.rev(f"{ORIGIN}/{BRANCH}^{{commit}}")
+        return main, [e for e in queued_entries(self.repo, main) if self.judge is not None or e.queued.unverified]
+
     def _gathering(self, main: str, entries: list[Entry]) -> float:
         """Seconds to wait for more changes before testing a batch: a share of the last batch's test
         run (GATHER_SHARE, at most GATHER_MAX_S) when tasks are in progress whose changes may be queued
         any moment, so that a batch run serves them too; none when nothing else is under way."""
         if self.judge is None or not self.check_s:
             return 0.0
-        names = [p for p in self.repo.files(main, LOCKS_DIR) if p.endswith(".lock") and p.count("/") == 1]
-        if len(names) <= len(entries):  # every lock is a queued change: nothing else will come
+        if len(lock_names(self.repo, main)) <= len(entries):  # every lock is a queued change: nothing else will come
             return 0.0
         return min(GATHER_MAX_S, GATHER_SHARE * self.check_s)
 

@@ -244,8 +244,7 @@ class Worker(AttemptSteps):
         self._state("working", task.task.id, lock.attempt)
         self.attempts_made += 1
         outcome = self.attempt(task, lock, ahead)  # on an interruption `holding` stays: released on the way out
-        following = self.ahead or self.prepared
-        self.holding = (following.lock if isinstance(following, Ahead) else following[1]) if following else None
+        self.holding = self.ahead.lock if self.ahead else self.prepared[1] if self.prepared else None
         return outcome
 
     def _state(self, state: str, task: str | None = None, attempt: int | None = None) -> None:
@@ -254,12 +253,13 @@ class Worker(AttemptSteps):
             beat.set(state, task, attempt)
 
     # claiming --------------------------------------------------------------------------------
-    def claim(self) -> tuple[BoardTask, Lock] | str:
-        claimed = self.repo.claim(avoid=self.starts.avoid())
+    def claim(self, *, wait: bool = True, ahead_of: str | None = None) -> tuple[BoardTask, Lock] | str:
+        claimed = self.repo.claim(avoid=self.starts.avoid(), wait=wait)
         if not isinstance(claimed, str):
             task, lock = claimed
             self.events.emit("claimed", task=task.task.id, attempt=lock.attempt,
-                             broke_lock_of=task.lock.agent if task.lock else None)
+                             broke_lock_of=task.lock.agent if task.lock else None,
+                             **({"ahead_of": ahead_of} if ahead_of else {}))
         return claimed
 
     def claim_ahead(self, finished: BoardTask) -> None:
@@ -269,12 +269,10 @@ class Worker(AttemptSteps):
         anyway (one push for both)."""
         if self.ahead is not None or not self.may_claim():
             return
-        claimed = self.repo.claim(avoid=self.starts.avoid(), wait=False)
+        claimed = self.claim(wait=False, ahead_of=finished.task.id)
         if isinstance(claimed, str):
             return
         task, lock = claimed
-        self.events.emit("claimed", task=task.task.id, attempt=lock.attempt,
-                         broke_lock_of=task.lock.agent if task.lock else None, ahead_of=finished.task.id)
         lease = self._keeper(lock)
         lease.start()
         try:
