@@ -502,15 +502,37 @@ if sys.argv[1] == "TASK-002":
     assert upstream_file(upstream, "NOTES.md") == "notes" and upstream_file(upstream, "calc.py") == CALC_FIXED
 
 
-def test_a_worker_stopped_with_a_task_claimed_ahead_kills_its_agent_and_gives_both_back(tmp_path):
-    """The worker is interrupted while task 2's agent, claimed ahead, runs: that agent does not outlive
-    the worker, and both tasks are open again, no lock left."""
+def test_the_push_that_queues_a_change_reserves_the_task_after_the_one_claimed_ahead(tmp_path):
+    """Task 2 is claimed ahead; the push that queues task 1 also claims task 3, and task 3's agent then
+    starts when task 2's result is taken, with no claim push of its own: a task costs one push."""
+    root, upstream = team_project(tmp_path)
+    first = add(root, upstream, title="Fix mean", tests="test_calc.py::test_mean", priority=2)
+    second = add(root, upstream, title="A note", tests="test_calc.py::test_add", priority=1)
+    third = add(root, upstream, title="Another note", tests="test_calc.py::test_add")
+    agent = agent_script(tmp_path, "three", FIX_MEAN + '''
+if sys.argv[1] != "TASK-001":
+    pathlib.Path(sys.argv[1] + ".md").write_text("notes")
+''')
+    assert worker(root, upstream, agent, tmp_path).run() == EXIT_SETTLED
+    log = upstream_log(upstream)
+    assert f"queue {first} (agent a1, attempt 1); claim {third} (attempt 1)" in log
+    assert not [subject for subject in log if subject.startswith(f"claim {third}")]
+    assert [s for s in landed(upstream) if s.startswith("done ")] == [
+        f"done {first}: Fix mean (agent a1)", f"done {second}: A note (agent a1)",
+        f"done {third}: Another note (agent a1)"]
+    assert upstream_file(upstream, f"{third}.md") == "notes"
+
+
+def test_a_worker_stopped_with_a_task_claimed_ahead_kills_its_agent_and_gives_back_what_it_holds(tmp_path):
+    """The worker is interrupted while task 2's agent, claimed ahead, runs and task 3 is reserved: that
+    agent does not outlive the worker, and both tasks are open again, no lock left."""
     import os
     import signal
     import threading
     root, upstream = team_project(tmp_path)
-    add(root, upstream, title="Fix mean", tests="test_calc.py::test_mean", priority=1)
-    second = add(root, upstream, title="Slow", tests="test_calc.py::test_add")
+    add(root, upstream, title="Fix mean", tests="test_calc.py::test_mean", priority=2)
+    second = add(root, upstream, title="Slow", tests="test_calc.py::test_add", priority=1)
+    third = add(root, upstream, title="Reserved", tests="test_calc.py::test_add")
     agent = agent_script(tmp_path, "slow", FIX_MEAN + '''
 import time
 if sys.argv[1] == "TASK-002":
@@ -532,7 +554,8 @@ if sys.argv[1] == "TASK-002":
 
     def stop_when_ahead() -> None:
         for _ in range(1200):
-            if any((tmp_path / "agents" / "a1").glob("work*/started.txt")):
+            if any((tmp_path / "agents" / "a1").glob("work*/started.txt")) \
+                    and any(f"; claim {third} " in subject for subject in upstream_log(upstream)):  # reserved
                 os.kill(os.getpid(), signal.SIGINT)
                 return
             threading.Event().wait(0.05)
@@ -545,6 +568,7 @@ if sys.argv[1] == "TASK-002":
     assert running() == [], "the agent claimed ahead outlived its worker"
     assert upstream_files(upstream, "current_tasks") == [".gitkeep"]
     assert "status: open" in upstream_file(upstream, f"tasks/{second}.md")
+    assert "status: open" in upstream_file(upstream, f"tasks/{third}.md")
 
 
 def test_a_turn_taken_without_waiting_is_refused_while_another_process_holds_it(tmp_path):

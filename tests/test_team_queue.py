@@ -20,7 +20,7 @@ from hypothesis import given, settings, strategies as st
 from clude.config.loader import load_settings
 from clude.sandbox import Sandbox, allowed_env
 from clude.team.logs.events import EventLog
-from clude.team.protocol.git import Repo
+from clude.team.protocol.git import Repo, upstream_head
 from clude.team.board.layout import lock_path
 from clude.team.board.locks import Queued, new_lock, render_lock
 from clude.team.queue import Rejected, settle_batch
@@ -172,6 +172,28 @@ def test_a_batch_with_one_bad_change_lands_the_others_and_fails_that_one(tmp_pat
     kinds = [(e["kind"], e.get("task")) for e in events(tmp_path) if e["kind"] in ("done", "failed_attempt")]
     assert sorted(kinds) == sorted([("done", t1), ("done", t3), ("failed_attempt", t2)])
     assert one.pass_once() == 0  # nothing left queued
+
+
+def test_a_landing_pushes_inside_the_machines_turn_at_the_upstream(tmp_path):
+    """The lander waits for the push turn its machine's workers queue changes in: it lands while it
+    holds the turn, so that a stream of queueing pushes cannot make it lose every race."""
+    import contextlib
+
+    root, upstream, (t1, _, _) = project(tmp_path)
+    queue_change(upstream, tmp_path, t1, {"checks/check1.txt": "ok\n"}, passes=("checks::check1",))
+    seen: list[tuple[str, str]] = []
+
+    @contextlib.contextmanager
+    def turn():
+        before = upstream_head(upstream)
+        yield True
+        seen.append((before, upstream_head(upstream)))
+
+    one = lander(root, upstream, tmp_path, "L1")
+    one.turn = turn
+    start = upstream_head(upstream)
+    assert one.pass_once() == 1
+    assert seen == [(start, upstream_head(upstream))] and start != upstream_head(upstream)
 
 
 @pytest.mark.parametrize("edit", [

@@ -4,10 +4,12 @@ send back what did not, in one push with the bookkeeping (tasks done, failure re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
@@ -118,8 +120,12 @@ class Lander:
     """One worker's lander, with its own clone of the upstream and its own test folder."""
 
     def __init__(self, repo: Repo, judge: Judge | None, events: EventLog, *, agent: str, host: str,
-                 lease_s: float, clock: Callable[[], datetime], sleep: Callable[[float], None] = time.sleep):
+                 lease_s: float, clock: Callable[[], datetime], sleep: Callable[[float], None] = time.sleep,
+                 turn: Callable[[], AbstractContextManager] = contextlib.nullcontext):
         self.repo, self.judge, self.events, self.agent = repo, judge, events, agent
+        # the machine's turn at the upstream (protocol/turns.py), waited for by each landing push: without
+        # it a lander loses every race to the stream of its own machine's workers queueing changes
+        self.turn = turn
         self.clock, self.sleep = clock, sleep
         self.lease = LandingLease(repo, agent=agent, host=host, pid=os.getpid(), lease_s=lease_s, clock=clock)
         self.other: Holder | None = None  # who held the lease at our last look, when not us
@@ -260,21 +266,10 @@ class Lander:
     def _settle(self, main: str, landing: list[Entry], back: dict[Entry, Rejected[Entry]],
                 missing: dict[Entry, str]) -> int:
         for race in range(1, MAX_RACES + 1):
-            if race > 1:
-                self.repo.fetch()
-            upstream = self.repo.rev(f"{ORIGIN}/{BRANCH}^{{commit}}")
-            if upstream != main and not all(map(is_team_path, self.repo.changed_files(main, upstream))):
-                return 0  # the code on main moved (another lander): the next pass starts over
-            if self._at(upstream, landing) is not None:
+            with self.turn():
+                pushed = self._push_settled(main, landing, back, missing, fetch=race > 1)
+            if pushed is None:
                 return 0
-            lines = self._books(landing, back, missing)
-            if lines is None:
-                return 0
-            subject = lines[0] if len(lines) == 1 else (
-                f"land {len(landing)} change(s)" + (f", send back {len(back)}" if back else "")
-                + (f", release {len(missing)}" if missing else "") + f" (lander {self.agent})")
-            self.repo.commit_all("\n\n".join([subject, *(["\n".join(lines)] if len(lines) > 1 else [])]))
-            pushed = self.repo.push()
             if pushed.status == "ok":
                 self._report(landing, back, missing)
                 return len(landing) + len(back) + len(missing)
@@ -282,6 +277,26 @@ class Lander:
                 raise UpstreamRejected(f"the upstream refused a landing: {pushed.message}", stderr=pushed.message)
             self.sleep(race_backoff(race, self.rng))
         raise UpstreamRejected(f"gave up landing after {MAX_RACES} lost push races")
+
+    def _push_settled(self, main: str, landing: list[Entry], back: dict[Entry, Rejected[Entry]],
+                      missing: dict[Entry, str], *, fetch: bool):
+        """One try at pushing the batch's outcome on the upstream's main: the push's result, or None when
+        main moved in a way that asks for a new pass."""
+        if fetch:
+            self.repo.fetch()
+        upstream = self.repo.rev(f"{ORIGIN}/{BRANCH}^{{commit}}")
+        if upstream != main and not all(map(is_team_path, self.repo.changed_files(main, upstream))):
+            return None  # the code on main moved (another lander): the next pass starts over
+        if self._at(upstream, landing) is not None:
+            return None
+        lines = self._books(landing, back, missing)
+        if lines is None:
+            return None
+        subject = lines[0] if len(lines) == 1 else (
+            f"land {len(landing)} change(s)" + (f", send back {len(back)}" if back else "")
+            + (f", release {len(missing)}" if missing else "") + f" (lander {self.agent})")
+        self.repo.commit_all("\n\n".join([subject, *(["\n".join(lines)] if len(lines) > 1 else [])]))
+        return self.repo.push()
 
     def _books(self, landing: list[Entry], back: dict[Entry, Rejected[Entry]], missing: dict[Entry, str]
                ) -> list[str] | None:

@@ -1,8 +1,10 @@
 """Claiming ahead. When an agent has finished and its result is taken, the worker claims its next task
 and starts that task's agent at once, then reviews, verifies and queues the finished one while the next
-agent works: the verification's time overlaps the next agent's instead of adding to it. A worker so
-holds at most two tasks, the one it verifies and the one whose agent runs, each agent in its own tree
-(WORK_DIRS) with its own pidfile, so that a worker restarted after a crash kills both."""
+agent works: the verification's time overlaps the next agent's instead of adding to it. The push that
+queues the finished one also reserves the task after (Reserved), so that the next claim ahead costs no
+push of its own: with many workers, pushes are the team's one serial part. A worker so holds at most
+three tasks, the one it verifies, the one whose agent runs and the one reserved; each agent works in its
+own tree (WORK_DIRS) with its own pidfile, so that a worker restarted after a crash kills both."""
 
 from __future__ import annotations
 
@@ -42,6 +44,16 @@ class Launch:
     def wait(self) -> AgentRun:
         """The agent's run: waited for when it runs in the background, else run here and now."""
         return self.future.result() if self.future is not None else self.call()
+
+
+@dataclass
+class Reserved:
+    """A task claimed in the push that queued the one before, for the worker's next agent; `lease` is
+    kept (started) when it may wait for a whole agent run."""
+
+    task: BoardTask
+    lock: Lock
+    lease: LeaseKeeper | None = None
 
 
 @dataclass

@@ -14,7 +14,7 @@ from clude.gitcli import GitError
 from clude.harness.frameworks.base import importable_modules
 from clude.team.protocol.objects import remove_tree
 from clude.team.work.agent_tree import TooLarge, prepare, take_result
-from clude.team.work.ahead import Ahead, Launch, free_work_dir, pidfile_of
+from clude.team.work.ahead import Ahead, Launch, Reserved, free_work_dir, pidfile_of
 from clude.team.backends import AgentRun, InfraFailure
 from clude.team.backends.base import agent_env
 from clude.team.board.board import BoardTask
@@ -62,10 +62,11 @@ def in_background(call, name: str) -> Future:
 class AttemptSteps:
     """The attempt half of Worker (worker.py): everything between a claim and the next one."""
 
-    def attempt(self, task: BoardTask, lock: Lock, ahead: Ahead | None = None) -> str:
-        """One attempt at a claimed task; `ahead`: its agent already started (claimed ahead, ahead.py)."""
+    def attempt(self, task: BoardTask, lock: Lock, ahead: Ahead | None = None, lease=None) -> str:
+        """One attempt at a claimed task; `ahead`: its agent already started (claimed ahead, ahead.py);
+        `lease`: the lock's keeper, when one was started at the claim."""
         self.ran = None
-        with ahead.lease if ahead else self._keeper(lock) as lease:
+        with ahead.lease if ahead else lease or self._keeper(lock) as lease:
             if ahead is not None:
                 self.land.fetch()
             base = self.land.reset_to_upstream(ignored=True)
@@ -229,16 +230,18 @@ class AttemptSteps:
                         changed_tests=list(checked.changed_tests))
 
         result, following = self.repo.queue(lease.lock, checked.commit, queued,
-                                            claim_next=self.may_claim() and self.ahead is None,
+                                            claim_next=self.prepared is None and self.may_claim(),
                                             avoid=self.starts.avoid())
         if result.status == "queued":
             self.holding = self.ran = None  # the lander ends this hold now; nothing of it is ours to give back
             self.failed_in_a_row.clear()
             self.events.emit("queued", task=task.task.id, attempt=lock.attempt, commit=checked.commit)
             self.poke_lander()
-            if following is not None:  # claimed in the queueing push
-                self.prepared = following
-                self.holding = following[1]
+            if following is not None:  # claimed in the queueing push, for the next agent to start
+                reserved = Reserved(*following, lease=self._keeper(following[1]))
+                reserved.lease.start()  # it may wait for the whole run of the agent claimed ahead
+                self.prepared = reserved
+                self.holding = self.ahead.lock if self.ahead else reserved.lock
                 self.events.emit("claimed", task=following[0].task.id, attempt=following[1].attempt,
                                  with_queue=task.task.id)
             return "queued"

@@ -26,7 +26,7 @@ from clude.exits import WORKER_UPSTREAM as EXIT_UPSTREAM
 from clude.harness.process import lower_commands
 from clude.sandbox import Sandbox, allowed_env
 from clude.sandbox.leftovers import kill_leftovers
-from clude.team.work.ahead import WORK_DIRS, Ahead, pidfile_of
+from clude.team.work.ahead import WORK_DIRS, Ahead, Reserved, pidfile_of
 from clude.team.work.attempt import AGENT_PIDFILE, AttemptSteps
 from clude.team.backends import Backend, InfraFailure
 from clude.team.board.board import BoardTask
@@ -42,6 +42,7 @@ from clude.team.queue.service import LanderService
 from clude.team.supervision.runner import FINISH_SIGNAL
 from clude.team.protocol.repository import TeamRepository
 from clude.team.protocol.sync import UpstreamRejected
+from clude.team.protocol.turns import push_turn
 from clude.team.work.verify import Judge
 
 
@@ -107,7 +108,7 @@ class Worker(AttemptSteps):
         self.attempts_made = 0
         self.unusable_base: str | None = None  # an upstream commit the tests could not run on
         self.holding: Lock | None = None
-        self.prepared: tuple[BoardTask, Lock] | None = None  # the next task, claimed with a landing
+        self.prepared: Reserved | None = None  # the next task, claimed in the push that queued the last
         self.ahead: Ahead | None = None  # the next task, claimed with its agent started (ahead.py)
         self.rng = random.Random(config.agent_id)
 
@@ -203,7 +204,7 @@ class Worker(AttemptSteps):
         landing = Repo.clone(self.c.upstream, self.c.workdir / "lander", agent=self.c.agent_id)
         judge = None if self.team.verify == "none" else replace(self.judge, state_dir=self.c.workdir / "harness-lander")
         lander = Lander(landing, judge, self.events, agent=self.c.agent_id, host=self.host,
-                        lease_s=self.team.lease_s, clock=self.c.clock)
+                        lease_s=self.team.lease_s, clock=self.c.clock, turn=lambda: push_turn(self.c.state_dir))
         self.lander = LanderService(lander, self.c.upstream, host=self.host, lease_s=self.team.lease_s,
                                     on_error=lambda e: self.events.emit(
                                         "lander_error", "WARNING", reason=f"{type(e).__name__}: {e}"))
@@ -235,7 +236,12 @@ class Worker(AttemptSteps):
         """One look at the board: 'settled', 'idle', or what became of the task it claimed."""
         self._state("claiming")
         ahead, self.ahead = self.ahead, None
-        claimed, self.prepared = (ahead.task, ahead.lock) if ahead else (self.prepared or self.claim()), None
+        prepared, lease = None, None
+        if ahead is not None:
+            claimed = ahead.task, ahead.lock
+        else:
+            prepared, self.prepared = self.prepared, None
+            claimed, lease = ((prepared.task, prepared.lock), prepared.lease) if prepared else (self.claim(), None)
         if isinstance(claimed, str):
             self._state("idle")
             return claimed
@@ -243,8 +249,8 @@ class Worker(AttemptSteps):
         self.holding = lock
         self._state("working", task.task.id, lock.attempt)
         self.attempts_made += 1
-        outcome = self.attempt(task, lock, ahead)  # on an interruption `holding` stays: released on the way out
-        self.holding = self.ahead.lock if self.ahead else self.prepared[1] if self.prepared else None
+        outcome = self.attempt(task, lock, ahead, lease)  # on an interruption `holding` stays: released on the way out
+        self.holding = self.ahead.lock if self.ahead else self.prepared.lock if self.prepared else None
         return outcome
 
     def _state(self, state: str, task: str | None = None, attempt: int | None = None) -> None:
@@ -263,20 +269,28 @@ class Worker(AttemptSteps):
         return claimed
 
     def claim_ahead(self, finished: BoardTask) -> None:
-        """With `finished`'s result taken, claim the next task and start its agent now (ahead.py). Only
-        when this machine's turn at the upstream is free: when other workers are pushing, a claim of its
-        own would add to the one serial part of the team, and the queueing push claims the next task
-        anyway (one push for both)."""
-        if self.ahead is not None or not self.may_claim():
+        """With `finished`'s result taken, start the next task's agent now (ahead.py): the task reserved
+        in the last queueing push, or else one claimed now, only when this machine's turn at the upstream
+        is free: when other workers are pushing, a claim of its own would add to the one serial part of
+        the team, and the queueing push claims the next task anyway (one push for both)."""
+        if self.ahead is not None:
             return
-        claimed = self.claim(wait=False, ahead_of=finished.task.id)
-        if isinstance(claimed, str):
-            return
-        task, lock = claimed
-        lease = self._keeper(lock)
-        lease.start()
+        reserved, self.prepared = self.prepared, None
+        if reserved is not None:
+            task, lock, lease = reserved.task, reserved.lock, reserved.lease
+        else:
+            if not self.may_claim():
+                return
+            claimed = self.claim(wait=False, ahead_of=finished.task.id)
+            if isinstance(claimed, str):
+                return
+            task, lock = claimed
+            lease = self._keeper(lock)
+            lease.start()
         try:
-            with self.repo.guard:  # the control clone, at the claim, is what the agent's tree is made from
+            with self.repo.guard:  # the control clone, at the claim or newer, is what the agent's tree is made from
+                if reserved is not None:
+                    self.control.refresh()
                 base = self.control.head()
                 launch = self._launch(task, lock, self.control, background=True)
         except BaseException:
@@ -286,8 +300,9 @@ class Worker(AttemptSteps):
         self.ahead = Ahead(task, lock, lease, base, launch)
 
     def may_claim(self) -> bool:
-        """Whether this worker may take another task (--max-tasks)."""
-        return self.c.max_tasks is None or self.attempts_made < self.c.max_tasks
+        """Whether this worker may take another task (--max-tasks): the ones it holds for later count."""
+        held = self.attempts_made + (self.ahead is not None) + (self.prepared is not None)
+        return self.c.max_tasks is None or held < self.c.max_tasks
 
     def _infra(self, task: BoardTask, lock: Lock, failure: InfraFailure) -> str:
         """The agent could not run: the task goes back untouched (no record, no attempt used). What
@@ -348,10 +363,13 @@ class Worker(AttemptSteps):
 
     def _release_on_exit(self) -> None:
         ahead, self.ahead = self.ahead, None
-        if ahead is not None:  # its agent is killed on the way out (run()); its task goes back untouched
-            ahead.lease.stop()
-        for lock in (self.holding, ahead.lock if ahead else None):
-            if lock is not None and self.control is not None:
+        prepared, self.prepared = self.prepared, None
+        for later in (ahead, prepared):  # an agent started is killed on the way out (run()); tasks go back
+            if later is not None:
+                later.lease.stop()
+        held = [self.holding, *(later.lock for later in (ahead, prepared) if later is not None)]
+        for lock in {lock.task: lock for lock in held if lock is not None}.values():
+            if self.control is not None:
                 try:
                     self.repo.release(lock)
                 except Exception:  # best effort on the way out: the lease expires anyway
