@@ -1,26 +1,19 @@
-"""The real Claude Code CLI for tests: installed once from npm into tests/.cache/claude-code (skipped
-when node, npm or the registry is missing), and the clean offline environment it runs in against the
+"""The real Claude Code CLI for tests: installed once from npm into tests/.cache/claude-code (npm_cli.py;
+skipped when node, npm or the registry is missing), and the clean offline environment it runs in against the
 AnthropicStub. What the CLI needs from the stub is written down in test_claude_code_cli.py."""
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from npm_cli import CACHE_ROOT, install_npm, tail_of  # noqa: F401  (tail_of: used by the tests)
 
 CLAUDE_CODE_VERSION = "2.1.330"  # `npm view @anthropic-ai/claude-code version` on 2026-11-23
-CACHE = Path(__file__).parent / ".cache" / "claude-code"
+CACHE = CACHE_ROOT / "claude-code"
 RUN_TIMEOUT = 120  # seconds one claude -p run may take in a test
 API_KEY = "sk-ant-stub-key"  # what the stub is sent (it checks none)
-
-
-def tail_of(text: str, size: int = 2000) -> str:
-    return text[-size:] if text else ""
 
 
 def _binary_version(path: Path) -> str | None:
@@ -49,34 +42,7 @@ def _find_claude() -> Path | None:
 def install_claude() -> Path:
     """The real Claude Code CLI, installed once into tests/.cache/claude-code (pytest.skip without npm
     or the registry). Tests take it through a session fixture: claude_bin = install_claude()."""
-    npm = shutil.which("npm")
-    if shutil.which("node") is None or npm is None:
-        pytest.skip("node and npm are needed to install @anthropic-ai/claude-code")
-    CACHE.mkdir(parents=True, exist_ok=True)
-    (CACHE / "home").mkdir(exist_ok=True)
-    with open(CACHE / ".lock", "w") as lock:  # one install even with parallel test workers
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        found = _find_claude()
-        if found is not None:
-            return found
-        manifest = CACHE / "package.json"
-        if not manifest.exists():
-            manifest.write_text(json.dumps({"name": "clude-test-claude-code", "private": True}) + "\n")
-        try:
-            done = subprocess.run(
-                [npm, "install", "--no-audit", "--no-fund", "--no-save", "--prefix", str(CACHE),
-                 f"@anthropic-ai/claude-code@{CLAUDE_CODE_VERSION}"],
-                cwd=CACHE, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            pytest.skip("npm install @anthropic-ai/claude-code took over 600 s (no registry?)")
-        if done.returncode != 0:
-            pytest.skip(f"npm install @anthropic-ai/claude-code@{CLAUDE_CODE_VERSION} failed "
-                        f"(no registry?): {tail_of(done.stderr, 800)}")
-        found = _find_claude()
-        if found is None:
-            pytest.skip(f"@anthropic-ai/claude-code@{CLAUDE_CODE_VERSION} installed no claude binary "
-                        f"that runs on this platform (no native package for it?)")
-        return found
+    return install_npm("@anthropic-ai/claude-code", CLAUDE_CODE_VERSION, CACHE, _find_claude)
 
 
 def claude_env(home: Path, base_url: str) -> dict[str, str]:

@@ -38,7 +38,6 @@ def test_done_markers_accepted(text):
     "【REPLAN】",
     "[replan]",
     "replan: the API the plan relies on does not exist",
-    "The module is gone, so we must replan: nothing to patch.",
     "Replan needed",
     "Replan needed: the API does not exist",
     "Replan.",
@@ -67,8 +66,22 @@ def test_replan_markers_accepted(text):
     "Once the tests pass I will write the step done marker.",
     "Let me continue with the next step.",
     "Done with the parser, now the tests.",
+    "The module is gone, so we must replan: nothing to patch.",
 ])
 def test_ordinary_prose_is_no_marker(text):
+    assert signal_in(text) is None
+
+
+@pytest.mark.parametrize("text", [
+    "Remember: STEP_DONE ends the step, so it comes after the tests.",
+    'The instructions say "STEP_DONE" ends a step; first I run the tests.',
+    "The STEP_DONE marker is for later. Running the tests now.",
+    "> When the step is complete, write STEP_DONE\nI am not there yet: two tests fail.",
+    "> REPLAN\nThat is what the plan says to write when it is wrong; it is not.",
+    "If the API is missing, REPLAN would be right; it is there, so I go on.",
+])
+def test_a_marker_quoted_or_explained_mid_reply_does_not_count(text):
+    """Small models repeat the instructions: a marker counts only on its own line or ending the reply."""
     assert signal_in(text) is None
 
 
@@ -89,7 +102,7 @@ def test_a_marker_after_a_fenced_block_counts():
 @pytest.mark.parametrize("text, expected", [
     ("REPLAN was my first thought, but it worked. STEP_DONE", "done"),
     ("STEP_DONE? No: the API is missing. REPLAN", "replan"),
-    ("Step done.\nActually, replan: the test cannot pass.", "replan"),
+    ("Step done.\nActually, REPLAN: the test cannot pass.", "replan"),
     ("【REPLAN】\n【STEP_DONE】", "done"),
 ])
 def test_the_last_marker_wins(text, expected):

@@ -113,6 +113,10 @@ def test_a_step_that_never_signals_done_fails_at_its_cap_and_its_dependents_are_
     assert "deadlock" in result.reason and "'a'" in result.reason
     assert script.calls["a"] == 6 and "b" not in script.calls
     assert not any(s.status == "in_progress" for s in result.steps)
+    kept = root / ".clude" / "sessions" / result.session_id / "messages"  # each attempt's conversation
+    first, second = (json.loads((kept / name).read_text()) for name in ("a.attempt-1.json", "a.json"))
+    assert "attempt 2 of this step" not in first[1]["content"] and "attempt 2 of this step" in second[1]["content"]
+    assert sum(m["role"] == "assistant" for m in first) == sum(m["role"] == "assistant" for m in second) == 3
 
 
 def test_a_step_repeating_the_same_action_is_stopped_and_says_so(tmp_path, run):
@@ -334,3 +338,39 @@ def test_the_tests_the_agent_runs_see_no_api_keys(tmp_path):
                        env={**os.environ, "OPENAI_API_KEY": "sk-" + "abcdefghijklmnopqrstuvwxyz123456"})
     assert result.status == "done", result.reason
     assert "3 passed" in script.requests["fix"][2][-1]["content"]
+
+
+def test_replies_cut_off_at_max_tokens_are_asked_again_then_named_as_cut(tmp_path):
+    """Over HTTP: each cut reply is asked for again with twice the budget (the stub sees 4096, then 8192);
+    cut again, the model is told it was cut off (no tool-format lecture), and three such replies in a row
+    stop the step saying so, not as a repeated action."""
+    root = sample_project(tmp_path / "p")
+    cut = {"text": "Here is the whole file:\n```python\ndef mean(values):\n    return sum(values) /",
+           "stop": "max_tokens"}
+    script = AgentScript([plan("p", ("a", "A"))], {"a": [cut] * 6})
+    with OpenAIStub(script) as stub:
+        model = make_model(ModelConfig(name="stub-model", base_url=stub.base_url, max_retries=0), env={})
+        result = start_run(root, "fix mean", settings_for(root, max_iterations=20, max_step_retries=0,
+                                                          max_replans=0), model)
+        budgets = [r["body"]["max_tokens"] for r in stub.requests if r["method"] == "POST"][1:]  # the planner first
+    assert result.status == "failed" and script.calls["a"] == 6
+    assert budgets == [4096, 8192] * 3
+    reason = result.steps[0].reason
+    assert "3 replies in a row were cut off" in reason and "max_tokens limit (4096 tokens, and again at 8192" in reason
+    told = script.requests["a"][2][-1]["content"]  # [1] is the first turn asked again
+    assert told.startswith("Your last reply was cut off before it ended") and "```" not in told
+
+
+def test_problems_with_native_calls_are_answered_without_the_text_protocols_format(tmp_path):
+    """A model with native tool calls is never told to write fenced blocks; a model on the text protocol is."""
+    from clude.llm.base import Reply
+    from clude.llm.text_tools import FENCE_TAG
+
+    for protocol, shows_fences in (("native", False), ("text", True)):
+        root = sample_project(tmp_path / protocol)
+        broken = Reply(text="", problems=["tool call 1: the reply named no function"], protocol=protocol)
+        script = AgentScript([plan("p", ("fix", "Fix"))], {"fix": [broken, FIX, done()]})
+        result = start_run(root, "fix mean", settings_for(root), ScriptedModel(script))
+        assert result.status == "done"
+        answer = script.requests["fix"][1][-1]["content"]
+        assert "named no function" in answer and (FENCE_TAG in answer) is shows_fences, answer

@@ -64,13 +64,40 @@ def test_cut_replies_are_retried_then_unavailable(provider):
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
-def test_max_tokens_returns_the_partial_text(provider):
-    with STUBS[provider]([{"text": "The first half of", "stop": "max_tokens"}]) as stub:
+def test_a_reply_cut_at_max_tokens_is_asked_again_with_twice_the_budget(provider):
+    script = [{"text": "The first half of", "stop": "max_tokens", "usage": {"input_tokens": 7, "output_tokens": 5}},
+              {"text": "The whole answer.", "usage": {"input_tokens": 7, "output_tokens": 4}}]
+    with STUBS[provider](script) as stub:
         model, sleeps = model_for(stub, provider, max_tokens=5)
         reply = model.chat(USER)
-        assert (reply.text, reply.stop, sleeps) == ("The first half of", "max_tokens", [])
-        assert "max_tokens limit (5 tokens)" in reply.problems[0] and reply.usage.broken_replies == 1
-        assert stub.requests[0]["body"]["max_tokens"] == 5
+        assert (reply.text, reply.stop, reply.problems, sleeps) == ("The whole answer.", "end", [], [])
+        assert [r["body"]["max_tokens"] for r in stub.requests if r["method"] == "POST"] == [5, 10]
+        assert (reply.usage.requests, reply.usage.broken_replies) == (2, 1)  # the cut reply is paid for
+        assert (reply.usage.input_tokens, reply.usage.output_tokens) == (14, 9)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_reply_cut_off_again_is_the_partial_text_named_as_cut(provider):
+    cut = [{"text": "The first half of", "stop": "max_tokens"}, {"text": "The first half of it", "stop": "max_tokens"}]
+    with STUBS[provider](cut) as stub:
+        model, sleeps = model_for(stub, provider, max_tokens=5)
+        reply = model.chat(USER)
+        assert (reply.text, reply.stop, sleeps) == ("The first half of it", "max_tokens", [])
+        assert "cut off at the max_tokens limit (5 tokens, and again at 10; [model] max_tokens)" in reply.problems[0]
+        assert reply.usage.broken_replies == 2 and reply.usage.requests == 2
+
+
+def test_a_larger_budget_the_server_refuses_leaves_the_cut_reply():
+    """A local server whose context cannot hold twice the budget answers 400: the cut reply stays, and the
+    run goes on with it instead of stopping on the refusal."""
+    script = [{"text": "The first half of", "stop": "max_tokens"},
+              {"status": 400, "message": "requested tokens exceed context size"}]
+    with OpenAIStub(script) as stub:
+        model, _ = model_for(stub, "openai", max_tokens=5)
+        reply = model.chat(USER)
+        assert (reply.text, reply.stop) == ("The first half of", "max_tokens")
+        assert "max_tokens limit (5 tokens; [model] max_tokens)" in reply.problems[0]
+        assert reply.usage.requests == 2
 
 
 def openai_raw(message, finish="stop", usage=None):

@@ -27,8 +27,10 @@ def test_text_reply_with_usage_and_cost(provider):
         assert (model.usage.input_tokens, model.usage.output_tokens, model.usage.requests) == (1010, 202, 2)
         assert model.usage.cost_usd == pytest.approx((1010 * 3 + 202 * 15) / 1e6)
         assert stub.chats[0]["messages"] == USER and sent_key(stub) == KEY
-        body = stub.requests[0]["body"]
+        body = next(r["body"] for r in stub.requests if r["method"] == "POST")
         assert body["model"] == "stub-model" and body["temperature"] == 0.3
+        looks = [r["path"] for r in stub.requests if r["method"] == "GET"]  # an OpenAI-compatible server's
+        assert looks == (["/props"] if provider == "openai" else [])  # template is looked for once
         if provider == "anthropic":
             assert body["system"] == "You fix bugs." and body["max_tokens"] == 4096
         else:

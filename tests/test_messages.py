@@ -11,6 +11,7 @@ import jinja2
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from clude.llm.probe import PROBES, words_of
 from clude.llm.messages import CALLS_ONLY, CONTINUE, normalize_for, normalize_messages, quirks_for
 from clude.llm.templates import render_chat, server_view
 
@@ -152,6 +153,8 @@ def test_input_not_mutated():
 def test_quirks_overrides_come_first():
     assert quirks_for("google/gemma-2-9b-it").system_role is False
     assert quirks_for("google/gemma-4-31b-it").system_role is True
+    gemma3 = quirks_for("gemma-3-270m-it-Q4_K_M.gguf")  # llama-server's name for a GGUF file
+    assert gemma3.tool_role is False and gemma3.system_role is True
     assert quirks_for("mistral-small-3.2").tool_id_style == "mistral"
     assert quirks_for("some-unknown-model") == quirks_for("")
     over = quirks_for("google/gemma-2-9b-it", [{"patterns": ["*gemma*"], "system_role": True}])
@@ -168,38 +171,7 @@ def render(path: Path, messages) -> str:
     return render_chat(path.read_text(encoding="utf-8"), server_view(messages))
 
 
-AWKWARD = {
-    "user_user": [U("please fix"), U("the failing test")],
-    "assistant_first": [A("hello there"), U("fix it")],
-    "assistant_assistant": [U("go"), A("first thought"), A("second thought"), U("more")],
-    "system_middle": [U("task one"), S("stay inside repo"), A("okay"), U("next")],
-    "several_systems": [S("rule alpha"), S("rule beta"), U("go"), S("rule gamma")],
-    "call_result_user": [S("sys words"), U("read it"), A("reading now", call("call_1")),
-                         T("call_1", "file body"), U("now summarise")],
-    "tool_content_none": [U("run"), A(None, call("c_none", "shell", '{"cmd": "ls"}')), T("c_none", None)],
-    "assistant_none_calls": [U("run"), A(None, call("c7", "shell", '{"cmd": "pwd"}')),
-                             T("c7", "slash root"), A("finished")],
-    "parallel": [U("both"), A("two calls", call("p1"), call("p2", "grep", '{"q": "needle"}')),
-                 T("p1", "first result"), T("p2", "second result"), U("and")],
-    "orphan_result": [U("hello"), A("answer"), T("ghost_id", "stray output")],
-    "call_without_result": [U("do"), A("trying", call("lost_1", "build", '{"target": "all"}')), U("well")],
-    "empty_strings": [S(""), U(""), U("real words"), A(""), A("reply"), U("")],
-    "unicode": [S("règle système"), U("héllo wörld 日本語 😀"),
-                A("ça va", call("u1", "écrire", '{"chemin": "fichier"}')),
-                T("u1", "résultat ok")],
-}
-
-
-def words_of(messages) -> set[str]:
-    out: set[str] = set()
-    for m in messages:
-        if isinstance(m.get("content"), str):
-            out.update(m["content"].split())
-        for c in m.get("tool_calls") or []:
-            out.add(c["function"]["name"])
-            args = json.loads(c["function"]["arguments"])
-            out.update(str(x) for kv in args.items() for x in kv)
-    return out
+AWKWARD = PROBES  # the probe conversations clude renders through a server's template (probe.py)
 
 
 @needs_templates

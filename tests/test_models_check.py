@@ -26,6 +26,17 @@ def test_ok_from_an_openai_compatible_server_configured_in_clude_toml(tmp_path):
     assert result.output.startswith("OK model — openai model 'qwen2.5-coder' at http://127.0.0.1:")
 
 
+def test_a_server_showing_its_chat_template_is_checked_against_it(tmp_path):
+    """llama-server shows its template at /props: the check says which normalization renders it."""
+    from test_llm_template_probe import STRICT
+
+    with OpenAIStub(["OK"], chat_template=STRICT) as stub:
+        result = check(tmp_path, "--model", "mystery-270m", "--base-url", stub.base_url, "--json")
+    data = json.loads(result.output)
+    assert result.exit_code == 0 and data["ok"], result.output
+    assert "system_role = false" in data["template"]
+
+
 def test_flags_override_the_file_and_anthropic_works(tmp_path):
     (tmp_path / "clude.toml").write_text('[model]\nprovider = "openai"\nname = "other"\n')
     with AnthropicStub(["OK"]) as stub:

@@ -75,10 +75,16 @@ def _enclosure(text: str, start: int, end: int) -> tuple[int, int, bool]:
     return left, right, bracketed
 
 
-def _sentence_start(text: str, left: int) -> bool:
+def _own_line(text: str, left: int) -> bool:
+    """Whether the marker starting at `left` begins its line (after list bullets, headings or
+    emphasis), outside a quotation ("> ...": words quoted from elsewhere)."""
     before = text[text.rfind("\n", 0, left) + 1:left]
-    before = before.rstrip(" \t>#*-+•_`")
-    return not before.strip(" \t>#*-+•0123456789.)") or before.endswith((".", "!", "?", ":", "—"))
+    return ">" not in before and not before.strip(" \t#*-+•_`0123456789.)")
+
+
+def _ends_reply(text: str, right: int) -> bool:
+    """Whether nothing but closing punctuation and space follows the marker's span to the reply's end."""
+    return not text[right:].strip(" \t\n" + _TERMINATOR + "?")
 
 
 def _markers(text: str) -> list[tuple[Signal, int, int]]:
@@ -102,10 +108,10 @@ def _markers(text: str) -> list[tuple[Signal, int, int]]:
             right = max(right, m.end() + tail.end())
             while right < len(visible) and visible[right] in ".:!":
                 right += 1
-        counts = (strong or bracketed
-                  or (_sentence_start(visible, left) and (terminated or tail is not None))
-                  or (signal == "replan" and after.startswith(":")))
-        if counts:
+        # written as a marker: on its own line or ending the reply, or a summary after it ("STEP_DONE: x");
+        # and, for a prose spelling, set apart by brackets or ended by punctuation
+        placed = _own_line(visible, left) or _ends_reply(visible, right) or (strong and after.startswith(":"))
+        if placed and (strong or bracketed or terminated or tail is not None):
             found.append((signal, left, right))
     return found
 
@@ -114,16 +120,19 @@ def signal_in(text: str) -> Signal | None:
     """The step-end signal a model wrote in a reply: "done", "replan" or None.
 
     Rules (case-insensitive; a marker inside a fenced code block never counts):
-    - Unambiguous spellings count anywhere as a whole word: STEP_DONE, STEP-DONE, stepdone, STEP DONE
+    - A marker counts only where it is written as one: starting its line (after a bullet or emphasis;
+      not in a "> " quotation) or ending the reply, or, for an unambiguous spelling, followed by a
+      colon and its summary ("Tests pass. STEP_DONE: fixed mean"). Mid-sentence it is a mention.
+    - Unambiguous spellings count so placed as a whole word: STEP_DONE, STEP-DONE, stepdone, STEP DONE
       (in capitals), REPLAN (in capitals), RE_PLAN.
-    - Prose spellings ("Step done", "replan") count when written as a marker: inside brackets or
-      backticks (【STEP_DONE】, [replan], `step done:`), or starting a line or sentence and followed by
-      punctuation or the line end ("Step done.", "step done: added X", "Replan needed", "Replan:");
-      "replan:" also counts mid-sentence.
+    - Prose spellings ("Step done", "replan") count so placed when set apart as a marker: inside
+      brackets or backticks (【STEP_DONE】, [replan], `step done:`), or followed by punctuation or the
+      line end ("Step done.", "step done: added X", "Replan needed", "Replan:").
     - Never a marker: part of a longer word (is_step_done, replanning), negated in its clause ("I will
       not replan", "no need to REPLAN"), or talked about ("print STEP_DONE when finished", "the REPLAN
-      marker", "then I will call step_done": the word before it is write/print/say/use/call/the/...), or
-      ordinary prose ("the next step: done with it", "we may need to replan later").
+      marker", "then I will call step_done": the word before it is write/print/say/use/call/the/...,
+      "Remember: STEP_DONE ends the step"), or ordinary prose ("the next step: done with it", "we may
+      need to replan later", "so we must replan: nothing to patch").
     If both signals appear, the one written last wins.
     """
     found = _markers(text)
@@ -204,7 +213,8 @@ class RepetitionGuard:
     - Two different actions alternating with unchanged results (A, B, A, B, ...) for
       2 * same_action_limit actions in a row. A, B, A, B with a shorter run goes on.
     - `idle_limit` replies in a row without a tool call or a marker; any action resets this.
-    Idle replies do not break an action or error streak. A limit of 0 turns its check off.
+    - `idle_limit` replies in a row cut off at the max_tokens limit (record_cut), named as such.
+    Idle and cut replies do not break an action or error streak. A limit of 0 turns its check off.
     """
 
     def __init__(self, same_action_limit: int = 3, same_error_limit: int = 3, idle_limit: int = 3):
@@ -225,10 +235,21 @@ class RepetitionGuard:
         self._error_streak = 0
         self._first_error = ""
         self._idle_streak = 0
+        self._cut_streak = 0
+
+    def record_cut(self, problem: str) -> str | None:
+        """Note a reply cut off at the max_tokens limit (`problem` says where); a reason to stop the
+        step after `idle_limit` of them in a row, or None to go on."""
+        self._cut_streak += 1
+        self._idle_streak = 0
+        if self.idle_limit and self._cut_streak >= self.idle_limit:
+            return (f"{self._cut_streak} replies in a row were cut off before they ended ({problem}): raise "
+                    "[model] max_tokens, or the model writes on without end")
+        return None
 
     def record(self, action_key: str, result: str, is_error: bool) -> str | None:
         """Note one action and its result; a reason to stop the step, or None to go on."""
-        self._idle_streak = 0
+        self._idle_streak = self._cut_streak = 0
         entry = (action_key, _normalize_result(result))
         self._action_streak = self._action_streak + 1 if self._history and self._history[-1] == entry else 1
         self._history.append(entry)
@@ -257,6 +278,7 @@ class RepetitionGuard:
     def record_idle(self) -> str | None:
         """Note a reply with neither a tool call nor a marker; a reason to stop, or None to go on."""
         self._idle_streak += 1
+        self._cut_streak = 0
         if self.idle_limit and self._idle_streak >= self.idle_limit:
             return f"replied {self.idle_limit} times without calling a tool or signalling done"
         return None

@@ -238,8 +238,8 @@ class AgentRun(AfterSteps):
             record = self.state.steps[step_id]  # a worktree's work is started again
             if record.worktree:
                 record.status, record.worktree = "pending", None
+                self.session.keep_messages(step_id, f"attempt-{record.attempts}-interrupted")
                 record.attempts = max(0, record.attempts - 1)
-                self.session.drop_messages(step_id)
         resumed = [s for s in resumed if self.state.steps[s].status == "in_progress"]
         ready = resumed or ready_steps(plan, self.statuses())
         if not ready:
@@ -293,6 +293,7 @@ class AgentRun(AfterSteps):
         record = self.state.steps[step_id]
         messages = self.session.load_messages(step_id) if record.status == "in_progress" else []
         if not messages:
+            self.session.keep_messages(step_id, f"attempt-{record.attempts}")  # the last attempt's, if any
             record.attempts += 1
             record.status = "in_progress"
             done = [{"id": s.id, "summary": self.state.steps[s.id].summary}

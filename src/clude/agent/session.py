@@ -121,8 +121,19 @@ class Session:
             return []
         return value if isinstance(value, list) else []
 
-    def drop_messages(self, name: str) -> None:
-        (self.path / "messages" / f"{_safe(name)}.json").unlink(missing_ok=True)
+    def keep_messages(self, name: str, label: str) -> None:
+        """Set the conversation `name` aside as `name.label.json` (then .2, .3, ... when that is taken), so
+        that the next one under `name` starts empty and the earlier one stays readable."""
+        folder = self.path / "messages"
+        current = folder / f"{_safe(name)}.json"
+        with SAVE_LOCK:
+            if not current.exists():
+                return
+            kept, n = folder / f"{_safe(name)}.{_safe(label)}.json", 1
+            while kept.exists():
+                n += 1
+                kept = folder / f"{_safe(name)}.{_safe(label)}.{n}.json"
+            current.rename(kept)
 
     # the single live runner ----------------------------------------------------------------
     def acquire(self) -> None:

@@ -98,8 +98,14 @@ def _act(reply: Reply, toolbox: Toolbox, messages: list[Message],
         end = ended_already([reply.as_message()])
     if end is not None:
         return end, None
+    if reply.stop == "max_tokens" and not reply.tool_calls:  # asked again with more room already (llm)
+        cut = next((p for p in reversed(reply.problems) if "max_tokens" in p), "cut off at the max_tokens limit")
+        messages.append({"role": "user", "content": render("cut_off", problem=cut)})
+        return None, guard.record_cut(cut)
     if reply.problems and not reply.tool_calls:
-        text = problems_message(reply.problems)
+        # the answer shows the way its calls were read: fenced blocks only for the text protocol
+        text = (problems_message(reply.problems) if reply.protocol == "text" else
+                render("call_problems", problems=reply.problems))
         messages.append({"role": "user", "content": text})
         return None, guard.record("(unreadable tool calls)", "\n".join(reply.problems), True)
     if not reply.tool_calls:

@@ -45,7 +45,8 @@ def check_command(provider, name, base_url, api_key_env, as_json, project) -> No
         _report(False, f"ERROR model — {exc}", as_json, {"error": str(exc)})
         sys.exit(1)
     _report(True, f"OK model — {answer}", as_json, {"where": answer.where, "seconds": round(answer.seconds, 3),
-                                                    "usage": answer.usage.model_dump()})
+                                                    "usage": answer.usage.model_dump(),
+                                                    "template": answer.template or None})
 
 
 def _report(ok: bool, line: str, as_json: bool, data: dict) -> None:

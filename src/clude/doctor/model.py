@@ -22,10 +22,11 @@ class ModelAnswer:
     where: str
     seconds: float
     usage: Any
+    template: str = ""  # what fitting the server's chat template found, when it shows one
 
     def __str__(self) -> str:
         return (f"{self.where} answered in {self.seconds:.2f} s ({self.usage.input_tokens} tokens in, "
-                f"{self.usage.output_tokens} out)")
+                f"{self.usage.output_tokens} out)" + (f"; {self.template}" if self.template else ""))
 
 
 def ask_model(config: ModelConfig, root: Path | None = None, env: Mapping[str, str] | None = None, *,
@@ -37,7 +38,8 @@ def ask_model(config: ModelConfig, root: Path | None = None, env: Mapping[str, s
     start = time.monotonic()
     model = make_model(config, env=env, prices=prices, base_dir=root)
     reply = model.chat([{"role": "user", "content": "Reply with the single word OK."}])
-    return ModelAnswer(getattr(model, "where", model.name), time.monotonic() - start, reply.usage)
+    return ModelAnswer(getattr(model, "where", model.name), time.monotonic() - start, reply.usage,
+                       getattr(model, "template_note", ""))
 
 
 def probe_model(config: ModelConfig, root: Path | None = None, env: Mapping[str, str] | None = None) -> str:

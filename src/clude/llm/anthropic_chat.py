@@ -103,9 +103,9 @@ class AnthropicChat(ProviderModel):
         self._client = anthropic.Anthropic(api_key=api_key, base_url=self.base_url, timeout=config.timeout,
                                            max_retries=0)
 
-    def _request(self, messages: list[Message], tools: list[ToolSpec] | None) -> Reply:
+    def _request(self, messages: list[Message], tools: list[ToolSpec] | None, max_tokens: int) -> Reply:
         system, conversation = to_anthropic(messages)
-        options: dict[str, Any] = {"model": self.name, "max_tokens": self.config.max_tokens,
+        options: dict[str, Any] = {"model": self.name, "max_tokens": max_tokens,
                                    "messages": conversation}
         if system:
             options["system"] = system

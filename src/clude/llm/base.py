@@ -59,6 +59,9 @@ class Reply(_Model):
     # be sent back to the model; native calls concerned stay in tool_calls, text-protocol blocks
     # that could not be read are left out of it
     problems: list[str] = Field(default_factory=list)
+    # how its tool calls were read: "native" (the API's own calls) or "text" (clude's fenced blocks,
+    # for models without tool support): what an answer to its problems must show it
+    protocol: Literal["native", "text"] = "native"
 
     def as_message(self) -> Message:
         """The assistant message to append to the conversation."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import urllib.request
 from typing import Any
 
 import openai
@@ -12,6 +14,22 @@ from clude.llm.provider_model import DEFAULT_BASE_URL, ProviderModel, _plain, co
 from clude.llm.retry import Transient
 
 FINISH = {"length": "max_tokens", "tool_calls": "tool_calls", "function_call": "tool_calls"}
+PROPS_TIMEOUT_S = 3.0  # the look at a local server's /props before the first request
+
+
+def server_template(base_url: str, key: str, timeout: float) -> dict | None:
+    """The chat template a server shows (llama-server: GET /props beside /v1): {"chat_template",
+    "bos_token", "eos_token"}, or None when it shows none or cannot be asked."""
+    root = base_url.rstrip("/").removesuffix("/v1")
+    request = urllib.request.Request(f"{root}/props", headers={"Authorization": f"Bearer {key}"} if key else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            props = json.loads(response.read(4 << 20))
+    except (OSError, ValueError):  # no such page, not JSON, not reachable: the name's quirks stay
+        return None
+    if not isinstance(props, dict) or not isinstance(props.get("chat_template"), str):
+        return None
+    return props
 
 
 class OpenAIChat(ProviderModel):
@@ -25,11 +43,37 @@ class OpenAIChat(ProviderModel):
         self._client = openai.OpenAI(api_key=api_key, base_url=self.base_url, timeout=config.timeout,
                                      max_retries=0)
         self._official = self.base_url == DEFAULT_BASE_URL["openai"]
+        self.template_note = ""  # what fitting the server's chat template found (probe.py), once known
+        self._fitting = threading.Lock()
+        self._fitted = bool(config.quirks) or self._official  # quirks set in clude.toml are the user's word
 
-    def _request(self, messages: list[Message], tools: list[ToolSpec] | None) -> Reply:
+    def chat(self, messages: list[Message], tools: list[ToolSpec] | None = None) -> Reply:
+        self._fit_template()
+        return super().chat(messages, tools)
+
+    def _fit_template(self) -> None:
+        """Once, before the first request: on a server that shows its chat template, the message
+        normalization is the one its template renders (probe.py), not only what the model's name says."""
+        with self._fitting:
+            if self._fitted:
+                return
+            self._fitted = True
+            props = server_template(self.base_url, self._secret, min(self.config.timeout, PROPS_TIMEOUT_S))
+            if props is None:
+                return
+            from clude.llm.probe import fitting_quirks
+
+            quirks, self.template_note = fitting_quirks(props["chat_template"], self.quirks,
+                                                        str(props.get("bos_token") or "<s>"),
+                                                        str(props.get("eos_token") or "</s>"))
+            self.quirks = quirks
+            if self.config.tool_mode == "auto":
+                self.native_tools = quirks.native_tools
+
+    def _request(self, messages: list[Message], tools: list[ToolSpec] | None, max_tokens: int) -> Reply:
         options: dict[str, Any] = {"model": self.name, "messages": messages}
         # OpenAI's own newer models refuse max_tokens; compatible servers know only max_tokens
-        options["max_completion_tokens" if self._official else "max_tokens"] = self.config.max_tokens
+        options["max_completion_tokens" if self._official else "max_tokens"] = max_tokens
         if self.config.temperature is not None:
             options["temperature"] = self.config.temperature
         if tools:

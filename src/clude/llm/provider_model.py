@@ -16,6 +16,9 @@ from clude.llm.prices import cost_of
 from clude.llm.retry import Attempts, Transient, connection_failure, parse_retry_after, transient_status
 from clude.llm.text_tools import parse_tool_calls, render_tool_call, render_tool_result, tools_prompt
 
+# A reply cut off at max_tokens is asked for again once with this many times the budget: a tool call
+# holding a whole file outgrows a small limit. A model that runs on without end is cut off again.
+CUT_OFF_GROWTH = 2
 DEFAULT_BASE_URL = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
 NO_KEY = "no-key-required"  # sent to local servers when the key variable is unset
 
@@ -57,13 +60,22 @@ class ProviderModel:
         else:
             prepared, send_tools = normalize_for(text_protocol(messages, tools), self.quirks), None
         attempts = Attempts(self.config.max_retries, self._sleep, self._clock)  # this call's own
+        budget = self.config.max_tokens
         try:
-            reply = attempts.run(lambda: self._usable(self._request(prepared, send_tools)), self.where)
+            reply = attempts.run(lambda: self._usable(self._request(prepared, send_tools, budget)), self.where)
         except ModelError:
             self._add_usage(self._priced(attempts.usage))
             raise
-        reply = self._checked(reply, tools)
-        reply.usage = self._priced(attempts.usage + reply.usage)
+        used = attempts.usage
+        if reply.stop == "max_tokens":  # cut off: asked again with room to finish
+            cut, budget = reply, self.config.max_tokens * CUT_OFF_GROWTH
+            try:
+                reply = attempts.run(lambda: self._usable(self._request(prepared, send_tools, budget)), self.where)
+            except ModelError:  # the larger budget is refused (a context window too small): the cut reply stays
+                reply, budget = cut, self.config.max_tokens
+            used = used + attempts.usage + (cut.usage + Usage(broken_replies=1) if reply is not cut else Usage())
+        reply = self._checked(reply, tools, budget)
+        reply.usage = self._priced(used + reply.usage)
         self._add_usage(reply.usage)
         return reply
 
@@ -119,9 +131,11 @@ class ProviderModel:
             raise Transient(f"the reply is not a JSON {what}: {self.scrub(error.doc)[:200]}",
                             broken=True) from None
 
-    def _checked(self, reply: Reply, tools: list[ToolSpec]) -> Reply:
+    def _checked(self, reply: Reply, tools: list[ToolSpec], budget: int) -> Reply:
         """The reply with text-protocol calls parsed, call problems listed, max_tokens flagged."""
         problems: list[str] = []
+        if not self.native_tools and tools:
+            reply.protocol = "text"
         if not self.native_tools and tools and not reply.tool_calls:
             text, calls, problems = parse_tool_calls(reply.text, tools)
             reply.text, reply.tool_calls = text, [self._renumbered(call) for call in calls]
@@ -130,8 +144,9 @@ class ProviderModel:
         else:
             problems = call_problems(reply.tool_calls, tools)
         if reply.stop == "max_tokens":
-            problems.append(f"the reply was cut off at the max_tokens limit ({self.config.max_tokens} "
-                            "tokens); continue where it stopped, or write less at a time")
+            asked = (f", and again at {budget}" if budget != self.config.max_tokens else "")
+            problems.append(f"the reply was cut off at the max_tokens limit ({self.config.max_tokens} tokens"
+                            f"{asked}; [model] max_tokens)")
         reply.problems = list(reply.problems) + problems
         if reply.problems:
             reply.usage = reply.usage + Usage(broken_replies=1)

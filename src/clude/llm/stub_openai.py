@@ -32,6 +32,12 @@ class OpenAIStub(StubServer):
 
     id_prefix = "call_"
 
+    def __init__(self, script, *, chat_template: str | None = None, **options: Any):
+        super().__init__(script, **options)
+        # as llama-server: its chat template shown at GET /props, and every chat request rendered through
+        # it first, a request the template refuses answered 400 with the template's words
+        self.chat_template = chat_template
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
@@ -54,6 +60,9 @@ class OpenAIStub(StubServer):
                                          "owned_by": "clude-stub"})
             else:
                 exchange.send_json(404, self.error_body(404, model=name))
+        elif exchange.method == "GET" and path == "/props" and self.chat_template is not None:
+            exchange.send_json(200, {"chat_template": self.chat_template, "bos_token": "<bos>", "eos_token": "<eos>",
+                                     "build_info": "clude-stub"})
         elif exchange.method == "POST" and path in ("/v1/chat/completions", "/chat/completions"):
             self._chat(exchange)
         else:
@@ -67,15 +76,14 @@ class OpenAIStub(StubServer):
             return
         model = body.get("model") or self.model
         messages, tools = body["messages"], body.get("tools")
+        refused = self._refused_by_template(messages, tools)
+        if refused:
+            exchange.send_json(400, self.error_body(400, refused))
+            return
         entry = self.scripted(messages, tools)
         if self.serve_raw(exchange, entry):
             return
-        if is_error_entry(entry):
-            status = int(entry["status"])
-            headers = {"x-request-id": self.next_id("req_")}
-            if entry.get("retry_after") is not None:
-                headers["retry-after"] = str(entry["retry_after"])
-            exchange.send_json(status, self.error_body(status, entry.get("message"), model), headers)
+        if self.serve_error(exchange, entry, model):
             return
         reply = self.script.to_reply(self.take_cut(exchange, entry), messages)
         completion_id = self.next_id("chatcmpl-stub")
@@ -85,6 +93,32 @@ class OpenAIStub(StubServer):
         else:
             exchange.send_json(200, self._completion(reply, completion_id, model),
                                {"x-request-id": self.next_id("req_")})
+
+    def _refused_by_template(self, messages: list, tools: list | None) -> str | None:
+        """What the chat template says of the request, when it cannot render it (None: it can)."""
+        if self.chat_template is None:
+            return None
+        import jinja2
+
+        from clude.llm.templates import render_chat, server_view
+
+        try:
+            render_chat(self.chat_template, server_view(messages), tools=tools, bos_token="<bos>", eos_token="<eos>")
+        except (jinja2.TemplateError, TypeError, ValueError) as error:
+            return str(error)
+        return None
+
+    def serve_error(self, exchange: Exchange, entry: Any, model: str) -> bool:
+        """Answer a scripted error entry as the API does (its error body, x-request-id, retry-after);
+        whether it was one."""
+        if not is_error_entry(entry):
+            return False
+        status = int(entry["status"])
+        headers = {"x-request-id": self.next_id("req_")}
+        if entry.get("retry_after") is not None:
+            headers["retry-after"] = str(entry["retry_after"])
+        exchange.send_json(status, self.error_body(status, entry.get("message"), model), headers)
+        return True
 
     @staticmethod
     def _usage(reply: Reply) -> dict:
