@@ -4,11 +4,9 @@ AnthropicStub. What the CLI needs from the stub is written down in test_claude_c
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
-from npm_cli import CACHE_ROOT, install_npm, tail_of  # noqa: F401  (tail_of: used by the tests)
+from npm_cli import CACHE_ROOT, install_npm, offline_env, tail_of, version_words  # noqa: F401  (tail_of: used by the tests)
 
 CLAUDE_CODE_VERSION = "2.1.330"  # `npm view @anthropic-ai/claude-code version` on 2026-11-23
 CACHE = CACHE_ROOT / "claude-code"
@@ -18,13 +16,8 @@ API_KEY = "sk-ant-stub-key"  # what the stub is sent (it checks none)
 
 def _binary_version(path: Path) -> str | None:
     """The version `path --version` prints, or None when it does not run."""
-    try:
-        done = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=60,
-                              stdin=subprocess.DEVNULL, env={"PATH": os.environ.get("PATH", ""),
-                                                             "HOME": str(CACHE / "home")})
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.split()[0] if done.returncode == 0 and done.stdout.split() else None
+    words = version_words(path, CACHE / "home")
+    return words[0] if words else None
 
 
 def _find_claude() -> Path | None:
@@ -47,13 +40,8 @@ def install_claude() -> Path:
 
 def claude_env(home: Path, base_url: str) -> dict[str, str]:
     """A clean, offline, non-interactive environment: nothing inherited but PATH and the locale."""
-    env = {key: os.environ[key] for key in ("PATH", "LANG", "LC_ALL", "TMPDIR") if key in os.environ}
+    env = offline_env(home)
     env.update({
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_CACHE_HOME": str(home / ".cache"),
-        "XDG_DATA_HOME": str(home / ".local" / "share"),
-        "XDG_STATE_HOME": str(home / ".local" / "state"),
         "ANTHROPIC_BASE_URL": base_url,
         "ANTHROPIC_API_KEY": API_KEY,
         "DISABLE_AUTOUPDATER": "1",
@@ -61,20 +49,19 @@ def claude_env(home: Path, base_url: str) -> dict[str, str]:
         "DISABLE_ERROR_REPORTING": "1",
         "DISABLE_BUG_COMMAND": "1",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
     })
     return env
 
 
-def write_arguments(tools: list[dict], path: Path, content: str) -> dict:
-    """The Write call's input, built from the input schema the CLI sent (not assumed)."""
-    write = next(tool["function"] for tool in tools if tool["function"]["name"] == "Write")
+def write_arguments(tools: list[dict], path: Path, content: str, tool: str = "Write") -> dict:
+    """The input of a call of the file-writing `tool` (Claude Code's Write, Gemini CLI's write_file),
+    built from the input schema the CLI sent (not assumed)."""
+    write = next(spec["function"] for spec in tools if spec["function"]["name"] == tool)
     schema = write["parameters"]
     properties = schema.get("properties", {})
     path_keys = [key for key in properties if "path" in key]
-    assert len(path_keys) == 1 and "content" in properties, f"unexpected Write schema: {schema}"
+    assert len(path_keys) == 1 and "content" in properties, f"unexpected {tool} schema: {schema}"
     arguments = {path_keys[0]: str(path), "content": content}
     missing = set(schema.get("required", [])) - set(arguments)
-    assert not missing, f"Write requires {sorted(missing)} too: {schema}"
+    assert not missing, f"{tool} requires {sorted(missing)} too: {schema}"
     return arguments

@@ -64,6 +64,18 @@ def team_project(tmp_path: Path, *, fast: bool = False, team: str = "", files: d
     return root, upstream
 
 
+def backend_worker(root: Path, upstream: str, tmp_path: Path, backend, env: dict[str, str], agent: str = "a1"):
+    """A worker running `backend` (an agent CLI) with `env` as the workers' environment, its folder
+    tmp_path/agents/AGENT, never sleeping."""
+    from clude.config.loader import load_settings
+    from clude.team.work.worker import Worker, WorkerConfig
+
+    settings, _ = load_settings(root)
+    return Worker(WorkerConfig(agent_id=agent, upstream=upstream, workdir=tmp_path / "agents" / agent,
+                               state_dir=tmp_path / "state", backend=backend, settings=settings, env=env,
+                               sleep=lambda s: None))
+
+
 def agent_script(tmp_path: Path, name: str, body: str) -> str:
     """A command-backend template running a Python script (the agent); the script sees the task id in
     sys.argv[1] and runs in the worker's clone."""

@@ -14,7 +14,8 @@ from clude.sandbox import Sandbox
 from clude.team.protocol.admin import add_task, view
 from clude.team.backends import get_backend
 from clude.team.work.worker import EXIT_INFRA, EXIT_SETTLED, Worker, WorkerConfig
-from team_helpers import agent_script, landed, team_project, upstream_file, upstream_files, upstream_log
+from team_helpers import (agent_script, backend_worker, landed, team_project, upstream_file, upstream_files,
+                          upstream_log)
 
 FIX_MEAN = '''
 import pathlib, sys
@@ -172,11 +173,7 @@ def test_the_claude_code_backend_completes_a_task_end_to_end(tmp_path):
 
     with AnthropicStub(script) as stub:
         env = claude_user_env(claude, tmp_path, stub.base_url)
-        settings, _ = load_settings(root)
-        w = Worker(WorkerConfig(agent_id="a1", upstream=upstream, workdir=tmp_path / "agents" / "a1",
-                                state_dir=tmp_path / "state", backend=get_backend("claude"),
-                                settings=settings, env=env, sleep=lambda s: None))
-        assert w.run() == EXIT_SETTLED
+        assert backend_worker(root, upstream, tmp_path, get_backend("claude"), env).run() == EXIT_SETTLED
     assert upstream_file(upstream, "calc.py") == CALC_FIXED
     assert f"done {task}: Fix mean (agent a1)" in upstream_log(upstream)
     assert "Fixed mean()" in upstream_file(upstream, "PROGRESS.md")

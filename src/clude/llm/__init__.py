@@ -12,6 +12,7 @@ _WHERE = {
     "tools_prompt": "text_tools", "parse_tool_calls": "text_tools",
     "problems_message": "text_tools",
     "ScriptedModel": "scripted", "OpenAIStub": "stub_openai", "AnthropicStub": "stub_anthropic",
+    "GeminiStub": "stub_gemini", "ResponsesStub": "stub_responses",
 }
 __all__ = list(_WHERE)
 __getattr__ = lazy_attributes(__name__, _WHERE)

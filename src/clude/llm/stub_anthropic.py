@@ -7,7 +7,7 @@ from typing import Any
 
 from clude.llm.base import Message, Reply, ToolSpec
 from clude.llm.scripted import estimate_tokens, is_error_entry, messages_text
-from clude.llm.stub_server import Exchange, StubServer, text_pieces
+from clude.llm.stub_server import Exchange, StubServer, content_text, text_pieces
 
 STOP_REASONS = {"end": "end_turn", "tool_calls": "tool_use", "max_tokens": "max_tokens", "error": "end_turn"}
 
@@ -24,25 +24,10 @@ ANTHROPIC_ERRORS = {
 }
 
 
-def _block_text(content: Any) -> str:
-    """The text of a content field: a str, or the text blocks of a list (other blocks named)."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    parts = []
-    for block in content if isinstance(content, list) else [content]:
-        if isinstance(block, dict) and block.get("type") == "text":
-            parts.append(str(block.get("text", "")))
-        elif isinstance(block, dict):
-            parts.append(f"[{block.get('type', 'block')}]")
-    return "\n".join(parts)
-
-
 def to_openai_messages(body: dict) -> list[Message]:
     """The request's system field and messages as OpenAI-style message dicts (what scripts see)."""
     out: list[Message] = []
-    system = _block_text(body.get("system"))
+    system = content_text(body.get("system"))
     if system:
         out.append({"role": "system", "content": system})
     for message in body.get("messages") or []:
@@ -55,7 +40,7 @@ def to_openai_messages(body: dict) -> list[Message]:
         for block in content or []:
             kind = block.get("type") if isinstance(block, dict) else None
             if kind == "tool_result":
-                text = _block_text(block.get("content"))
+                text = content_text(block.get("content"))
                 tool_message = {"role": "tool", "tool_call_id": block.get("tool_use_id"), "content": text}
                 if block.get("is_error"):
                     tool_message["is_error"] = True

@@ -144,6 +144,21 @@ class Exchange:
         self._handler.wfile.flush()
 
 
+def content_text(content: Any, kinds: tuple[str, ...] = ("text",)) -> str:
+    """The text of a content field: a str, or the text of its blocks of `kinds` (other blocks named)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for block in content if isinstance(content, list) else [content]:
+        if isinstance(block, dict) and block.get("type") in kinds:
+            parts.append(str(block.get("text", "")))
+        elif isinstance(block, dict):
+            parts.append(f"[{block.get('type', 'block')}]")
+    return "\n".join(parts)
+
+
 def text_pieces(text: str, size: int = 12) -> list[str]:
     """Split text into the deterministic fragments a stream sends (never an empty list for text)."""
     return [text[i:i + size] for i in range(0, len(text), size)]

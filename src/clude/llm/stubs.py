@@ -1,4 +1,4 @@
-"""Scripted OpenAI and Anthropic stub servers on loopback; `python -m clude.llm.stubs` serves one by hand."""
+"""Scripted OpenAI, Anthropic and Gemini stub servers on loopback; `python -m clude.llm.stubs` serves one by hand."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import sys
 from pathlib import Path
 
 from clude.llm.stub_anthropic import AnthropicStub
+from clude.llm.stub_gemini import GeminiStub
 from clude.llm.stub_openai import OpenAIStub
+from clude.llm.stub_responses import ResponsesStub
 from clude.llm.stub_server import StubServer, serve_forever
 
-__all__ = ["AnthropicStub", "OpenAIStub", "StubServer", "main"]
+__all__ = ["AnthropicStub", "GeminiStub", "OpenAIStub", "ResponsesStub", "StubServer", "main"]
 
-STUBS: dict[str, type[StubServer]] = {"openai": OpenAIStub, "anthropic": AnthropicStub}
+STUBS: dict[str, type[StubServer]] = {"openai": OpenAIStub, "anthropic": AnthropicStub, "gemini": GeminiStub,
+                                      "responses": ResponsesStub}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Serve a scripted model on 127.0.0.1 until Ctrl-C.")
     parser.add_argument("wire", choices=sorted(STUBS), help="the wire format to speak")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: any free one)")
-    parser.add_argument("--model", default="stub-model", help="the model name /v1/models reports")
+    parser.add_argument("--model", default="stub-model", help="the model name the model listing reports")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--reply", help="answer every request with this text")
     source.add_argument("--script", type=Path,

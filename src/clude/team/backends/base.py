@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 from clude.config.settings import BackendConfig
 from clude.harness.process import MissingProgram, resolve_program, run_group, tail
 from clude.secrets import Redactor
+from clude.team.backends.agent_files import ConfigHome, config_home, found_credentials, pairs
 from clude.team.backends.infra import InfraFailure
 from clude.team.backends.results import READERS, read_result
 from clude.team.board.layout import agent_identity
@@ -55,6 +56,7 @@ class AgentRun:
     cost_usd: float | None
     infra: InfraFailure | None
     gave_up: str | None = None  # the agent ended saying it could not do the task: the task's failure
+    tokens: dict[str, int] | None = None  # the token counts it reported (input_tokens, output_tokens, ...)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,9 @@ class BackendSpec:
     sandbox_home: tuple[str, ...] = ()  # entries of the home folder the agent keeps (its own config)
     env_defaults: tuple[tuple[str, str], ...] = ()  # (NAME, value) given to the agent unless NAME is set
     never_land: tuple[str, ...] = ()  # globs of the files the tool leaves in the tree: never landed
+    credentials: tuple[str, ...] = ()  # its own login files: one that exists stands for required_env
+    env_from: tuple[tuple[str, str], ...] = ()  # (NAME, OTHER): NAME given OTHER's value unless NAME is set
+    config_home: ConfigHome | None = None  # a folder of settings written for each run (agent_files.py)
     configured: tuple[str, ...] = field(default=(), compare=False)  # fields clude.toml set
 
 
@@ -121,6 +126,7 @@ def get_backend(name: str, configs: Mapping[str, BackendConfig] = _EMPTY, *,
     result = raw.get("result", "text")
     if result not in READERS:
         raise ValueError(f"[backends.{name}] result = {result!r}: use one of {', '.join(READERS)}")
+    keys = tuple(alt.strip() for spec in _names(raw.get("required_env", [])) for alt in spec.split("|"))
     return Backend(BackendSpec(
         name=name, command=tuple(words), prompt_via=prompt_via,
         required_env=tuple(_names(raw.get("required_env", []))), env=tuple(_names(raw.get("env", []))),
@@ -128,7 +134,9 @@ def get_backend(name: str, configs: Mapping[str, BackendConfig] = _EMPTY, *,
         install=raw.get("install"), timeout_s=raw.get("timeout_s"),
         sandbox_home=tuple(_names(raw.get("sandbox_home", []))), configured=tuple(configured),
         never_land=tuple(str(g) for g in raw.get("never_land", [])),
-        env_defaults=tuple((str(k), str(v)) for k, v in (raw.get("env_defaults") or {}).items())))
+        env_defaults=pairs(raw.get("env_defaults")), env_from=pairs(raw.get("env_from")),
+        credentials=tuple(_names(raw.get("credentials", []))),
+        config_home=config_home(name, raw.get("config_home"), keys)))
 
 
 def _words(name: str, command) -> list[str]:
@@ -161,10 +169,11 @@ def _names(values) -> list[str]:
 
 def agent_env(backend: Backend, env: Mapping[str, str], *, agent_id: str, task_id: str) -> dict[str, str]:
     """The agent's whole environment: the base names, the backend's required and forwarded names —
-    each only when set in `env` — its env_defaults for names `env` does not set (the user's value
-    wins), and CLUDE_AGENT_ID, CLUDE_TASK_ID."""
+    each only when set in `env` — its env_defaults and env_from for names `env` does not set (the
+    user's value wins), and CLUDE_AGENT_ID, CLUDE_TASK_ID."""
     out = {name: env[name] for name in (*BASE_ENV, *backend.forwarded_env()) if name in env}
     out.update({name: value for name, value in backend.spec.env_defaults if name not in env})
+    out.update({name: env[other] for name, other in backend.spec.env_from if name not in env and env.get(other)})
     out.update(agent_identity(agent_id))  # ~/.gitconfig is hidden in the sandbox: commits still have a name
     out["CLUDE_AGENT_ID"] = agent_id
     out["CLUDE_TASK_ID"] = task_id
@@ -202,12 +211,15 @@ class Backend:
 
     def _problems(self, env: Mapping[str, str], cwd: Path) -> list[InfraFailure]:
         problems = []
+        logged_in = found_credentials(self.spec.credentials, env) is not None
         for spec in self.spec.required_env:
             names = [name.strip() for name in spec.split("|") if name.strip()]
-            if names and not any((env.get(name) or "").strip() for name in names):
+            if names and not logged_in and not any((env.get(name) or "").strip() for name in names):
                 what = (f"{names[0]} is not set: the {self.name} backend needs it" if len(names) == 1 else
                         f"none of {', '.join(names[:-1])} or {names[-1]} is set: the {self.name} backend "
                         "needs one")
+                if self.spec.credentials:
+                    what += f" (or its own login: {' or '.join(self.spec.credentials)}, which is missing)"
                 problems.append(InfraFailure(
                     kind="missing_env", name=spec,
                     message=f"{what}; export it where the workers run (or change required_env in "
@@ -310,13 +322,18 @@ class Backend:
         stdout_path = (log_path.with_name(log_path.name + ".stdout")
                        if self.spec.result not in ("text", "aider") else None)
         run_env = agent_env(self, env, agent_id=agent_id, task_id=task_id)
+        writable = [Path(workdir)]
+        if self.spec.config_home is not None:  # its settings for this run, beside its log
+            made = self.spec.config_home.write(env, log_path)
+            run_env.update(made)
+            writable += [Path(folder) for folder in made.values()]
         if pidfile is not None:  # every process of the run carries it: found even if its group's leader is gone
             import uuid
 
             from clude.sandbox.leftovers import MARK_VAR
             run_env[MARK_VAR] = uuid.uuid4().hex
         if sandbox is not None:
-            argv, run_env = sandbox.command(argv, cwd=Path(workdir), env=run_env, writable=[Path(workdir)],
+            argv, run_env = sandbox.command(argv, cwd=Path(workdir), env=run_env, writable=writable,
                                             readable=[Path(prompt_file)], hidden=hidden,
                                             keep_home=self.spec.sandbox_home, as_pid_1=True)
         try:
@@ -339,7 +356,8 @@ class Backend:
         return AgentRun(exit_code=finished.exit_code, signal=finished.signal, timed_out=finished.timed_out,
                         duration_s=finished.duration_s, log_path=log_path,
                         summary=redactor.text(outcome.summary), cost_usd=outcome.cost_usd, infra=infra,
-                        gave_up=redactor.text(outcome.gave_up) if outcome.gave_up else None)
+                        gave_up=redactor.text(outcome.gave_up) if outcome.gave_up else None,
+                        tokens=outcome.tokens)
 
     def _not_started(self, log_path: Path, failure: InfraFailure,
                      problems: list[InfraFailure] | None = None) -> AgentRun:

@@ -22,6 +22,7 @@ class Outcome:
     infra: InfraFailure | None = None
     read: bool = True  # the format's result was found: it alone says whether the agent could work
     gave_up: str | None = None  # the agent ran and ended saying it could not do the task (its words)
+    tokens: dict[str, int] | None = None  # the token counts it reported, by its own names
 
 
 def read_result(fmt: str, stdout: str, output: str, exit_code: int | None) -> Outcome:
@@ -105,7 +106,8 @@ def _claude(stdout: str, output: str, exit_code: int | None) -> Outcome:
     text = result.get("result")
     text = text if isinstance(text, str) else ""
     cost = _number(result.get("total_cost_usd", result.get("cost_usd")))
-    outcome = Outcome(summary=text or str(result.get("subtype") or ""), cost_usd=cost)
+    outcome = Outcome(summary=text or str(result.get("subtype") or ""), cost_usd=cost,
+                      tokens=_tokens([result.get("usage")]))
     if result.get("is_error") is True:
         status = result.get("api_error_status")
         said = _short(text or str(result.get("api_error_type") or result.get("subtype") or ""))
@@ -132,8 +134,9 @@ def _claude(stdout: str, output: str, exit_code: int | None) -> Outcome:
 def _codex(stdout: str, output: str, exit_code: int | None) -> Outcome:
     """`codex exec --json`: JSONL events; the final words are the last agent_message item
     ({"type": "item.completed", "item": {"type": "agent_message", "text"}}, or the older
-    {"msg": {"type": "agent_message", "message"}}); errors are "error" and "turn.failed" events."""
-    final, errors = "", []
+    {"msg": {"type": "agent_message", "message"}}); errors are "error" and "turn.failed" events; each
+    "turn.completed" has the turn's usage (input_tokens, cached_input_tokens, output_tokens, ...)."""
+    final, errors, usages = "", [], []
     events = json_objects(stdout)
     if not events:
         return Outcome(summary=_tail(output), read=False)
@@ -152,33 +155,87 @@ def _codex(stdout: str, output: str, exit_code: int | None) -> Outcome:
         elif kind == "turn.failed":
             error = event.get("error") if isinstance(event.get("error"), dict) else {}
             errors.append(str(error.get("message") or ""))
-    outcome = Outcome(summary=final or "\n".join(errors) or _tail(output))
+        elif kind == "turn.completed":
+            usages.append(event.get("usage"))
+    outcome = Outcome(summary=final or "\n".join(errors) or _tail(output), tokens=_tokens(usages))
     if errors and exit_code != 0:
         outcome.infra = classify("\n".join(errors), exit_code)
     return outcome
 
 
 def _gemini(stdout: str, output: str, exit_code: int | None) -> Outcome:
-    """`gemini --output-format json`: {"response", "stats", "error": {"type", "message", "code"}}."""
-    result = next((o for o in reversed(json_objects(stdout)) if "response" in o or "error" in o), None)
+    """`gemini --output-format json`: {"session_id", "response", "stats": {"models": {NAME: {"tokens":
+    {"input", "prompt", "candidates", "total", "cached", "thoughts", "tool"}, ...}}, ...}} on stdout, no
+    cost; a failure is {"session_id", "error": {"type", "message", "code"}} on stderr (so in `output`),
+    code being an HTTP status or the exit code (41: no usable auth). The untrusted-folder exit (55)
+    is plain text."""
+    result = _gemini_result(stdout) or _gemini_result(output)
     if result is None:
-        return Outcome(summary=_tail(output), read=False)
+        outcome = Outcome(summary=_tail(output), read=False)
+        if exit_code == GEMINI_UNTRUSTED or "not running in a trusted directory" in output:
+            outcome.infra = InfraFailure(
+                kind="missing_env", name="GEMINI_CLI_TRUST_WORKSPACE", message="gemini refused to work in a "
+                f"folder it does not trust (exit {exit_code}): give it GEMINI_CLI_TRUST_WORKSPACE=true (the "
+                "gemini backend's default, unless the workers' environment sets it otherwise)")
+            outcome.read = True
+        return outcome
     response = result.get("response")
-    outcome = Outcome(summary=response if isinstance(response, str) else "")
+    stats = result.get("stats") if isinstance(result.get("stats"), dict) else {}
+    models = stats.get("models") if isinstance(stats.get("models"), dict) else {}
+    outcome = Outcome(summary=response if isinstance(response, str) else "",
+                      tokens=_tokens([model.get("tokens") for model in models.values() if isinstance(model, dict)]))
     error = result.get("error") if isinstance(result.get("error"), dict) else None
     if error:
         message = str(error.get("message") or error.get("type") or "")
         outcome.summary = outcome.summary or message
         code = error.get("code")
-        if code in (401, 403):
+        if code == GEMINI_NO_AUTH and "Invalid auth method" in message:
+            outcome.infra = InfraFailure(kind="auth", message=f"gemini found no auth method it accepts "
+                                         f"({_short(message)}): with GOOGLE_GEMINI_BASE_URL set it needs "
+                                         f'{GEMINI_KEY_SETTING} in ~/.gemini/settings.json')
+        elif code in (401, 403, GEMINI_NO_AUTH):
             outcome.infra = InfraFailure(kind="auth", message=f"gemini could not authenticate "
                                          f"({_short(message)}): check GEMINI_API_KEY or GOOGLE_API_KEY")
         elif code == 429:
             outcome.infra = InfraFailure(kind="rate_limited", message=f"gemini is rate limited "
                                          f"({_short(message)})", retry_after_s=retry_after(message))
+        elif isinstance(code, int) and 500 <= code <= 599:
+            outcome.infra = InfraFailure(kind="server_error", message=f"gemini's API failed ({_short(message)})",
+                                         retry_after_s=retry_after(message))
         else:
             outcome.infra = classify(message, exit_code if exit_code else 1)
     return outcome
+
+
+GEMINI_NO_AUTH = 41  # gemini's FatalAuthenticationError exit code (and its error's code)
+GEMINI_UNTRUSTED = 55  # gemini's FatalUntrustedWorkspaceError exit code
+GEMINI_KEY_SETTING = '{"security": {"auth": {"selectedType": "gemini-api-key"}}}'
+
+
+def _gemini_result(text: str) -> dict | None:
+    """The last of gemini's JSON results (a response or an error) in `text`."""
+    return next((o for o in reversed(json_objects(text)) if "response" in o or "error" in o), None)
+
+
+# aider's usage report after each reply: "Tokens: 2.7k sent, 42 received. Cost: $0.0072 message, $0.0072
+# session." (no Cost part for a model it knows no prices for; the console wraps it at 80 columns)
+_AIDER_COST = re.compile(r"Cost:\s+\$([0-9]+(?:\.[0-9]+)?)\s+message,\s+\$([0-9]+(?:\.[0-9]+)?)\s+session\.")
+
+
+def _aider(stdout: str, output: str, exit_code: int | None) -> Outcome:
+    """aider's plain text: its last words, and the session's cost from its last usage report."""
+    costs = _AIDER_COST.findall(output)
+    return Outcome(summary=_tail(output), cost_usd=float(costs[-1][1]) if costs else None, read=False)
+
+
+def _tokens(usages: list[Any]) -> dict[str, int] | None:
+    """The token counts of every usage object (their whole-number fields, summed by name), or None."""
+    total: dict[str, int] = {}
+    for usage in usages:
+        for name, value in (usage.items() if isinstance(usage, dict) else ()):
+            if isinstance(value, int) and not isinstance(value, bool):
+                total[name] = total.get(name, 0) + value
+    return total or None
 
 
 def _number(value: Any) -> float | None:
@@ -191,4 +248,4 @@ def _short(text: str) -> str:
 
 
 READERS: dict[str, Callable[[str, str, int | None], Outcome]] = {
-    "clude": _clude, "claude": _claude, "codex": _codex, "gemini": _gemini, "aider": _text, "text": _text}
+    "clude": _clude, "claude": _claude, "codex": _codex, "gemini": _gemini, "aider": _aider, "text": _text}

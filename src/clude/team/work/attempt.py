@@ -162,7 +162,8 @@ class AttemptSteps:
             return run, Checked(Verification(False, f"the agent's result could not be read: "
                                                     f"{type(error).__name__}: {str(error)[:500]}", "", []))
         self.events.emit("agent_finished", task=task.task.id, attempt=n, exit_code=run.exit_code,
-                         changed=commit is not None, seconds=round(run.duration_s, 2), cost_usd=run.cost_usd)
+                         changed=commit is not None, seconds=round(run.duration_s, 2), cost_usd=run.cost_usd,
+                         tokens=run.tokens)
         if run.infra is not None and commit is None and not run.timed_out:
             return self._checked_claim(run.infra, task.task.id), None  # it could not work: nothing to judge
         # a run that changed something, or ran out of time, is judged as the task's whatever its output
