@@ -181,17 +181,6 @@ def test_the_codex_backend_completes_a_task_end_to_end(codex_bin, tmp_path):
 
 
 # the backend's data, without the CLI ------------------------------------------------------------------
-def test_a_codex_login_file_stands_for_the_key(tmp_path):
-    backend = get_backend("codex")
-    home = tmp_path / "home"
-    env = {"HOME": str(home), "PATH": os.environ.get("PATH", "")}
-    missing = [p for p in backend._problems(env, tmp_path) if p.kind == "missing_env"]
-    assert len(missing) == 1 and "~/.codex/auth.json" in missing[0].message
-    (home / ".codex").mkdir(parents=True)
-    (home / ".codex" / "auth.json").write_text("{}")
-    assert not [p for p in backend._problems(env, tmp_path) if p.kind == "missing_env"]
-
-
 def test_codex_gets_the_openai_key_as_codex_api_key_unless_it_is_set():
     backend = get_backend("codex")
     env = agent_env(backend, {"OPENAI_API_KEY": "k1"}, agent_id="a1", task_id="T")
@@ -220,8 +209,6 @@ def test_the_config_home_is_made_only_with_a_base_url_and_never_names_a_key(tmp_
 
 
 def test_only_the_newest_run_folders_are_kept(tmp_path):
-    import os
-
     from clude.team.backends.agent_files import KEPT_HOMES
 
     home = get_backend("codex").spec.config_home

@@ -572,3 +572,19 @@ def test_result_readers_of_codex_gemini_and_aider(fmt, stdout, exit_code, summar
     if summary:
         assert outcome.summary == summary
     assert (outcome.infra.kind if outcome.infra else None) == kind
+
+
+@pytest.mark.parametrize("name, login", [("codex", ".codex/auth.json"), ("claude", ".claude/.credentials.json"),
+                                         ("gemini", ".gemini/oauth_creds.json")])
+def test_a_clis_own_login_file_stands_for_the_key(tmp_path, name, login):
+    """A user logged in with the CLI itself (no key variable) is not refused: its login file is enough,
+    and the folder it is in is one the agent keeps inside the sandbox."""
+    backend = get_backend(name)
+    home = tmp_path / "home"
+    env = {"HOME": str(home), "PATH": os.environ.get("PATH", "")}
+    missing = [p for p in backend._problems(env, tmp_path) if p.kind == "missing_env"]
+    assert len(missing) == 1 and f"~/{login}" in missing[0].message
+    (home / login).parent.mkdir(parents=True)
+    (home / login).write_text("{}")
+    assert not [p for p in backend._problems(env, tmp_path) if p.kind == "missing_env"]
+    assert login.split("/")[0] in backend.spec.sandbox_home
