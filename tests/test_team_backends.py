@@ -444,6 +444,7 @@ def test_clude_backend_end_to_end_with_the_scripted_model(tmp_path):
     assert (root / "calc.py").read_text() == CALC_FIXED
     log = result.log_path.read_text()
     assert '"status":"done"' in log.replace(" ", "")
+    assert result.tokens and result.tokens["input_tokens"] > 0 and result.tokens["output_tokens"] > 0
 
 
 def test_clude_backend_without_its_model_key_is_missing_env(tmp_path):

@@ -86,7 +86,9 @@ def _clude(stdout: str, output: str, exit_code: int | None) -> Outcome:
             said = step.get("summary") or step.get("reason") or ""
             lines.append(f"- {step.get('id')} {step.get('title', '')} [{step.get('status')}]"
                          + (f": {said}" if said else ""))
-    outcome = Outcome(summary="\n".join(lines), cost_usd=_number(result.get("cost_usd")))
+    usage = result.get("usage") if isinstance(result.get("usage"), dict) else {}
+    outcome = Outcome(summary="\n".join(lines), cost_usd=_number(result.get("cost_usd")),
+                      tokens=_tokens([{k: usage.get(k) for k in ("input_tokens", "output_tokens")}]))
     if status in ("blocked", "failed") and reason:  # clude ran, and found the task undoable (no valid plan...)
         outcome.gave_up = reason
     if status == "error":  # exit 4: the model or the environment cannot be used, never the task's fault
