@@ -697,6 +697,34 @@ def test_what_an_agents_tool_leaves_never_lands(tmp_path, upstream):
     assert agent_change(tmp_path / "again", upstream, droppings_only, never_land=aider.never_land)[2] is None
 
 
+def test_an_agents_deletions_at_the_top_and_below_are_taken_and_team_files_are_base_s(tmp_path, upstream):
+    """What the agent deleted is deleted in its change, a top-level file included; its edits to the
+    team's files (the board, PROGRESS.md) are not taken, whatever it did to them."""
+    seed = tmp_path / "seed"
+    (seed / "old.py").write_text("old\n")
+    (seed / "pkg").mkdir()
+    (seed / "pkg" / "gone.py").write_text("gone\n")
+    (seed / "PROGRESS.md").write_text("the log\n")
+    (seed / "tasks").mkdir()
+    (seed / "tasks" / "TASK-001.md").write_text("---\nid: TASK-001\n---\n")
+    git(seed, "add", "-A")
+    git(seed, "commit", "-qm", "files to delete")
+    git(seed, "push", "-q", str(upstream), "HEAD:refs/heads/main")
+
+    def make(work: Path) -> None:
+        (work / "old.py").unlink()
+        (work / "pkg" / "gone.py").unlink()
+        (work / "new.py").write_text("new\n")
+        (work / "PROGRESS.md").write_text("forged\n")
+        (work / "tasks" / "TASK-001.md").unlink()
+        (work / "tasks" / "TASK-002.md").write_text("---\nid: TASK-002\n---\n")
+
+    land, base, commit = agent_change(tmp_path, upstream, make)
+    assert land.changed_files(base, commit) == ["new.py", "old.py", "pkg/gone.py"]
+    assert land.show(commit, "old.py") is None and land.show(commit, "PROGRESS.md") == "the log\n"
+    assert land.show(commit, "tasks/TASK-001.md") is not None and land.show(commit, "tasks/TASK-002.md") is None
+
+
 def test_a_symlink_in_a_change_is_never_written_through(tmp_path, upstream):
     """A folder the agent made a symlink to a place outside: checking the change out and back writes
     nothing there, and the folder is a folder again."""

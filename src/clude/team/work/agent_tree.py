@@ -118,7 +118,14 @@ def take_result(land: Repo, work: Path, base: str, message: str, *, max_file_byt
     base_tree = objects.commit_of(repo, base).tree
     with objects.git_errors("git cannot take the agent's files"):
         index.read_tree(base_tree)
-        objects.stage(repo, index)
+        # everything but the team's files, which base's copies replace below: not read nor hashed (a
+        # board of hundreds of tasks would be, at every attempt)
+        tops = {entry.name for entry in base_tree} | {p.name for p in work.iterdir() if p.name != ".git"}
+        if all(top.isprintable() and top.encode("utf-8", "surrogateescape").decode("utf-8", "replace") == top
+               for top in tops):
+            objects.stage(repo, index, sorted(top for top in tops if not is_team_path(top)))
+        else:  # a name git cannot take as a path to match: all is read, and the review refuses the name
+            objects.stage(repo, index)
         for entry in list(index):  # the team's files as base has them; nested repositories dropped
             if entry.mode == objects.GITLINK or is_team_path(entry.path):
                 index.remove(entry.path)
