@@ -2,13 +2,15 @@
 and starts that task's agent at once, then reviews, verifies and queues the finished one while the next
 agent works: the verification's time overlaps the next agent's instead of adding to it. The push that
 queues the finished one also reserves the task after (Reserved), so that the next claim ahead costs no
-push of its own: with many workers, pushes are the team's one serial part. A worker so holds at most
-three tasks, the one it verifies, the one whose agent runs and the one reserved; each agent works in its
-own tree (WORK_DIRS) with its own pidfile, so that a worker restarted after a crash kills both."""
+push of its own: with many workers, pushes are the team's one serial part. The reserved task's tree is
+made then too, while the agent claimed ahead works, so that its agent starts the moment that one ends. A
+worker so holds at most three tasks, the one it verifies, the one whose agent runs and the one reserved,
+each in its own tree (WORK_DIRS) with its own pidfile, so that a worker restarted after a crash kills
+every agent it ran."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ from clude.team.board.board import BoardTask
 from clude.team.board.locks import Lock
 from clude.team.protocol.lease import LeaseKeeper
 
-WORK_DIRS = ("work", "work-2")  # a worker's agent trees, in its folder: one per agent it may run at once
+WORK_DIRS = ("work", "work-2", "work-3")  # a worker's agent trees, in its folder: one per task it holds
 
 
 def pidfile_of(work: Path) -> Path:
@@ -26,9 +28,9 @@ def pidfile_of(work: Path) -> Path:
     return work.parent / f"{work.name}.pid"
 
 
-def free_work_dir(workdir: Path, busy: Path | None) -> Path:
-    """The agent tree to use next: the first of WORK_DIRS no running agent has."""
-    return next(workdir / name for name in WORK_DIRS if workdir / name != busy)
+def free_work_dir(workdir: Path, busy: Collection[Path]) -> Path:
+    """The agent tree to use next: the first of WORK_DIRS no agent running or about to run has."""
+    return next(workdir / name for name in WORK_DIRS if workdir / name not in busy)
 
 
 @dataclass
@@ -54,6 +56,8 @@ class Reserved:
     task: BoardTask
     lock: Lock
     lease: LeaseKeeper | None = None
+    launch: Launch | None = None  # its agent's tree, made ahead (not started)
+    base: str = ""                # the upstream's commit that tree was made from
 
 
 @dataclass

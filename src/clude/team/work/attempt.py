@@ -111,7 +111,8 @@ class AttemptSteps:
         prompt_file.parent.mkdir(parents=True, exist_ok=True)
         prompt_file.write_text(prompt, encoding="utf-8")
         log_path = runs / f"{name}.log"
-        work = free_work_dir(self.c.workdir, self.ahead.launch.work if self.ahead else None)
+        held = [later.launch.work for later in (self.ahead, self.prepared) if later is not None and later.launch]
+        work = free_work_dir(self.c.workdir, held)
         prepare(source, work, self.c.agent_id, overlay=list(overlay))
 
         def call() -> AgentRun:
@@ -243,6 +244,8 @@ class AttemptSteps:
                 reserved.lease.start()  # it may wait for the whole run of the agent claimed ahead
                 self.prepared = reserved
                 self.holding = self.ahead.lock if self.ahead else reserved.lock
+                if self.ahead is not None:  # its tree made now, while the agent claimed ahead works
+                    self._make_ahead(reserved)
                 self.events.emit("claimed", task=following[0].task.id, attempt=following[1].attempt,
                                  with_queue=task.task.id)
             return "queued"
@@ -254,6 +257,16 @@ class AttemptSteps:
             return self._after_conflict(task, lock, result.detail, lease, checked.commit)
         reason = f"merge conflict with the upstream persisted ({result.detail})"
         return self._record_failure(task, lock, run, Verification(False, reason, "", []))
+
+    def _make_ahead(self, reserved: Reserved) -> None:
+        """The reserved task's agent tree and prompt, made from the upstream as it is now (not started)."""
+        try:
+            with self.repo.guard:
+                self.control.refresh()
+                base = self.control.head()
+                reserved.launch, reserved.base = self._launch(reserved.task, reserved.lock, self.control), base
+        except (GitError, OSError, subprocess.TimeoutExpired):  # made when its agent starts instead
+            reserved.launch = None
 
     def _after_conflict(self, task, lock, files: str, lease, work_commit: str) -> str:
         """The work conflicts with what landed meanwhile: once, the agent resolves it on the new upstream."""

@@ -27,7 +27,7 @@ from clude.harness.process import lower_commands
 from clude.sandbox import Sandbox, allowed_env
 from clude.sandbox.leftovers import kill_leftovers
 from clude.team.work.ahead import WORK_DIRS, Ahead, Reserved, pidfile_of
-from clude.team.work.attempt import AGENT_PIDFILE, AttemptSteps
+from clude.team.work.attempt import AGENT_PIDFILE, AttemptSteps, in_background
 from clude.team.backends import Backend, InfraFailure
 from clude.team.board.board import BoardTask
 from clude.team.supervision.crashloop import environment_suspect
@@ -237,6 +237,8 @@ class Worker(AttemptSteps):
         self._state("claiming")
         ahead, self.ahead = self.ahead, None
         prepared, lease = None, None
+        if ahead is None and self.prepared is not None and self.prepared.launch is not None:
+            ahead, self.prepared = self._start_reserved(self.prepared), None  # its tree is ready
         if ahead is not None:
             claimed = ahead.task, ahead.lock
         else:
@@ -276,6 +278,9 @@ class Worker(AttemptSteps):
         if self.ahead is not None:
             return
         reserved, self.prepared = self.prepared, None
+        if reserved is not None and reserved.launch is not None:  # its tree made already: started now
+            self.ahead = self._start_reserved(reserved)
+            return
         if reserved is not None:
             task, lock, lease = reserved.task, reserved.lock, reserved.lease
         else:
@@ -298,6 +303,12 @@ class Worker(AttemptSteps):
             self.repo.release(lock)
             raise
         self.ahead = Ahead(task, lock, lease, base, launch)
+
+    def _start_reserved(self, reserved: Reserved) -> Ahead:
+        """The reserved task's agent, its tree made ahead, started in the background."""
+        launch = reserved.launch
+        launch.future = in_background(launch.call, name=f"agent-{reserved.task.task.id}")
+        return Ahead(reserved.task, reserved.lock, reserved.lease, reserved.base, launch)
 
     def may_claim(self) -> bool:
         """Whether this worker may take another task (--max-tasks): the ones it holds for later count."""
