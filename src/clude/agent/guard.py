@@ -82,9 +82,18 @@ def _own_line(text: str, left: int) -> bool:
     return ">" not in before and not before.strip(" \t#*-+•_`0123456789.)")
 
 
-def _ends_reply(text: str, right: int) -> bool:
-    """Whether nothing but closing punctuation and space follows the marker's span to the reply's end."""
-    return not text[right:].strip(" \t\n" + _TERMINATOR + "?")
+def _ends_reply(text: str, left: int, right: int) -> bool:
+    """Whether nothing but closing punctuation and space follows the marker's span to the reply's end,
+    outside a quotation ("> ...")."""
+    before = text[text.rfind("\n", 0, left) + 1:left]
+    return ">" not in before and not text[right:].strip(" \t\n" + _TERMINATOR + "?")
+
+
+def _after_sentence(text: str, left: int) -> bool:
+    """Whether the marker starts a sentence on its line: after a full stop, "!" or "?" (not a colon:
+    "Remember: STEP_DONE ..." explains the marker)."""
+    before = text[text.rfind("\n", 0, left) + 1:left].rstrip(" \t*_`")
+    return ">" not in before and before.endswith((".", "!", "?"))
 
 
 def _markers(text: str) -> list[tuple[Signal, int, int]]:
@@ -110,7 +119,8 @@ def _markers(text: str) -> list[tuple[Signal, int, int]]:
                 right += 1
         # written as a marker: on its own line or ending the reply, or a summary after it ("STEP_DONE: x");
         # and, for a prose spelling, set apart by brackets or ended by punctuation
-        placed = _own_line(visible, left) or _ends_reply(visible, right) or (strong and after.startswith(":"))
+        placed = (_own_line(visible, left) or _ends_reply(visible, left, right)
+                  or (strong and (after.startswith(":") or _after_sentence(visible, left))))
         if placed and (strong or bracketed or terminated or tail is not None):
             found.append((signal, left, right))
     return found
@@ -120,9 +130,10 @@ def signal_in(text: str) -> Signal | None:
     """The step-end signal a model wrote in a reply: "done", "replan" or None.
 
     Rules (case-insensitive; a marker inside a fenced code block never counts):
-    - A marker counts only where it is written as one: starting its line (after a bullet or emphasis;
-      not in a "> " quotation) or ending the reply, or, for an unambiguous spelling, followed by a
-      colon and its summary ("Tests pass. STEP_DONE: fixed mean"). Mid-sentence it is a mention.
+    - A marker counts only where it is written as one: starting its line (after a bullet or emphasis)
+      or ending the reply, never in a "> " quotation; an unambiguous spelling also starting a sentence
+      ("Tests pass. STEP_DONE fixed mean") or followed by a colon and its summary. Mid-sentence, or
+      after a colon ("Remember: STEP_DONE ends the step"), it is a mention.
     - Unambiguous spellings count so placed as a whole word: STEP_DONE, STEP-DONE, stepdone, STEP DONE
       (in capitals), REPLAN (in capitals), RE_PLAN.
     - Prose spellings ("Step done", "replan") count so placed when set apart as a marker: inside
@@ -277,8 +288,7 @@ class RepetitionGuard:
 
     def record_idle(self) -> str | None:
         """Note a reply with neither a tool call nor a marker; a reason to stop, or None to go on."""
-        self._idle_streak += 1
-        self._cut_streak = 0
+        self._idle_streak += 1  # a cut streak goes on: only an action breaks it
         if self.idle_limit and self._idle_streak >= self.idle_limit:
             return f"replied {self.idle_limit} times without calling a tool or signalling done"
         return None

@@ -94,7 +94,10 @@ def _act(reply: Reply, toolbox: Toolbox, messages: list[Message],
         messages.append(_result(call, result.text))
         stop = stop or guard.record(Toolbox.action_key(call.name, call.arguments), result.text,
                                     result.is_error)
-    if end is None:
+    acted = any(call.name not in ("step_done", "replan") for call in reply.tool_calls)
+    if end is None and reply.stop != "max_tokens" and not acted:
+        # a marker in its text ends the step unless the reply was cut there (the sentence went on) or
+        # also acts (a plan listing the marker as its last item; it says so again after the results)
         end = ended_already([reply.as_message()])
     if end is not None:
         return end, None
