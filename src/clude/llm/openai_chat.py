@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.request
 from typing import Any
 
@@ -15,17 +16,32 @@ from clude.llm.retry import Transient
 
 FINISH = {"length": "max_tokens", "tool_calls": "tool_calls", "function_call": "tool_calls"}
 PROPS_TIMEOUT_S = 3.0  # the look at a local server's /props before the first request
+PROPS_MAX_BYTES = 4 << 20
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is not followed: the key would go with it to wherever it points."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 def server_template(base_url: str, key: str, timeout: float) -> dict | None:
     """The chat template a server shows (llama-server: GET /props beside /v1): {"chat_template",
-    "bos_token", "eos_token"}, or None when it shows none or cannot be asked."""
+    "bos_token", "eos_token"}, or None when it shows none or cannot be asked (within `timeout` for the
+    whole look, at most PROPS_MAX_BYTES, no redirect followed)."""
     root = base_url.rstrip("/").removesuffix("/v1")
     request = urllib.request.Request(f"{root}/props", headers={"Authorization": f"Bearer {key}"} if key else {})
+    deadline = time.monotonic() + timeout
+    body = b""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            props = json.loads(response.read(4 << 20))
-    except (OSError, ValueError):  # no such page, not JSON, not reachable: the name's quirks stay
+        with urllib.request.build_opener(_NoRedirect).open(request, timeout=timeout) as response:
+            while len(body) < PROPS_MAX_BYTES and (chunk := response.read1(1 << 16)):
+                body += chunk
+                if time.monotonic() > deadline:  # a body dripped slowly: given up
+                    return None
+        props = json.loads(body[:PROPS_MAX_BYTES])
+    except (OSError, ValueError, RecursionError):  # no such page, not JSON, not reachable: the name's quirks
         return None
     if not isinstance(props, dict) or not isinstance(props.get("chat_template"), str):
         return None
@@ -61,11 +77,11 @@ class OpenAIChat(ProviderModel):
             props = server_template(self.base_url, self._secret, min(self.config.timeout, PROPS_TIMEOUT_S))
             if props is None:
                 return
-            from clude.llm.probe import fitting_quirks
+            from clude.llm.probe import fit_bounded
 
-            quirks, self.template_note = fitting_quirks(props["chat_template"], self.quirks,
-                                                        str(props.get("bos_token") or "<s>"),
-                                                        str(props.get("eos_token") or "</s>"))
+            quirks, self.template_note = fit_bounded(props["chat_template"], self.quirks,
+                                                     str(props.get("bos_token") or "<s>"),
+                                                     str(props.get("eos_token") or "</s>"))
             self.quirks = quirks
             if self.config.tool_mode == "auto":
                 self.native_tools = quirks.native_tools

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import replace
+import resource
+import subprocess
+import sys
+from dataclasses import asdict, replace
 from functools import lru_cache
-
-import jinja2
 
 from clude.llm.messages import Quirks, normalize_for
 from clude.llm.templates import render_chat, server_view
@@ -87,7 +88,7 @@ def problem(template: str, quirks: Quirks, *, tools: bool = False, bos: str = "<
         try:
             text = render_chat(template, server_view(normalize_for(messages, quirks)), bos_token=bos,
                                eos_token=eos, tools=PROBE_TOOLS if tools else None)
-        except (jinja2.TemplateError, TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
+        except Exception as error:  # whatever a template raises (TemplateError, OverflowError, ...) refuses
             return f"{name}: {type(error).__name__}: {str(error)[:200]}"
         missing = sorted(w for w in words_of(messages) if w not in text)
         if missing:
@@ -116,3 +117,36 @@ def fitting_quirks(template: str, named: Quirks, bos: str = "<s>", eos: str = "<
                 said += [] if native == named.native_tools else ["native_tools = false"]
                 return candidate, f"the chat template refused the probes ({first}); {', '.join(said)} renders them"
     return named, f"the chat template refuses the probes under every normalization ({first}); kept as named"
+
+
+FIT_LIMIT_S = 10.0           # the most fitting a server's template may take
+FIT_MEMORY_BYTES = 1 << 30   # and the memory it may use
+
+
+def fit_bounded(template: str, named: Quirks, bos: str = "<s>", eos: str = "</s>", *,
+                limit_s: float = FIT_LIMIT_S) -> tuple[Quirks, str]:
+    """fitting_quirks in a child process held to FIT_LIMIT_S seconds and FIT_MEMORY_BYTES: a template
+    from a server that loops or grows without end (it is the server's code, run here) keeps the quirks
+    of the model's name, and says why."""
+    payload = json.dumps({"template": template, "named": asdict(named), "bos": bos, "eos": eos})
+    try:
+        done = subprocess.run([sys.executable, "-m", "clude.llm.probe"], input=payload, capture_output=True,
+                              text=True, timeout=limit_s)
+        found = json.loads(done.stdout)
+        return Quirks(**found["quirks"]), str(found["note"])
+    except subprocess.TimeoutExpired:
+        return named, f"the chat template did not render the probes within {limit_s:g} s; kept as named"
+    except (OSError, ValueError, TypeError, KeyError):
+        return named, "the chat template could not be rendered here; kept as named"
+
+
+def _main() -> None:
+    """`python -m clude.llm.probe`: fitting_quirks of the JSON on stdin, as JSON, memory held."""
+    resource.setrlimit(resource.RLIMIT_AS, (FIT_MEMORY_BYTES, FIT_MEMORY_BYTES))
+    given = json.load(sys.stdin)
+    quirks, note = fitting_quirks(given["template"], Quirks(**given["named"]), given["bos"], given["eos"])
+    print(json.dumps({"quirks": asdict(quirks), "note": note}))
+
+
+if __name__ == "__main__":
+    _main()
