@@ -148,11 +148,11 @@ def test_a_base_url_needs_no_key_setting_of_the_user_the_runs_own_home_has_it(ge
     assert not failures, failures
     assert result.exit_code == 0 and result.infra is None, result.log_path.read_text()[-2000:]
     assert target.read_text() == HELLO
-    home = tmp_path / "run.gemini_cli_home"  # beside the run's log, never in the work tree
-    settings = json.loads((home / ".gemini" / "settings.json").read_text())
+    assert not (tmp_path / "run.gemini_cli_home").exists()  # beside the run's log while it ran, then removed
+    assert "selectedType" not in (tmp_path / "home" / ".gemini" / "settings.json").read_text()
+    settings = json.loads(get_backend("gemini").spec.config_home.text)  # what that run was given
     assert settings["security"]["auth"]["selectedType"] == "gemini-api-key"
     assert settings["privacy"]["usageStatisticsEnabled"] is False
-    assert "selectedType" not in (tmp_path / "home" / ".gemini" / "settings.json").read_text()
 
 
 def test_the_gemini_backend_completes_a_team_task_end_to_end(gemini_bin, tmp_path):

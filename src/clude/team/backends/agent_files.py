@@ -12,6 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 _NAME = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HOME_KEYS = {"var", "when", "file", "text"}
@@ -33,14 +34,18 @@ class ConfigHome:
         """Where a run's folder goes: beside its log, e.g. runs/TASK-001_attempt_1.codex_home."""
         return log_path.with_name(f"{log_path.stem}.{self.var.lower()}")
 
+    def applies(self, env: Mapping[str, str]) -> bool:
+        """Whether a run with `env` gets the folder (its `when` variable is set)."""
+        return bool((env.get(self.when) or "").strip())
+
     def write(self, env: Mapping[str, str], log_path: Path) -> dict[str, str]:
         """The folder made (when `when` is set in `env`) and its file written: the variable that names
         it to the agent, or nothing."""
-        if not (env.get(self.when) or "").strip():
+        if not self.applies(env):
             return {}
         folder = self.folder(log_path)
         (folder / self.file).parent.mkdir(parents=True, exist_ok=True)
-        text = _NAME.sub(lambda m: json.dumps(env.get(m.group(1), "")), self.text)
+        text = _NAME.sub(lambda m: json.dumps(_without_userinfo(env.get(m.group(1), ""))), self.text)
         (folder / self.file).write_text(text, encoding="utf-8")
         self._prune(folder)
         return {self.var: str(folder)}
@@ -53,6 +58,18 @@ class ConfigHome:
         for old in kept[:-KEPT_HOMES]:
             if old != made:
                 shutil.rmtree(old, ignore_errors=True)
+
+
+def _without_userinfo(value: str) -> str:
+    """A URL without the user and password it may carry (written to a file, a secret would stay there);
+    any other value as it is."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return value
+    if parts.scheme and "@" in parts.netloc:
+        return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return value
 
 
 def config_home(name: str, raw: Any, keys: tuple[str, ...]) -> ConfigHome | None:
@@ -88,3 +105,9 @@ def found_credentials(paths: tuple[str, ...], env: Mapping[str, str]) -> str | N
 def pairs(raw: Any) -> tuple[tuple[str, str], ...]:
     """A {NAME = "value"} table (env_defaults, env_from) as (NAME, value) pairs."""
     return tuple((str(k), str(v)) for k, v in (raw or {}).items())
+
+
+def remove_homes(made: Mapping[str, str]) -> None:
+    """A run's own settings folders removed once it ended (links in them unlinked, never followed)."""
+    for folder in made.values():
+        shutil.rmtree(folder, ignore_errors=True)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 from clude.config.settings import BackendConfig
 from clude.harness.process import MissingProgram, resolve_program, run_group, tail
 from clude.secrets import Redactor
-from clude.team.backends.agent_files import ConfigHome, config_home, found_credentials, pairs
+from clude.team.backends.agent_files import ConfigHome, config_home, found_credentials, pairs, remove_homes
 from clude.team.backends.infra import InfraFailure
 from clude.team.backends.results import READERS, read_result
 from clude.team.board.layout import agent_identity
@@ -211,7 +211,8 @@ class Backend:
 
     def _problems(self, env: Mapping[str, str], cwd: Path) -> list[InfraFailure]:
         problems = []
-        logged_in = found_credentials(self.spec.credentials, env) is not None
+        home = self.spec.config_home  # a run with settings of its own reads no login: only a key will do
+        logged_in = found_credentials(self.spec.credentials, env) is not None and not (home and home.applies(env))
         for spec in self.spec.required_env:
             names = [name.strip() for name in spec.split("|") if name.strip()]
             if names and not logged_in and not any((env.get(name) or "").strip() for name in names):
@@ -323,10 +324,9 @@ class Backend:
                        if self.spec.result not in ("text", "aider") else None)
         run_env = agent_env(self, env, agent_id=agent_id, task_id=task_id)
         writable = [Path(workdir)]
-        if self.spec.config_home is not None:  # its settings for this run, beside its log
-            made = self.spec.config_home.write(env, log_path)
-            run_env.update(made)
-            writable += [Path(folder) for folder in made.values()]
+        made = self.spec.config_home.write(env, log_path) if self.spec.config_home is not None else {}
+        run_env.update(made)  # its settings for this run, beside its log: its home folder is not kept then
+        writable += [Path(folder) for folder in made.values()]
         if pidfile is not None:  # every process of the run carries it: found even if its group's leader is gone
             import uuid
 
@@ -335,17 +335,19 @@ class Backend:
         if sandbox is not None:
             argv, run_env = sandbox.command(argv, cwd=Path(workdir), env=run_env, writable=writable,
                                             readable=[Path(prompt_file)], hidden=hidden,
-                                            keep_home=self.spec.sandbox_home, as_pid_1=True)
+                                            keep_home=() if made else self.spec.sandbox_home, as_pid_1=True)
         try:
             finished = run_group(argv, Path(workdir), run_env, log_path, self.spec.timeout_s or timeout_s,
                                  stdin=Path(prompt_file) if self.spec.prompt_via == "stdin" else None,
                                  stdout=stdout_path, pidfile=pidfile)
         except OSError as error:
+            remove_homes(made)
             kind = "command_not_found" if error.errno == errno.ENOENT else "start_failed"
             return self._not_started(log_path, InfraFailure(
                 kind=kind, name=argv[0], message=f"{argv[0]} could not be started: {error.strerror or error}"))
         stdout = _take_stdout(stdout_path, log_path)
         redactor.file(log_path)
+        remove_homes(made)  # what the CLI recorded there (its sessions: commands and their output) goes
         if finished.interrupted:
             raise KeyboardInterrupt()
         outcome = read_result(self.spec.result, redactor.text(stdout), redactor.text(_output(log_path)),
