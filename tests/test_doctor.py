@@ -170,6 +170,20 @@ def test_a_backend_whose_program_is_not_on_path_says_how_to_install_it(tmp_path)
     assert "no-such-agent-cli is not on PATH" in line and "--command" in line
 
 
+def test_a_cli_of_another_version_than_its_command_was_tried_with_is_said(tmp_path):
+    """doctor names the version it found and the one clude's command for it was tried with."""
+    fake = tmp_path / "bin" / "codex"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'codex-cli 9.9.9'\n")
+    fake.chmod(0o755)
+    root, _ = team_project(tmp_path, fast=True)
+    env = {"OPENAI_API_KEY": SECRET, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
+    result = doctor(root, "--backend", "codex", env=env)
+    [line] = lines_of(result.output, "OK", "backend codex")
+    assert "codex-cli 9.9.9" in line and "was tried with 0.171.0" in line and "[backends.codex] command" in line
+    assert SECRET not in result.output
+
+
 def test_a_missing_variable_is_named_and_no_value_is_ever_shown(tmp_path):
     mine = (f'[backends.mine]\ncommand = {json.dumps([sys.executable, "-c", "pass"])}\n'
             'required_env = ["MINE_TOKEN", "OTHER_TOKEN"]\n')

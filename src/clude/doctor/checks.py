@@ -196,7 +196,11 @@ def backend_checks(settings: Settings, names: list[str], command: str | None,
         if not isinstance(version, str):
             checks.append(Check(label, False, version.message))
         elif not problems:
-            checks.append(Check(label, True, f"{_program_of(backend, env)}: {version}"))
+            tested = backend.spec.tested
+            other = "" if not tested or tested in version else (
+                f" (clude's command for it was tried with {tested}: should a run stop on a flag it refuses, "
+                f"install {tested} or change [backends.{name}] command)")
+            checks.append(Check(label, True, f"{_program_of(backend, env)}: {version}{other}"))
     return checks
 
 

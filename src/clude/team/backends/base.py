@@ -77,6 +77,7 @@ class BackendSpec:
     credentials: tuple[str, ...] = ()  # its own login files: one that exists stands for required_env
     env_from: tuple[tuple[str, str], ...] = ()  # (NAME, OTHER): NAME given OTHER's value unless NAME is set
     config_home: ConfigHome | None = None  # a folder of settings written for each run (agent_files.py)
+    tested: str = ""  # the CLI's version its command was tried with (doctor says when another is found)
     configured: tuple[str, ...] = field(default=(), compare=False)  # fields clude.toml set
 
 
@@ -135,7 +136,7 @@ def get_backend(name: str, configs: Mapping[str, BackendConfig] = _EMPTY, *,
         sandbox_home=tuple(_names(raw.get("sandbox_home", []))), configured=tuple(configured),
         never_land=tuple(str(g) for g in raw.get("never_land", [])),
         env_defaults=pairs(raw.get("env_defaults")), env_from=pairs(raw.get("env_from")),
-        credentials=tuple(_names(raw.get("credentials", []))),
+        credentials=tuple(_names(raw.get("credentials", []))), tested=str(raw.get("tested", "")),
         config_home=config_home(name, raw.get("config_home"), keys)))
 
 

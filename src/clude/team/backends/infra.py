@@ -14,7 +14,7 @@ from clude.harness.inject.clude_events import strip_ansi
 from clude.secrets import KEY_SHAPES
 
 InfraKind = Literal["missing_env", "command_not_found", "auth", "rate_limited", "network", "server_error",
-                    "interpreter_missing", "suite_unusable", "start_failed"]
+                    "interpreter_missing", "suite_unusable", "start_failed", "cli_flags"]
 # What each kind of failure is, and so what follows (docs/team.md, "When an agent cannot work"):
 #   environment  the worker's setup is broken (a variable, a program, a key, the upstream's own tests):
 #                retrying cannot heal it, the worker stops at once with the reason
@@ -28,7 +28,7 @@ InfraKind = Literal["missing_env", "command_not_found", "auth", "rate_limited", 
 Category = Literal["environment", "transient", "unknown"]
 CATEGORY: dict[str, Category] = {
     "missing_env": "environment", "command_not_found": "environment", "interpreter_missing": "environment",
-    "auth": "environment", "suite_unusable": "environment",
+    "auth": "environment", "suite_unusable": "environment", "cli_flags": "environment",
     "rate_limited": "transient", "network": "transient", "server_error": "transient",
     "start_failed": "unknown",
 }
