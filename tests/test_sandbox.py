@@ -171,8 +171,9 @@ def test_a_restarted_worker_kills_what_the_last_run_left(outside):
 def test_run_group_writes_down_the_running_group_and_forgets_it_at_the_end(outside):
     pidfile = outside / "agent.pid"
     out = outside / "out.log"
-    done = run_group(["sh", "-c", f"cat {pidfile}"], outside, {"PATH": os.environ["PATH"]}, out, 30,
-                     pidfile=pidfile)
+    # the pidfile is written just after the group starts: the command waits for it (at most 10 s)
+    wait = f"for i in $(seq 1000); do [ -s {pidfile} ] && break; sleep 0.01; done; cat {pidfile}"
+    done = run_group(["sh", "-c", wait], outside, {"PATH": os.environ["PATH"]}, out, 30, pidfile=pidfile)
     assert done.exit_code == 0 and out.read_text().split()[0].isdigit() and not pidfile.exists()
 
 
