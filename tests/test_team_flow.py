@@ -563,7 +563,9 @@ if sys.argv[1] == "TASK-002":
     stopper.join()
     assert any((tmp_path / "agents" / "a1").glob("work*/started.txt")), "task 2's agent never started"
     assert running() == [], "the agent claimed ahead outlived its worker"
-    assert upstream_files(upstream, "current_tasks") == [".gitkeep"]
+    left = [name for name in upstream_files(upstream, "current_tasks") if name != ".gitkeep"]
+    assert all(json.loads(upstream_file(upstream, f"current_tasks/{name}")).get("queued") for name in left), left
+    assert set(left) <= {"TASK-001.lock"}  # task 1's change, queued, waits for a lander: not the worker's
     assert "status: open" in upstream_file(upstream, f"tasks/{second}.md")
     assert "status: open" in upstream_file(upstream, f"tasks/{third}.md")
 
@@ -589,3 +591,25 @@ def test_a_turn_taken_without_waiting_is_refused_while_another_process_holds_it(
         assert turn is True
         with push_turn(tmp_path, wait=False) as again:  # a second open file: flock refuses it too
             assert again is False
+
+
+def test_a_claim_whose_push_landed_as_the_worker_was_stopped_is_given_back(tmp_path):
+    """Stopped after the push of a claim landed but before claim() handed the lock over (a SIGINT at
+    that moment): the lock is given back on the way out, not left to expire."""
+    from clude.team.protocol.sync import update_upstream
+
+    root, upstream = team_project(tmp_path)
+    task = add(root, upstream, title="Fix mean", tests="test_calc.py::test_mean")
+    agent = agent_script(tmp_path, "never", "raise SystemExit('never run')\n")
+    w = worker(root, upstream, agent, tmp_path)
+    w._open()
+    try:
+        taken: list = []
+        update_upstream(w.control, lambda checkout: taken.append(w.repo.take(checkout)) or f"claim {task}")
+        assert upstream_files(upstream, "current_tasks") == [".gitkeep", f"{task}.lock"]
+        assert w.repo.in_flight is not None and w.holding is None  # the worker never heard of it
+        w._release_on_exit()
+    finally:
+        if w.lander is not None:
+            w.lander.stop(timeout=30)
+    assert upstream_files(upstream, "current_tasks") == [".gitkeep"]

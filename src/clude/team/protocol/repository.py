@@ -43,6 +43,9 @@ class TeamRepository:
         self.lease_s, self.clock, self.state_dir, self.rng = lease_s, clock, state_dir, rng
         # CONTROL_GUARD: the control clone is used by the worker's loop and by its lease keeper; one at a time
         self.guard = threading.Lock()
+        # a lock written for a claim whose push may have landed, until claim() or queue() hands it over:
+        # a worker stopped in between gives it back too (release() ends only a hold that is there)
+        self.in_flight: Lock | None = None
 
     # the board -------------------------------------------------------------------------------
     def board(self, checkout: Path | None = None) -> Board:
@@ -81,6 +84,7 @@ class TeamRepository:
                 return "busy"
             with self.guard:
                 update_upstream(self.control, change)
+        self.in_flight = None  # handed over
         return picked[0] if picked else "idle"
 
     def take(self, checkout: Path, *, exclude: str | None = None, avoid: Collection[str] = ()) -> Claimed | str:
@@ -103,6 +107,7 @@ class TeamRepository:
         path = checkout / lock_path(task.task.id)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render_lock(lock), encoding="utf-8")
+        self.in_flight = lock
         return task, lock
 
     def keeper(self, lock: Lock, on_error: Callable[[str], None]) -> LeaseKeeper:
@@ -128,6 +133,7 @@ class TeamRepository:
 
         with push_turn(self.state_dir):
             result = enqueue(self.land, lock, commit, queued, claim_next=then)
+        self.in_flight = None  # handed over
         return result, (following[0] if result.status == "queued" and following else None)
 
     def record_failure(self, task: BoardTask, lock: Lock, record: str, reason: str) -> bool | None:
