@@ -6,22 +6,19 @@ from __future__ import annotations
 import errno
 import os
 import re
-import shlex
 import sys
 import tempfile
-import tomllib
-import types
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from clude.config.settings import BackendConfig
 from clude.harness.process import MissingProgram, resolve_program, run_group, tail
 from clude.secrets import Redactor
-from clude.team.backends.agent_files import ConfigHome, config_home, found_credentials, pairs, remove_homes
+from clude.team.backends.agent_files import found_credentials, remove_homes
 from clude.team.backends.infra import InfraFailure
-from clude.team.backends.results import READERS, read_result
+from clude.team.backends.results import read_result
+from clude.team.backends.spec import NO_CONFIGS, PLACEHOLDERS, BackendSpec, names_of, spec_of
 from clude.team.board.layout import agent_identity
 
 if TYPE_CHECKING:
@@ -29,16 +26,12 @@ if TYPE_CHECKING:
 
 # The agent's environment always starts from these, when they are set; nothing else is inherited.
 BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TMPDIR", "USER", "LOGNAME", "SHELL", "TZ")
-PLACEHOLDERS = ("prompt_file", "prompt", "task_id", "workdir", "agent_id", "python", "program")
-PROMPT_VIA = ("file", "stdin", "arg")
 ARG_MAX_BYTES = 128 * 1024 - 1  # Linux's MAX_ARG_STRLEN: the most one argument may hold, with its NUL
 VERSION_TIMEOUT_S = 60.0
 OUTPUT_IN_MEMORY = 1024 * 1024  # a longer log is read as its start and its end to classify it
 STDOUT_MARK = "\n----- stdout -----\n"
 
-_DATA = Path(__file__).parent / "data" / "backends.toml"
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
-_EMPTY: Mapping[str, BackendConfig] = types.MappingProxyType({})
 
 
 @dataclass
@@ -59,113 +52,11 @@ class AgentRun:
     tokens: dict[str, int] | None = None  # the token counts it reported (input_tokens, output_tokens, ...)
 
 
-@dataclass(frozen=True)
-class BackendSpec:
-    name: str
-    command: tuple[str, ...]
-    prompt_via: str
-    required_env: tuple[str, ...]
-    env: tuple[str, ...]
-    result: str
-    version: tuple[str, ...] = ()
-    about: str = ""
-    install: str | None = None
-    timeout_s: float | None = None
-    sandbox_home: tuple[str, ...] = ()  # entries of the home folder the agent keeps (its own config)
-    env_defaults: tuple[tuple[str, str], ...] = ()  # (NAME, value) given to the agent unless NAME is set
-    never_land: tuple[str, ...] = ()  # globs of the files the tool leaves in the tree: never landed
-    credentials: tuple[str, ...] = ()  # its own login files: one that exists stands for required_env
-    env_from: tuple[tuple[str, str], ...] = ()  # (NAME, OTHER): NAME given OTHER's value unless NAME is set
-    config_home: ConfigHome | None = None  # a folder of settings written for each run (agent_files.py)
-    tested: str = ""  # the CLI's version its command was tried with (doctor says when another is found)
-    configured: tuple[str, ...] = field(default=(), compare=False)  # fields clude.toml set
-
-
-@lru_cache(maxsize=1)
-def builtin_specs() -> dict[str, dict]:
-    """The built-in backends as written in data/backends.toml."""
-    return tomllib.loads(_DATA.read_text(encoding="utf-8"))
-
-
-def backend_names(configs: Mapping[str, BackendConfig] = _EMPTY) -> list[str]:
-    """The backends one can name: the built-in ones, then those clude.toml defines."""
-    names = list(builtin_specs())
-    return names + sorted(name for name in configs if name not in names)
-
-
-def get_backend(name: str, configs: Mapping[str, BackendConfig] = _EMPTY, *,
+def get_backend(name: str, configs: Mapping[str, BackendConfig] = NO_CONFIGS, *,
                 command: str | None = None) -> Backend:
     """The backend `name`: its built-in spec changed by [backends.NAME], its command replaced by
-    `command` (the --command TEMPLATE flag) when given. ValueError names what is wrong."""
-    builtins = builtin_specs()
-    config = configs.get(name)
-    if name not in builtins and config is None:
-        raise ValueError(f"unknown backend {name!r}: use one of {', '.join(backend_names(configs))}, "
-                         f"or define it in clude.toml as [backends.{name}] with a command")
-    raw = dict(builtins.get(name, {"prompt_via": "file", "required_env": [], "env": [], "result": "text",
-                                   "version": [], "about": f"[backends.{name}] of clude.toml"}))
-    configured: list[str] = []
-    if config is not None:
-        for key in ("command", "prompt_via", "result", "timeout_s", "required_env", "sandbox_home"):
-            value = getattr(config, key)
-            if value is not None:
-                raw[key] = value
-                configured.append(key)
-        if config.env:
-            raw["env"] = list(raw.get("env", [])) + list(config.env)
-            configured.append("env")
-        if config.never_land:
-            raw["never_land"] = list(raw.get("never_land", [])) + list(config.never_land)
-            configured.append("never_land")
-    if command is not None:
-        raw["command"] = command
-        configured.append("command")
-    words = _words(name, raw.get("command"))
-    prompt_via = raw.get("prompt_via", "file")
-    if prompt_via not in PROMPT_VIA:
-        raise ValueError(f"[backends.{name}] prompt_via = {prompt_via!r}: use one of {', '.join(PROMPT_VIA)}")
-    result = raw.get("result", "text")
-    if result not in READERS:
-        raise ValueError(f"[backends.{name}] result = {result!r}: use one of {', '.join(READERS)}")
-    keys = tuple(alt.strip() for spec in _names(raw.get("required_env", [])) for alt in spec.split("|"))
-    return Backend(BackendSpec(
-        name=name, command=tuple(words), prompt_via=prompt_via,
-        required_env=tuple(_names(raw.get("required_env", []))), env=tuple(_names(raw.get("env", []))),
-        result=result, version=tuple(raw.get("version", [])), about=raw.get("about", ""),
-        install=raw.get("install"), timeout_s=raw.get("timeout_s"),
-        sandbox_home=tuple(_names(raw.get("sandbox_home", []))), configured=tuple(configured),
-        never_land=tuple(str(g) for g in raw.get("never_land", [])),
-        env_defaults=pairs(raw.get("env_defaults")), env_from=pairs(raw.get("env_from")),
-        credentials=tuple(_names(raw.get("credentials", []))), tested=str(raw.get("tested", "")),
-        config_home=config_home(name, raw.get("config_home"), keys)))
-
-
-def _words(name: str, command) -> list[str]:
-    if command is None or (isinstance(command, (str, list)) and not command):
-        where = "--command TEMPLATE" if name == "command" else f"[backends.{name}] command"
-        raise ValueError(f"the {name} backend needs a command line: give it with {where}, e.g. "
-                         f"\"./agent.sh {{prompt_file}}\" (placeholders: "
-                         f"{' '.join('{' + p + '}' for p in PLACEHOLDERS[:5])})")
-    if isinstance(command, str):
-        try:
-            words = shlex.split(command)
-        except ValueError as error:
-            raise ValueError(f"the {name} backend's command {command!r} cannot be split into words: "
-                             f"{error}") from None
-    else:
-        words = [str(word) for word in command]
-    if not words or not words[0].strip():
-        raise ValueError(f"the {name} backend's command is empty")
-    return words
-
-
-def _names(values) -> list[str]:
-    seen: list[str] = []
-    for value in values:
-        value = str(value).strip()
-        if value and value not in seen:
-            seen.append(value)
-    return seen
+    `command` (the --command TEMPLATE flag) when given (spec.py). ValueError names what is wrong."""
+    return Backend(spec_of(name, configs, command=command))
 
 
 def agent_env(backend: Backend, env: Mapping[str, str], *, agent_id: str, task_id: str) -> dict[str, str]:
@@ -203,7 +94,7 @@ class Backend:
         """Every name passed on to the agent when set: the required ones (each alternative) and the
         forwarded ones."""
         names = [alt.strip() for spec in self.spec.required_env for alt in spec.split("|")]
-        return _names([*names, *self.spec.env])
+        return names_of([*names, *self.spec.env])
 
     def check(self, env: Mapping[str, str]) -> list[InfraFailure]:
         """What stops the agent before it starts: a required variable not set, its program (or the
