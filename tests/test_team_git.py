@@ -781,3 +781,24 @@ def test_a_folder_nested_deeper_than_libgit2_goes_is_still_cleaned(tmp_path, ups
     (deep / "f").write_text("x")
     a.check_out(a.head())
     assert sorted(p.name for p in a.path.iterdir()) == [".git", "README.md"]
+
+
+def test_a_stop_signal_during_an_in_process_fetch_is_raised_once_libgit2_has_returned(tmp_path, upstream):
+    """libgit2 calls Python back while it fetches, and cffi drops an exception raised in a callback: a
+    SIGINT handled there left a worker running (seen in CI). Inside signals_deferred a stop signal is
+    noted, and raised on the way out, to the handler it had; the fetch itself is whole."""
+    import signal
+
+    from clude.team.protocol.objects import fetch_local, open_repo, signals_deferred
+    clone = Repo.clone(str(upstream), tmp_path / "c")
+    seed = make_project(tmp_path, "more", {"two.txt": "2\n"})
+    git(seed, "push", "-q", "-f", str(upstream), "HEAD:refs/heads/main")
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            fetch_local(open_repo(clone.path), "origin", ["+refs/heads/main:refs/remotes/origin/main"])
+            reached.append("fetched")
+    assert reached == ["fetched"]
+    assert git(clone.path, "rev-parse", "origin/main") == git(upstream, "rev-parse", "main")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler it had, back

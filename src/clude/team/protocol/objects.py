@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -129,9 +131,34 @@ def fetch_local(repo: pygit2.Repository, remote: str, refspecs: list[str]) -> No
     """`git fetch --prune remote refspecs` from an upstream on this machine, in process (libgit2 reads
     the other repository's files: no upload-pack, no index-pack)."""
     try:
-        repo.remotes[remote].fetch(refspecs, prune=FetchPrune.PRUNE)
+        with signals_deferred():
+            repo.remotes[remote].fetch(refspecs, prune=FetchPrune.PRUNE)
     except (KeyError, pygit2.GitError) as e:
         raise GitError(f"cannot fetch from {remote} into {repo.path}: {e}") from None
+
+
+# The signals whose Python handlers stop a worker or a run (Ctrl-C, a stop, the team's finish signal).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """libgit2 calls back into Python while it fetches (progress), and a handler's exception raised
+    inside such a callback is printed and dropped by cffi: a worker told to stop went on. Here a stop
+    signal is only noted, and delivered again, to the handler it had, once libgit2 has returned."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # handlers run in the main thread only: never inside this thread's callbacks
+        return
+    noted: list[int] = []
+    saved = {s: signal.signal(s, lambda signum, frame: noted.append(signum))
+             for s in STOP_SIGNALS if signal.getsignal(s) is not None}  # None: not set from Python
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(noted):
+            signal.raise_signal(s)
 
 
 def _refs_under(repo: pygit2.Repository, prefix: str) -> dict[str, str | None]:
