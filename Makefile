@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-run test bench chaos real-projects e2e-local clean sandbox
+.PHONY: demo demo-run test bench chaos real-projects e2e-local clean sandbox browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,17 @@ sandbox:
 	elif [ "$$(id -u)" = 0 ] && command -v dnf >/dev/null 2>&1; then dnf install -y -q bubblewrap; \
 	else echo "bubblewrap (bwrap) is missing: install it (e.g. sudo apt-get install bubblewrap); clude needs it to sandbox agents"; fi
 
+# Debian's chromium and chromium-driver, for the dashboard's browser test (tests/test_team_serve.py):
+# installed when missing and we are root (about 100 MB of packages, once); otherwise that test is
+# skipped with the reason.
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium and chromium-driver for the dashboard's browser test (apt-get, about 100 MB, once)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }; \
+	else echo "chromium/chromedriver are missing: the dashboard's browser test will be skipped (sudo apt-get install chromium chromium-driver)"; fi
+
 # clude's main job: a team of agents on a sample project, offline (clude team demo): three workers
 # fix three bugs, a fourth task fails after 3 attempts, a fourth worker without its API key is blocked.
 demo: sandbox $(STAMP)
@@ -40,8 +51,10 @@ demo-run: sandbox $(STAMP)
 	echo; echo "== clude test"; $$clude test; \
 	echo; echo "== git diff"; git --no-pager diff --stat; echo "The project is in $$dir (its session: $$dir/.clude/sessions)"
 
-# The whole suite. pytest exits 5 when it collects nothing, which fails this target too.
-test: sandbox $(STAMP)
+# The whole suite. pytest exits 5 when it collects nothing, which fails this target too. The first run
+# downloads the agent CLIs the backends' tests run and the JS runners (about 1.7 GB, from npm and PyPI,
+# into tests/.cache, then cached): pytest's header says which are still to come, installs show progress.
+test: sandbox browser $(STAMP)
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)

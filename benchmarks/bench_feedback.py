@@ -1,7 +1,7 @@
 """Feedback: bytes on stdout of `clude test` against `pytest -v` on a suite with 50 realistic failures.
 
 Targets: clude's report <= 2 KB and >= 20x smaller than pytest -v, and every failure line it shows names
-file:line, the test and a reason (`ERROR <file>:<line> <id> — <reason>`).
+file:line, the test and a reason (`FAILED <file>:<line> <id> — <reason>`; ERROR for an error).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from common import CLUDE, PYTHON, Figure, report, run
 
 FAILURES = 50
-LINE = re.compile(r"^ERROR (?P<file>\S+?):(?P<line>\d+) (?P<id>.+?) — (?P<reason>\S.*)$")
+LINE = re.compile(r"^(?:FAILED|ERROR) (?P<file>\S+?):(?P<line>\d+) (?P<id>.+?) — (?P<reason>\S.*)$")
 
 LIBRARY = {
     "shop/__init__.py": "",
@@ -192,15 +192,16 @@ def write(root: Path) -> None:
 
 
 def check_lines(out: str, root: Path) -> tuple[int, list[str]]:
-    """(failure lines shown, problems): every ERROR line must name an existing file:line and a reason."""
+    """(failure lines shown, problems): every FAILED / ERROR line must name an existing file:line and a
+    reason."""
     problems, shown = [], 0
     for text in out.splitlines():
-        if not text.startswith("ERROR "):
+        if not text.startswith(("FAILED ", "ERROR ")):
             continue
         shown += 1
         m = LINE.match(text)
         if not m:
-            problems.append(f"not `ERROR file:line id — reason`: {text}")
+            problems.append(f"not `FAILED file:line id — reason`: {text}")
             continue
         path = root / m["file"]
         if not path.is_file() or not 1 <= int(m["line"]) <= len(path.read_text().splitlines()):

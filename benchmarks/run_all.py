@@ -19,12 +19,14 @@ import bench_cache  # noqa: E402
 import bench_fast  # noqa: E402
 import bench_feedback  # noqa: E402
 import bench_overhead  # noqa: E402
+import bench_overlap  # noqa: E402
 import bench_sandbox  # noqa: E402
 import bench_team  # noqa: E402
 from common import ROOT, Figure, report  # noqa: E402
 
 BENCHMARKS = {"overhead": bench_overhead, "feedback": bench_feedback, "fast": bench_fast,
-              "cache": bench_cache, "agent": bench_agent, "sandbox": bench_sandbox, "team": bench_team}
+              "cache": bench_cache, "agent": bench_agent, "sandbox": bench_sandbox, "team": bench_team,
+              "overlap": bench_overlap}
 DOC = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"
 

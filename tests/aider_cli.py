@@ -41,8 +41,8 @@ def install_aider() -> Path:
                     f"not {sys.version_info[0]}.{sys.version_info[1]}")
     steps = {f"python -m venv {VENV}": [sys.executable, "-m", "venv", "--clear", str(VENV)],
              f"pip install aider-chat=={AIDER_VERSION}": [
-                 str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                 f"aider-chat=={AIDER_VERSION}"]}
+                 str(VENV / "bin" / "python"), "-m", "pip", "install", "--progress-bar", "off",
+                 "--disable-pip-version-check", f"aider-chat=={AIDER_VERSION}"]}
     return install_once(CACHE, _installed, steps,
                         f"installing aider-chat=={AIDER_VERSION} from PyPI into {VENV} (about 700 MB with litellm, "
                         "numpy, scipy and tree-sitter; once, kept for later runs)")

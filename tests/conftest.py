@@ -11,7 +11,31 @@ from pathlib import Path
 import pytest
 
 CORPUS = Path(__file__).parent / "corpus"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def pytest_report_header(config) -> list[str]:
+    """Up front: what the suite downloads the first time (the agent CLIs its backends' tests run, from npm
+    and PyPI, into tests/.cache), or that all of it is cached."""
+    import npm_cli
+
+    return npm_cli.downloads_header()
+
+
+def pytest_configure(config) -> None:
+    """An install (npm_cli.install_once) shows its progress on the terminal even while pytest captures the
+    output of the test that needed it."""
+    import npm_cli
+
+    def show(line: str) -> None:
+        capture = config.pluginmanager.getplugin("capturemanager")
+        terminal = config.pluginmanager.getplugin("terminalreporter")
+        if capture is None or terminal is None:
+            print(line, flush=True)
+            return
+        with capture.global_and_fixture_disabled():
+            terminal.write_line(line)
+
+    npm_cli.show_on = show
 
 
 def project_env(**extra: str) -> dict[str, str]:

@@ -116,3 +116,13 @@ def upstream_files(upstream: str, folder: str) -> list[str]:
     out = subprocess.run(["git", "--git-dir", upstream, "ls-tree", "--name-only", f"main:{folder}"],
                          capture_output=True, text=True)
     return out.stdout.split() if out.returncode == 0 else []
+
+
+def set_task_status(tmp_path: Path, upstream: str, task: str, status: str) -> None:
+    """The task's file edited on the upstream's main as a person (or an earlier run) would leave it."""
+    other = tmp_path / f"edit-{task}-{status}"
+    subprocess.run(["git", "clone", "-q", upstream, str(other)], check=True)
+    path = other / "tasks" / f"{task}.md"
+    path.write_text(path.read_text().replace("status: open", f"status: {status}"))
+    git(other, "-c", "user.name=p", "-c", "user.email=p@p", "commit", "-qam", f"{task} {status}")
+    git(other, "push", "-q", "origin", "HEAD:main")

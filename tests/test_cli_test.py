@@ -35,7 +35,7 @@ def test_report_lines_and_exit_code(project):
     lines = result.output.splitlines()
     assert result.exit_code == EXIT_CODES[Status.FAILED] == 1
     assert lines[0].startswith("FAILED · pytest")
-    assert lines[1] == "ERROR test_m.py:5 test_m.py::test_b — AssertionError: b is broken " \
+    assert lines[1] == "FAILED test_m.py:5 test_m.py::test_b — AssertionError: b is broken " \
                        "assert 'x' == 'y'"
     assert lines[2] == "2 passed, 1 failed, 0 errors, 0 skipped"
     assert lines[3].startswith("report: .clude/reports/") and lines[3].endswith("output.log")
@@ -124,7 +124,7 @@ def test_fifty_failures_stay_within_25_lines_and_2_kb(tmp_path):
     result = invoke(tmp_path, "--", *PYTEST)
     lines = result.output.splitlines()
     assert len(lines) <= 25 and len(result.output.encode()) <= 2000
-    shown = [line for line in lines if line.startswith("ERROR test_many.py:5 test_many.py::test_many[")]
+    shown = [line for line in lines if line.startswith("FAILED test_many.py:5 test_many.py::test_many[")]
     assert 10 <= len(shown) <= 20
     assert f"... and {50 - len(shown)} more failures (all of them in the report)" in lines
     assert all(line.endswith("is not negative assert {0} < 0".format(line.split("[")[1].split("]")[0]))

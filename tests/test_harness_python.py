@@ -73,7 +73,7 @@ def test_the_report_holds_all_5_mb_of_output_while_the_concise_report_stays_shor
     assert lines >= 52_429  # every line the failing test printed, as pytest shows it
     text = concise(verdict)
     assert len(text.splitlines()) <= 25 and len(text) < 2000, text
-    assert "ERROR test_loud.py:13 test_loud.py::test_prints_five_megabytes_then_fails" in text
+    assert "FAILED test_loud.py:13 test_loud.py::test_prints_five_megabytes_then_fails" in text
     assert verdict.report_path in text
 
 

@@ -6,6 +6,7 @@ import socket
 from click.testing import CliRunner
 
 from clude.cli.main import main
+from clude.exits import MODELS_ERROR
 from clude.llm.stub_anthropic import AnthropicStub
 from clude.llm.stub_openai import OpenAIStub
 
@@ -50,7 +51,7 @@ def test_a_rejected_key_names_provider_model_and_url_but_never_the_key(tmp_path)
     with OpenAIStub([{"status": 401}]) as stub:
         result = check(tmp_path, "--model", "gpt-x", "--base-url", stub.base_url.replace("127.0.0.1", "localhost"),
                        env={"OPENAI_API_KEY": KEY})
-    assert result.exit_code == 1
+    assert result.exit_code == MODELS_ERROR == 4
     assert result.output.startswith("ERROR model — ") and "gpt-x" in result.output
     assert "OPENAI_API_KEY" in result.output and KEY not in result.output
 
@@ -58,7 +59,7 @@ def test_a_rejected_key_names_provider_model_and_url_but_never_the_key(tmp_path)
 def test_a_missing_key_variable_is_named(tmp_path):
     result = check(tmp_path, "--provider", "anthropic", "--model", "claude-x",
                    "--api-key-env", "NOT_SET_ANYWHERE")
-    assert result.exit_code == 1
+    assert result.exit_code == MODELS_ERROR == 4
     assert "NOT_SET_ANYWHERE is not set" in result.output
 
 
@@ -67,10 +68,10 @@ def test_an_unreachable_server_is_an_error_not_a_hang(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     result = check(tmp_path, "--model", "m", "--base-url", f"http://127.0.0.1:{port}/v1")
-    assert result.exit_code == 1
+    assert result.exit_code == MODELS_ERROR == 4
     assert result.output.startswith("ERROR model — ") and f"127.0.0.1:{port}" in result.output
 
 
 def test_no_model_name_says_where_to_set_it(tmp_path):
     result = check(tmp_path)
-    assert result.exit_code == 1 and "set name in [model]" in result.output
+    assert result.exit_code == MODELS_ERROR and "set name in [model]" in result.output

@@ -229,6 +229,27 @@ def test_attempts_are_counted_from_failure_records(tmp_path):
     assert claimable(board, role=None, now=NOW) == ["TASK-001", "TASK-010"]
 
 
+def test_attempts_shown_count_the_one_that_landed_or_runs_and_none_where_none_was_used(tmp_path):
+    from clude.cli.team_view import attempts_cell
+    from clude.team.board.board import attempts_used
+
+    root = checkout(tmp_path, task("TASK-001", status="done"), task("TASK-002", status="done"), task("TASK-003"),
+                    task("TASK-004"), task("TASK-005"), task("TASK-006", max_attempts=2), extra={
+        "tasks/failures/TASK-002_attempt_1.md": "x", "tasks/failures/TASK-004_attempt_1.md": "x",
+        "tasks/failures/TASK-005_attempt_1.md": "x", "current_tasks/TASK-005.lock": lock_text("TASK-005"),
+        "tasks/failures/TASK-006_attempt_1.md": "x", "tasks/failures/TASK-006_attempt_2.md": "x"})
+    board = read_board(root, now=NOW, lease_s=LEASE)
+    shown = {i: (t.state, t.attempts, attempts_used(t), attempts_cell(t)) for i, t in board.tasks.items()}
+    assert shown == {
+        "TASK-001": ("done", 0, 1, "1/3"),     # done at its first attempt
+        "TASK-002": ("done", 1, 2, "2/3"),     # one failed, the second landed
+        "TASK-003": ("open", 0, 0, ""),        # nothing used: nothing shown
+        "TASK-004": ("open", 1, 1, "1/3"),     # one failed, two left
+        "TASK-005": ("claimed", 1, 2, "2/3"),  # its second attempt under way
+        "TASK-006": ("failed", 2, 2, "2/2"),
+    }
+
+
 def test_states_from_the_file_and_counts(tmp_path):
     root = checkout(tmp_path, task("TASK-001", status="done"), task("TASK-002", status="failed"),
                     task("TASK-003", status="blocked", blocked_reason="needs a GPU"), task("TASK-004"),

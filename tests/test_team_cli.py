@@ -186,3 +186,20 @@ def test_a_settled_team_run_finishes_its_workers_cleanly(tmp_path):
     assert {w["state"] for w in status["workers"]} == {"finished"}
     analyzed = clude("team", "logs", "analyze", root=root)
     assert "interrupted" not in analyzed.stdout and "ERROR" not in analyzed.stdout
+
+
+def test_outside_a_git_repository_team_run_and_status_say_to_git_init_first(tmp_path):
+    runner = CliRunner(env={"GIT_CEILING_DIRECTORIES": str(tmp_path.parent)})  # whatever holds tmp_path
+    for args in (["team", "run"], ["team", "status"]):
+        result = runner.invoke(main, [*args, "-C", str(tmp_path)])
+        assert result.exit_code == 2
+        assert "is not a git repository: run `git init`" in result.output, result.output
+        assert result.output.rstrip().endswith("then `clude team init`")
+    git(tmp_path, "init", "-q")  # a repository without commits: commit first
+    result = runner.invoke(main, ["team", "run", "-C", str(tmp_path)])
+    assert result.exit_code == 2 and "has no commits yet: commit your project first" in result.output
+    (tmp_path / "a.txt").write_text("a\n")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
+    result = runner.invoke(main, ["team", "run", "-C", str(tmp_path)])  # a repository: team init is next
+    assert result.exit_code == 2 and "has no team upstream: run `clude team init` first" in result.output

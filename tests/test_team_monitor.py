@@ -31,6 +31,28 @@ def test_restarts_back_off_and_a_crash_loop_blocks_with_the_reason():
     assert "Missing environment variable X" in third.reason
 
 
+def test_progress_tells_each_event_once_and_nothing_of_an_earlier_run():
+    from clude.team.logs.progress import Progress
+
+    progress = Progress(since=100.0)
+    key = "OPENAI_API_KEY is not set"
+    events = [{"at": 50, "agent": "a1", "kind": "claimed", "task": "TASK-009", "attempt": 1},  # an earlier run
+              {"at": 101, "agent": "a1", "kind": "worker_started", "backend": "codex"},
+              {"at": 102, "agent": "a1", "kind": "worker_blocked", "reason": key},
+              {"at": 103, "agent": "a1", "kind": "worker_restarted", "by": "monitor", "restarts": 1},
+              {"at": 104, "agent": "a1", "kind": "worker_started", "backend": "codex"},
+              {"at": 105, "agent": "a1", "kind": "worker_blocked", "reason": key},
+              {"at": 106, "agent": "a2", "kind": "claimed", "task": "TASK-001", "attempt": 2},
+              {"at": 107, "agent": "a2", "kind": "agent_started", "task": "TASK-001", "attempt": 2},
+              {"at": 108, "agent": "a2", "kind": "queued", "task": "TASK-001", "attempt": 2},
+              {"at": 109, "agent": "a3", "kind": "done", "task": "TASK-001", "attempt": 2, "queued_by": "a2",
+               "verified": True}]
+    assert [line for e in events if (line := progress.line(e))] == [
+        "worker a1 started (codex backend)", f"worker a1 cannot work: {key}", "a2 claimed TASK-001 (attempt 2)",
+        "a2 finished TASK-001 (attempt 2): checked, queued to land",
+        "done TASK-001 (attempt 2): a2's change landed"]
+
+
 def test_work_or_a_healthy_while_resets_the_backoff_and_old_failures_do_not_count():
     assert decide([run(0, 1), run(2, 3), run(4, 5, worked=True), run(6, 7)], POLICY).delay_s == 1
     assert decide([run(0, 1), run(2, 3), run(4, 500), run(501, 502)], POLICY).action == "restart"

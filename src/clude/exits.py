@@ -32,6 +32,24 @@ TABLE: dict[str, dict[int, str]] = {
         0: "the demo ended as designed (3 tasks done, 1 failed after 3 attempts, one worker blocked)",
         1: "it did not",
     },
+    "clude team status / clude team task / clude team serve": {
+        0: "shown, the task added, retried, blocked or unblocked (a refused change is a usage error, 2)",
+        4: "the team's upstream cannot be read or changed (out of reach, or it refuses this machine)",
+    },
+    "clude team pause / resume / stop": {
+        0: "done (pause and resume also when there was nothing to change)",
+        1: "stop: no `clude team run` of this project is running",
+    },
+    "clude team plan": {
+        0: "the tasks added (or, with --json and without --yes, shown)",
+        1: "the plan rejected: nothing added",
+        3: "the model gave no valid plan within --attempts replies (its last errors are printed)",
+        4: "the model cannot be used, or the team's upstream cannot be changed",
+    },
+    "clude init": {
+        0: "clude.toml written, and the doctor found no ERROR",
+        4: "written, but the doctor found an ERROR; or nothing usable was found (nothing written)",
+    },
     "clude team worker": {
         0: "finished: no task left to do, --max-tasks reached, or told the team's work is finished",
         3: "the upstream refuses pushes for another reason than a race (hooks, permissions, disk)",
@@ -42,6 +60,10 @@ TABLE: dict[str, dict[int, str]] = {
         0: "nothing at ERROR level (warnings may be printed)",
         4: "an ERROR: the environment cannot be used as it is",
     },
+    "clude models check": {
+        0: "the model answered",
+        4: "the model cannot be used: out of reach, a key refused or missing, no such model, no usable answer",
+    },
 }
 COMMON = {USAGE: "a usage or configuration error (the message names the option, file or key)",
           INTERRUPTED: "interrupted (Ctrl-C, SIGTERM)"}
@@ -50,8 +72,14 @@ COMMON = {USAGE: "a usage or configuration error (the message names the option, 
 TEST_FAILED, TEST_ERROR, TEST_NO_TESTS, TEST_TIMEOUT, TEST_CRASHED, TEST_REGRESSIONS = 1, 3, 4, 5, 6, 7
 RUN_DONE, RUN_FAILED, RUN_BLOCKED, RUN_ERROR = 0, 1, 3, 4
 TEAM_DONE, TEAM_TASKS_LEFT, TEAM_INFRA = 0, 1, 4
+DEMO_AS_DESIGNED, DEMO_NOT_AS_DESIGNED = 0, 1
+TEAM_VIEW_OK, TEAM_VIEW_UNREACHABLE = 0, 4
+STOP_SENT, STOP_NO_RUN = 0, 1
+INIT_OK, INIT_ERROR = 0, 4
+PLAN_ADDED, PLAN_REJECTED, PLAN_BLOCKED, PLAN_ERROR = 0, 1, 3, 4
 WORKER_SETTLED, WORKER_UPSTREAM, WORKER_INFRA, WORKER_CRASHED = 0, 3, 4, 5
 DOCTOR_OK, DOCTOR_ERROR = 0, 4
+MODELS_OK, MODELS_ERROR = 0, 4
 
 
 def markdown() -> str:

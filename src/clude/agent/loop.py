@@ -245,8 +245,9 @@ class AgentRun(AfterSteps):
         if not ready:
             if all(r.status == "done" for r in self.state.steps.values()):
                 if self.verify == "never":
-                    return self._go(State.DONE, f"all {len(plan.steps)} steps done (verify = never)")
-                return self._go(State.VERIFYING, f"all {len(plan.steps)} steps done")
+                    return self._go(State.DONE, f"{_all_steps(len(plan.steps))} done; not verified: the "
+                                                "setting [agent] verify is \"never\"")
+                return self._go(State.VERIFYING, f"{_all_steps(len(plan.steps))} done")
             report = deadlock(plan, self.statuses(), self._reasons()) or "no step can run"
             return self._block("failed", report)
         if self.parallel > 1 and len(ready) > 1 and not resumed:
@@ -331,3 +332,7 @@ class AgentRun(AfterSteps):
         return Toolbox(workdir, env=self.env, shell_timeout_s=self.config.shell_timeout,
                        output_budget=self.config.output_budget, output_dir=self.session.output_dir,
                        test_runner=tests, sandbox=self.sandbox, pass_env=tuple(self.settings.test.pass_env))
+
+
+def _all_steps(n: int) -> str:
+    return "the plan's one step" if n == 1 else f"all {n} steps"

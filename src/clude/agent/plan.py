@@ -224,8 +224,10 @@ def _graph_errors(steps: list[tuple[int, Step]], done_ids: Collection[str], *,
     return errors
 
 
-def validate_plan(data: Any, *, done_ids: Collection[str] = ()) -> Plan:
-    """Check an already-parsed plan object; raise PlanError listing every problem found."""
+def validate_plan(data: Any, *, done_ids: Collection[str] = (), step: type[Step] | None = None) -> Plan:
+    """Check an already-parsed plan object; raise PlanError listing every problem found. `step`: the
+    model of a step (a subclass of Step with more fields: a team's tasks)."""
+    step = step or Step
     if isinstance(data, list):
         data = {"title": "plan", "steps": data}
     if not isinstance(data, dict):
@@ -250,7 +252,7 @@ def validate_plan(data: Any, *, done_ids: Collection[str] = ()) -> Plan:
             errors.append(f"steps: {len(raw_steps)} steps, at most {MAX_STEPS} allowed: merge small steps")
         for i, raw in enumerate(raw_steps):
             try:
-                valid.append((i, Step.model_validate(raw)))
+                valid.append((i, step.model_validate(raw)))
             except ValidationError as err:
                 errors.extend(_render(f"steps[{i}]", err))
     errors.extend(_graph_errors(valid, done_ids))
@@ -311,14 +313,14 @@ def _find_plan(reply: str) -> tuple[Any, str | None, list[Any]]:
     return None, (best[0][1] if best else None), others
 
 
-def parse_plan(reply: str | dict, *, done_ids: Collection[str] = ()) -> Plan:
+def parse_plan(reply: str | dict, *, done_ids: Collection[str] = (), step: type[Step] | None = None) -> Plan:
     """The plan in a model reply: bare JSON, fenced JSON or JSON amid prose; the first object with
     "steps" wins (a top-level list of steps is a plan titled "plan"). Raises PlanError with every problem."""
     if not isinstance(reply, str):
-        return validate_plan(reply, done_ids=done_ids)
+        return validate_plan(reply, done_ids=done_ids, step=step)
     plan, syntax_error, others = _find_plan(reply)
     if plan is not None:
-        return validate_plan(plan, done_ids=done_ids)
+        return validate_plan(plan, done_ids=done_ids, step=step)
     if syntax_error:
         raise PlanError([syntax_error])
     if others:

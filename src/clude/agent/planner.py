@@ -11,6 +11,7 @@ from typing import Callable, Collection
 from clude.agent.plan import Plan, PlanError, parse_plan, plan_schema_text
 from clude.agent.prompts import render
 from clude.agent.step import BudgetExceeded
+from clude.agent.tools.box import Toolbox
 from clude.llm.base import ChatModel, Message, Reply
 
 MAX_FILES = 80  # files of the project listed for the planner
@@ -55,26 +56,49 @@ def replan_request(root: Path, reason: str, overview: str) -> list[Message]:
 def ask_for_plan(model: ChatModel, messages: list[Message], *, attempts: int, done_ids: Collection[str] = (),
                  check_budget: Callable[[], str | None] = lambda: None,
                  on_reply: Callable[[Reply], None] = lambda reply: None,
-                 on_invalid: Callable[[int, PlanError], None] = lambda n, e: None) -> Plan:
+                 on_invalid: Callable[[int, PlanError], None] = lambda n, e: None,
+                 parse: Callable[[str], Plan] | None = None, reader: Toolbox | None = None,
+                 max_reads: int = 0) -> Plan:
     """A valid plan from the conversation `messages` (extended in place). Raises PlanningFailed
-    after `attempts` invalid plans, BudgetExceeded, or ModelError."""
+    after `attempts` invalid plans, BudgetExceeded, or ModelError. `parse`: how a reply's text becomes
+    a plan (raising PlanError), when not parse_plan's. `reader`: read-only tools the model may call,
+    up to `max_reads` turns, before it answers with the plan."""
+    parse = parse or (lambda text: parse_plan(text, done_ids=done_ids))
     last: PlanError | None = None
     for attempt in range(1, attempts + 1):
         over = check_budget()
         if over:
             raise BudgetExceeded(over)
-        reply = model.chat(messages)
+        reply = _read_then_reply(model, messages, reader, max_reads, on_reply) if reader else model.chat(messages)
         on_reply(reply)
         messages.append(reply.as_message() if not reply.tool_calls else
                         {"role": "assistant", "content": _reply_text(reply)})
         try:
-            return parse_plan(_reply_text(reply), done_ids=done_ids)
+            return parse(_reply_text(reply))
         except PlanError as error:
             last = error
             on_invalid(attempt, error)
             messages.append({"role": "user", "content": render("plan_invalid", errors=error.errors)})
     raise PlanningFailed(f"no valid plan after {attempts} attempt{'s' if attempts != 1 else ''}; "
                          f"the last one: {'; '.join(last.errors) if last else 'no reply'}")
+
+
+def _read_then_reply(model: ChatModel, messages: list[Message], reader: Toolbox, max_reads: int,
+                     on_reply: Callable[[Reply], None]) -> Reply:
+    """The model reads the workspace with `reader`'s tools as long as it calls them (up to max_reads
+    turns; their results go back to it), then its reply without a call: the plan."""
+    tools = reader.specs()
+    for _ in range(max_reads):
+        reply = model.chat(messages, tools)
+        if not reply.tool_calls:
+            return reply
+        on_reply(reply)
+        messages.append(reply.as_message())
+        for call in reply.tool_calls:
+            result = reader.call(call.name, call.arguments)
+            messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": result.text})
+    messages.append({"role": "user", "content": render("plan_now")})
+    return model.chat(messages)
 
 
 def _reply_text(reply: Reply) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from clude.exits import DOCTOR_ERROR as EXIT_ERROR, USAGE as EXIT_USAGE
+from clude.exits import DOCTOR_ERROR as EXIT_ERROR, DOCTOR_OK as EXIT_OK, USAGE as EXIT_USAGE
 
 
 @click.command("doctor")
@@ -31,6 +31,15 @@ def doctor_command(as_json, scope, backends, command, upstream, project) -> None
 
     The model is asked a one-token question (`clude run` and `clude team run` only ask its server for
     its model list before they start)."""
+    ok = report(project, as_json=as_json, scope=scope, backends=list(backends) or None, command=command,
+                upstream=upstream)
+    sys.exit(EXIT_OK if ok else EXIT_ERROR)
+
+
+def report(project: Path, *, as_json: bool = False, scope: str = "all", backends: list[str] | None = None,
+           command: str | None = None, upstream: str | None = None) -> bool:
+    """`clude doctor`'s checks and lines (also the end of `clude init`): whether no check is an ERROR.
+    A configuration that cannot be read exits with the usage code."""
     from clude.config import ConfigError, load_settings
     from clude.doctor import run_checks
 
@@ -39,7 +48,7 @@ def doctor_command(as_json, scope, backends, command, upstream, project) -> None
     except ConfigError as error:
         click.echo(f"clude: {error}", err=True)
         sys.exit(EXIT_USAGE)
-    checks = run_checks(project, settings, env=dict(os.environ), scope=scope, backends=list(backends) or None,
+    checks = run_checks(project, settings, env=dict(os.environ), scope=scope, backends=backends,
                         command=command, upstream=upstream)
     ok = all(c.ok for c in checks)
     if as_json:
@@ -47,7 +56,7 @@ def doctor_command(as_json, scope, backends, command, upstream, project) -> None
     else:
         for check in checks:
             click.echo(check.line())
-    sys.exit(0 if ok else EXIT_ERROR)
+    return ok
 
 
 def preflight(project: Path, settings, *, scope: str, backends: list[str] | None = None,
@@ -64,7 +73,13 @@ def preflight(project: Path, settings, *, scope: str, backends: list[str] | None
 
 def print_refusal(errors: list) -> None:
     """The ERROR lines, and what to do, on stderr."""
+    from clude.doctor.model import NOT_CONFIGURED
+
     for check in errors:
         click.echo(check.line(), err=True)
+    if any(c.name == "model" and c.detail == NOT_CONFIGURED for c in errors):  # skipping checks cannot help
+        click.echo("clude: not started: no model is configured: run `clude init` (or set [model] in "
+                   "clude.toml), then `clude doctor` checks again", err=True)
+        return
     click.echo("clude: not started: fix the ERRORs above (`clude doctor` checks again), or skip the "
                "checks with --no-doctor", err=True)

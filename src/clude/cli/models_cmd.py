@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-EXIT_USAGE = 2
+from clude.exits import MODELS_ERROR as EXIT_ERROR, MODELS_OK as EXIT_OK, USAGE as EXIT_USAGE
 
 
 @click.group("models")
@@ -43,10 +43,11 @@ def check_command(provider, name, base_url, api_key_env, as_json, project) -> No
         answer = ask_model(settings.model, project, prices=settings.prices)
     except ModelError as exc:
         _report(False, f"ERROR model — {exc}", as_json, {"error": str(exc)})
-        sys.exit(1)
+        sys.exit(EXIT_ERROR)
     _report(True, f"OK model — {answer}", as_json, {"where": answer.where, "seconds": round(answer.seconds, 3),
                                                     "usage": answer.usage.model_dump(),
                                                     "template": answer.template or None})
+    sys.exit(EXIT_OK)
 
 
 def _report(ok: bool, line: str, as_json: bool, data: dict) -> None:

@@ -73,6 +73,8 @@ def run_command(goal, task_file, project, as_json, headless, confirm, parallel, 
     _sandbox_or_exit(settings, as_json)
     if not no_doctor:  # before any session exists: an environment that cannot work is refused at once
         _preflight(project, settings, as_json)
+    else:
+        _model_or_exit(settings, as_json)
     console = _console(as_json, headless and not verbose)
     from clude.agent import start_run
     from clude.cli.run_view import ConsoleView, confirm_plan
@@ -192,6 +194,14 @@ def _preflight(project: Path, settings, as_json: bool) -> None:
     if errors:
         print_refusal(errors)
         _infra_error(refusal(errors), as_json, quiet=True)
+
+
+def _model_or_exit(settings, as_json: bool) -> None:
+    """Without the checks, a run with no model configured still stops at once, saying how to get one."""
+    from clude.doctor.model import NOT_CONFIGURED, model_configured
+
+    if not model_configured(settings.model):
+        _infra_error(f"the model cannot be used: {NOT_CONFIGURED}", as_json)
 
 
 def _infra_error(message: str, as_json: bool, quiet: bool = False) -> None:

@@ -76,14 +76,19 @@ def summary(console: Console, result: RunResult) -> None:
         console.print(f"continue with: clude resume {result.session_id}", highlight=False)
 
 
-def confirm_plan(console: Console):
-    """The --confirm question: approve, edit (in $EDITOR, validated again) or reject the plan."""
+def confirm_plan(console: Console, *, question: str = "Run this plan?", dump=None, table=None, validate=None):
+    """The --confirm question: approve, edit (in $EDITOR, validated again) or reject the plan. `dump`
+    (plan -> JSON-able), `table` (that -> a renderable) and `validate` (edited JSON -> plan, or
+    PlanError) for plans of another shape (a team's tasks)."""
+    dump = dump or (lambda plan: plan.model_dump())
+    table = table or plan_table
+    validate = validate or validate_plan
 
     def ask(plan: Plan) -> Plan | None:
-        draft = json.dumps(plan.model_dump(), indent=2)  # an invalid edit is edited again, not lost
+        draft = json.dumps(dump(plan), indent=2)  # an invalid edit is edited again, not lost
         while True:
-            console.print(plan_table(plan.model_dump()))
-            choice = click.prompt("Run this plan? [a]pprove, [e]dit, [r]eject",
+            console.print(table(dump(plan)))
+            choice = click.prompt(f"{question} [a]pprove, [e]dit, [r]eject",
                                   type=click.Choice(["a", "e", "r"]), default="a", show_choices=False)
             if choice == "a":
                 return plan
@@ -94,7 +99,7 @@ def confirm_plan(console: Console):
                 continue
             draft = text
             try:
-                plan = validate_plan(json.loads(text))
+                plan = validate(json.loads(text))
             except (ValueError, PlanError) as error:
                 errors = error.errors if isinstance(error, PlanError) else [f"not valid JSON: {error}"]
                 console.print("[red]the edited plan is invalid:[/]\n" + "\n".join(f"  - {e}" for e in errors),

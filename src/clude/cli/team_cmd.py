@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from clude.exits import TEAM_VIEW_UNREACHABLE
 from clude.exits import USAGE as EXIT_USAGE
 
 _project = click.option("-C", "--project", type=click.Path(file_okay=False, exists=True, path_type=Path),
@@ -49,7 +50,7 @@ def board_repo(project: Path, upstream: str | None, name: str | None = None) -> 
         try:
             repo = view(root, url, name or VIEW_CLONE)
         except GitError as error:
-            fail(f"cannot read the team's upstream: {error}", 4)
+            fail(f"cannot read the team's upstream: {error}", TEAM_VIEW_UNREACHABLE)
         yield settings, repo
 
 
@@ -90,57 +91,32 @@ def task_group() -> None:
 @click.option("--priority", type=int, default=0, show_default=True, help="Higher first.")
 @click.option("--max-attempts", type=click.IntRange(1, 100), default=None,
               help="Failed attempts before the task is failed [default: [team] max_attempts, 3].")
+@click.option("--files", default="", metavar="PATH,...",
+              help="Files it is expected to touch (paths, folder/ or globs): overlapping tasks are kept apart.")
 @click.option("--allow-tests", is_flag=True,
               help="The agent may change the project's tests (a tester's task always may).")
 @_upstream
 @_project
-def task_add_command(title, body, body_file, tests, deps, role, priority, max_attempts, allow_tests, upstream,
-                     project) -> None:
+def task_add_command(title, body, body_file, tests, deps, role, priority, max_attempts, files, allow_tests,
+                     upstream, project) -> None:
     """Add a task; a dependency that does not exist or a cycle is reported and the task blocked."""
-    from pydantic import ValidationError
-
-    from clude.team.protocol.admin import add_task
+    from clude.team.protocol.steer import SteerError, new_task
 
     if body and body_file:
         fail("give --body or --body-file, not both")
     text = body_file.read_text(encoding="utf-8") if body_file else (body or "")
     with board_repo(project, upstream) as (settings, repo):
-        if role:
-            from clude.team.work.roles import role_names
-            known = role_names(Path(settings.team.roles_dir) if settings.team.roles_dir else None)
-            if role not in known:
-                fail(f"unknown role {role!r}: the roles are {', '.join(known)} (or add {role}.md to "
-                     "[team] roles_dir)")
-        if not tests and settings.team.verify == "tests":
-            _refuse_without_tests(repo.path, settings)
         fields = {"title": title, "body": text, "tests": tests, "role": role, "priority": priority,
                   "deps": [d.strip() for d in deps.split(",") if d.strip()], "allow_tests": allow_tests,
-                  "max_attempts": max_attempts or settings.team.max_attempts}
+                  "max_attempts": max_attempts, "files": files}
         try:
-            task, notes = add_task(repo, fields)
-        except ValidationError as error:
-            fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()))
+            task, notes = new_task(repo, settings, fields)
+        except SteerError as error:
+            fail(str(error))
     click.echo(f"added {task.id}: {task.title}" + (f" (blocked: {task.blocked_reason})"
                                                     if task.status == "blocked" else ""))
     for note in notes:
         click.echo(f"note: {note}")
-
-
-def _refuse_without_tests(checkout: Path, settings) -> None:
-    """A usage failure when the upstream's tree (the view clone's `checkout`) has no tests to verify a
-    task without --tests."""
-    import os
-
-    from clude.harness import frameworks
-    from clude.team.protocol.admin import tests_detected
-
-    if tests_detected(checkout, settings, os.environ):
-        return
-    looked = ", ".join(adapter.name for adapter in frameworks.adapters())
-    fail(f"no tests were detected in the upstream's tree (looked for {looked}; [test] command is not "
-         "set), so a task without --tests could not be verified. Give the task --tests SELECTOR (the "
-         "tests that show it done), or set `[team] verify = \"none\"` in clude.toml to land tasks "
-         "unverified (shown as done-unverified).")
 
 
 @task_group.command("list")

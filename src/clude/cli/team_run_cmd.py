@@ -13,7 +13,8 @@ import click
 from clude.cli.signals import stop_signals_as_interrupt
 from clude.cli.team_cmd import _project, _upstream, board_repo, fail, settings_of
 
-from clude.exits import TEAM_INFRA as EXIT_INFRA, TEAM_TASKS_LEFT as EXIT_TASKS_LEFT
+from clude.exits import (DEMO_AS_DESIGNED, DEMO_NOT_AS_DESIGNED, TEAM_INFRA as EXIT_INFRA,
+                         TEAM_TASKS_LEFT as EXIT_TASKS_LEFT)
 
 _backend = click.option("--backend", default=None, help="The agent CLI: clude, claude, codex, aider, "
                         "gemini, command, or one of [backends.NAME] [default: [team] backend].")
@@ -90,16 +91,21 @@ def worker_command(upstream, agent_id, backend, command, role, workdir, state_di
 @_command
 @click.option("--roles", default=None, metavar="ROLE=N,...", help="e.g. implementer=3,docs=1.")
 @click.option("--forever", is_flag=True, help="Keep the workers waiting for new tasks.")
+@click.option("--goal", default=None, metavar="TEXT",
+              help="With --forever: what the team works towards; when the board is empty a planner (the "
+                   "[model]) proposes the next tasks, up to [team] max_auto_tasks [default: [team] goal].")
+@click.option("--from-tests", is_flag=True,
+              help="Make the upstream's failing tests the tasks (one per cause), at the start and as the code "
+                   "changes; run until the suite is green or what is left is failed or blocked.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final board as JSON.")
 @click.option("--no-doctor", is_flag=True, help="Skip the pre-flight checks (clude doctor --scope team).")
 @_sandbox
 @_upstream
 @_project
-def run_command(agents, backend, command, roles, forever, as_json, no_doctor, sandbox_mode, upstream,
-                project) -> None:
+def run_command(agents, backend, command, roles, forever, goal, from_tests, as_json, no_doctor, sandbox_mode,
+                upstream, project) -> None:
     """Start N workers, restart the ones that exit (a crash loop blocks a worker with its reason), and
     return when every task is done, failed or blocked."""
-    from clude.team.protocol.admin import NoTeam, upstream_of
     from clude.team.supervision.monitor import Plan
     from clude.team.supervision.runner import assign_roles, parse_roles
 
@@ -107,10 +113,10 @@ def run_command(agents, backend, command, roles, forever, as_json, no_doctor, sa
     settings = settings_of(project)
     if sandbox_mode:  # the doctor's sandbox check and the workers follow the flag
         settings = settings.model_copy(update={"sandbox": settings.sandbox.model_copy(update={"mode": sandbox_mode})})
+    url = _team_upstream(root, settings, upstream)
     try:
-        url = upstream_of(root, settings, upstream)
         assigned = assign_roles(agents or settings.team.agents, parse_roles(roles) or settings.team.roles)
-    except (NoTeam, ValueError) as error:
+    except ValueError as error:
         fail(str(error))
     from clude.team.work.roles import role_names
     known = role_names(Path(settings.team.roles_dir) if settings.team.roles_dir else None)
@@ -132,16 +138,62 @@ def run_command(agents, backend, command, roles, forever, as_json, no_doctor, sa
     sandbox = sandbox_of(settings, None)  # refused here, before any worker, when bwrap is missing
     plans = [Plan(agent_id, role, name, command, sandbox="on" if sandbox.enabled else "off")
              for agent_id, role in assigned]
-    sys.exit(run_team(root, settings, url, plans, forever=forever, as_json=as_json))
+    tests_to_tasks = None
+    if from_tests:
+        from clude.harness.runner import clude_dir
+        from clude.team.supervision.from_tests import TestsToTasks
+        tests_to_tasks = TestsToTasks(root, settings, url, clude_dir(root), sandbox=sandbox,
+                                      echo=lambda text: click.echo(text, err=True))
+    director = _director(root, settings, url, sandbox, goal, forever=forever)
+    sys.exit(run_team(root, settings, url, plans, forever=forever, as_json=as_json, from_tests=tests_to_tasks,
+                      director=director))
+
+
+def _director(root: Path, settings, url: str, sandbox, goal: str | None, *, forever: bool):
+    """The planner of `--forever` when there is a goal (a usage error: --goal without --forever)."""
+    if goal and not forever:
+        fail("--goal is for --forever: the planner proposes tasks when the board is empty")
+    goal = goal or settings.team.goal  # [team] goal without --forever: nothing to do
+    if not goal or not forever or settings.team.max_auto_tasks == 0:
+        return None
+    from clude.harness.runner import clude_dir
+    from clude.llm.base import ModelError
+    from clude.llm.providers import make_model
+    from clude.team.supervision.direct import Director
+    from clude.team.supervision.from_tests import monitor_judge, suite_summary
+    from clude.team.work.roles import role_names
+
+    try:
+        model = make_model(settings.model, base_dir=root)
+    except ModelError as error:
+        fail(f"--goal needs a model for its planner: {error} (clude init sets up [model])", EXIT_INFRA)
+    judge = monitor_judge(root, settings, url, clude_dir(root), sandbox)
+    roles = role_names(Path(settings.team.roles_dir) if settings.team.roles_dir else None)
+    return Director(model, goal, roles=roles, max_tasks=settings.team.max_auto_tasks,
+                    max_attempts=settings.team.max_attempts, suite=lambda path: suite_summary(judge, path),
+                    echo=lambda text: click.echo(text, err=True))
+
+
+def _team_upstream(root: Path, settings, upstream: str | None) -> str:
+    """The team's upstream, or a usage failure saying what to do first (git init and a first commit
+    where root is no git repository yet, then `clude team init`)."""
+    from clude.team.protocol.admin import NoTeam, upstream_of
+    from clude.team.protocol.upstream import not_a_team_yet
+
+    try:
+        return upstream_of(root, settings, upstream)
+    except NoTeam:
+        fail(not_a_team_yet(root))
 
 
 def run_team(root: Path, settings, url: str, plans, *, forever: bool, as_json: bool,
-             echo=lambda text: click.echo(text, err=True)) -> int:
+             echo=lambda text: click.echo(text, err=True), from_tests=None, director=None) -> int:
     """The monitor over `plans` until the board is settled or no worker can work; prints the end."""
     from clude.team.supervision.team_run import supervise
 
     with stop_signals_as_interrupt((signal.SIGTERM,)):
-        ended = supervise(root, settings, url, plans, forever=forever, echo=echo)
+        ended = supervise(root, settings, url, plans, forever=forever, echo=echo, from_tests=from_tests,
+                          director=director)
     if as_json:
         from clude.cli.team_view import board_json
         click.echo(json.dumps({"stopped": ended.why, "workers": ended.workers, **board_json(ended.board)},
@@ -171,6 +223,7 @@ def status_command(as_json, live, upstream, project) -> None:
     from clude.team.work.heartbeat import read_heartbeats
 
     state = clude_dir(project.resolve())
+    _team_upstream(project.resolve(), settings_of(project), upstream)  # no team here: what to do first
     if live:
         if as_json:
             fail("--watch and --json do not go together")
@@ -228,9 +281,27 @@ def demo_command(folder) -> None:
     sandbox_of(settings, None)  # the demo's agents run in the sandbox too: say so when it cannot be made
     plans = [Plan(agent, None, backend) for agent, backend in WORKERS]
     code = run_team(root, settings, upstream, plans, forever=False, as_json=False)
-    click.echo(f"\nthe project: {root}  (its upstream: {upstream})\n"
+    click.echo(f"\n{_pulled(root)}")  # the fixes landed on the upstream: the project folder gets them too
+    click.echo(f"the project: {root}  (its upstream: {upstream})\n"
                f"what happened: {root / '.clude/team/monitor/PROGRESS.md'}, failure records in "
                f"{root / '.clude/team/monitor/tasks/failures'}, logs in {root / '.clude/logs'}\n"
                f"look again with: clude team status -C {root}")
     # the demo ends as designed: 3 tasks done, 1 failed after 3 attempts, worker a4 blocked
-    sys.exit(0 if code == EXIT_TASKS_LEFT else 1)
+    sys.exit(DEMO_AS_DESIGNED if code == EXIT_TASKS_LEFT else DEMO_NOT_AS_DESIGNED)
+
+
+def _pulled(root: Path) -> str:
+    """Pull the upstream into the demo's project folder; what it did, as a line to print."""
+    import subprocess
+
+    from clude.team.demo import PULL, pull_upstream
+
+    command = "git " + " ".join(arg for arg in PULL if arg != "-q")
+    try:
+        commits = pull_upstream(root)
+    except subprocess.CalledProcessError as error:
+        why = (error.stderr or "").strip().splitlines()
+        return (f"could not bring the team's work into {root} ({why[-1] if why else error}); it is on the "
+                f"upstream: cd {root} && {command}")
+    return (f"pulled the team's work into {root} ({commits} commit{'s' if commits != 1 else ''} from the "
+            f"upstream, {command}): the fixes are in its files now")

@@ -85,7 +85,7 @@ def _explain(project: Path, command: list[str] | None) -> None:
         sys.exit(EXIT_USAGE)
     found, lines = explain(project.resolve(), settings.test, command, {**os.environ, **settings.test.env})
     click.echo("\n".join(lines))
-    sys.exit(0 if found else EXIT_CODES[Status.NO_TESTS])
+    sys.exit(EXIT_CODES[Status.PASSED] if found else EXIT_CODES[Status.NO_TESTS])
 
 
 def _answer_from_cache(project: Path, command, rate, seed, test_table: dict, as_json: bool) -> str:

@@ -122,10 +122,19 @@ class TeamConfig(Section):
     roles_dir: str | None = Field(default=None, description="a folder of ROLE.md prompts that replace "
                                                             "the built-in ones")
     max_attempts: int = Field(default=3, ge=1, le=100, description="a new task's attempts")
+    goal: str | None = Field(default=None, description="what the team works towards: with `team run --forever`, "
+                                                        "a planner proposes the next tasks for it when the board "
+                                                        "is empty")
+    max_auto_tasks: int = Field(default=10, ge=0, le=1000, description="tasks the planner of `team run --forever` "
+                                                                       "may add in one run, in all (0: none)")
     verify: Literal["tests", "none"] = Field(
         default="tests", description="verify each task with the tests, or land unverified when the "
                                      "project has no tests")
     lease_s: float = Field(default=120.0, ge=1, le=86_400, description="seconds a lock lives without renewal")
+    overlap: Literal["apart", "ignore"] = Field(
+        default="apart", description="apart: a worker does not take a task whose files overlap a task in "
+                                     "progress while another is ready; ignore: take the best task whatever "
+                                     "its files")
     poll_s: float = Field(default=5.0, gt=0, le=3_600, description="seconds between looks for work when idle")
     agent_timeout_s: float = Field(default=3600.0, gt=0, le=604_800, description="seconds one agent run may take")
     workdir: str = Field(default=".clude/agents", description="where local workers keep their clones")

@@ -13,7 +13,7 @@ from typing import Any, Callable, Literal, Mapping
 from clude.config.settings import ModelConfig, Settings
 from clude.gitcli import GitError, git_text, run_git
 from clude.doctor.check import Check
-from clude.doctor.model import ModelAnswer, ask_model, probe_model
+from clude.doctor.model import NOT_CONFIGURED, ModelAnswer, ask_model, model_configured, probe_model
 from clude.doctor.suite import tests_check
 
 Scope = Literal["run", "team", "all"]
@@ -49,12 +49,16 @@ def run_checks(root: Path, settings: Settings, *, env: Mapping[str, str], scope:
         checks += upstream_checks(root, url, no_team)
     if agents:
         checks += backend_checks(settings, names, command, env)
-    if run or (agents and "clude" in names):
+    if scope == "all" and "clude" not in names and not model_configured(settings.model):
+        # the team's agents are CLIs of their own: only `clude run` would need a model
+        checks.append(Check("model", True, f"none configured; the {' and '.join(names)} backend needs none "
+                                           "(`clude run` and the clude backend do: `clude init`)"))
+    elif run or (agents and "clude" in names):
         clude = _clude_backend(settings, command) if agents and "clude" in names else None
         checks.append(model_check_of(root, settings, env, model_check, backend=clude))
     if run and not team and settings.agent.verify == "never":
-        checks.append(Check("tests", True, "not checked: [agent] verify = \"never\" (the work will not be "
-                                           "verified)"))
+        checks.append(Check("tests", True, "not checked: the setting [agent] verify is \"never\" "
+                                           "(the work will not be verified)"))
     else:
         checks.append(tests_check(root, settings.test, env, strict=team))
     if run or agents:
@@ -231,6 +235,8 @@ def model_check_of(root: Path, settings: Settings, env: Mapping[str, str], model
     config = settings.model
     if config.provider == "scripted":
         return scripted_check(config, root)
+    if not model_configured(config):
+        return Check("model", False, NOT_CONFIGURED)
     if backend is not None:
         from clude.llm.providers import KEY_ENV
 

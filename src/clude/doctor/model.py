@@ -13,6 +13,14 @@ from typing import Any, Mapping
 from clude.config.settings import ModelConfig
 
 PROBE_TIMEOUT_S = 30.0  # the model server's model list
+# [model] names no model: what doctor, `clude run` and `clude team run` (clude backend) say
+NOT_CONFIGURED = ("no model is configured: set [model] in clude.toml (provider, name, base_url: docs/llm.md), "
+                  "or run `clude init`, which finds a local model server or an API key and writes it")
+
+
+def model_configured(config: ModelConfig) -> bool:
+    """Whether [model] names a model (a scripted one names its script)."""
+    return config.provider == "scripted" or bool(config.name.strip())
 
 
 @dataclass

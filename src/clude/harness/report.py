@@ -1,8 +1,10 @@
-"""The concise report an agent reads: at most ~25 lines and ~2 KB, one `ERROR file:line id — reason` per failure."""
+"""The concise report an agent reads: at most ~25 lines and ~2 KB, one `FAILED file:line id — reason` per
+failure (ERROR for an error: a test's setup or teardown, a file that could not be collected or built, a
+process that died), the labels pytest uses."""
 
 from __future__ import annotations
 
-from clude.harness.verdict import Status, Verdict
+from clude.harness.verdict import Failure, Status, Verdict
 
 MAX_FAILURES = 20
 MAX_LINE = 300  # characters; a longer line is cut
@@ -25,7 +27,7 @@ def concise(verdict: Verdict, max_failures: int = MAX_FAILURES, max_bytes: int =
         where = failure.file or "?"
         if failure.line:
             where += f":{failure.line}"
-        line = _cut(f"ERROR {where} {failure.id} — {failure.reason or failure.kind}")
+        line = _cut(f"{label(failure)} {where} {failure.id} — {failure.reason or failure.kind}")
         budget -= _size([line])
         if budget < 0:
             break
@@ -34,6 +36,13 @@ def concise(verdict: Verdict, max_failures: int = MAX_FAILURES, max_bytes: int =
     if hidden > 0:
         shown.append(more.format(hidden))
     return "\n".join(head + shown + tail)
+
+
+def label(failure: Failure) -> str:
+    """FAILED for a test whose own check failed (an assertion, an expectation, a panic in the test), ERROR
+    for everything else that went wrong (setup, teardown, collection, a build, a crashed process): what
+    pytest prints, whichever framework ran."""
+    return "FAILED" if failure.kind == "failure" else "ERROR"
 
 
 def _cut(line: str) -> str:

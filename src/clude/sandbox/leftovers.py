@@ -13,7 +13,7 @@ from pathlib import Path
 MARK_VAR = "CLUDE_RUN_ID"
 
 
-def _start_time(pid: int) -> str | None:
+def start_time(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), which tells
     a process from a later one that got the same pid."""
     try:
@@ -26,7 +26,7 @@ def _start_time(pid: int) -> str | None:
 def record(pidfile: Path, pid: int, mark: str | None = None) -> None:
     """Write down the group leader `pid` of a run that has just started (and its environment mark)."""
     pidfile.parent.mkdir(parents=True, exist_ok=True)
-    pidfile.write_text(f"{pid} {_start_time(pid) or '?'} {mark or '-'}\n", encoding="utf-8")
+    pidfile.write_text(f"{pid} {start_time(pid) or '?'} {mark or '-'}\n", encoding="utf-8")
 
 
 def forget(pidfile: Path) -> None:
@@ -43,7 +43,7 @@ def kill_leftovers(pidfile: Path) -> int | None:
     except (OSError, ValueError):
         return None
     killed = None
-    if pid > 1 and _start_time(pid) is not None and _start_time(pid) == started:
+    if pid > 1 and start_time(pid) is not None and start_time(pid) == started:
         try:
             os.killpg(pid, signal.SIGKILL)
             killed = pid

@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from clude.gitcli import git_env
+from clude.team.board.layout import BRANCH, REMOTE
 from clude.team.protocol.admin import add_task, view
 from clude.team.protocol.upstream import init_team
 
@@ -39,3 +40,19 @@ def create_demo(folder: Path) -> tuple[Path, str]:
     for task in tasks:
         add_task(repo, {"max_attempts": 3, **task})
     return root, upstream
+
+
+PULL = ["pull", "-q", "--ff-only", REMOTE, BRANCH]
+
+
+def pull_upstream(root: Path) -> int:
+    """Bring the team's work into the project folder: a fast-forward pull of the upstream's main (the
+    workers' fixes landed there, not here). Returns how many commits came in; CalledProcessError (its
+    stderr says why) when the pull fails."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True,
+                              env=git_env()).stdout.strip()
+
+    before = git("rev-parse", "HEAD")
+    git(*PULL)
+    return int(git("rev-list", "--count", f"{before}..HEAD"))

@@ -21,14 +21,17 @@ from clude.sandbox import Sandbox
 from clude.secrets import Redactor
 
 
+READ_ONLY = ("read_file", "list_files", "grep")  # the tools that change nothing and start no process
+
+
 class Toolbox:
-    """The coding tools of one agent, confined to the workspace at `root`."""
+    """The coding tools of one agent, confined to the workspace at `root` (`read_only`: READ_ONLY's)."""
 
     def __init__(self, root: Path, *, env: Mapping[str, str] | None = None,
                  shell_timeout_s: float = 120.0, output_budget: int = 8000,
                  output_dir: Path | None = None,
                  test_runner: Callable[[], str] | None = None, sandbox: Sandbox | None = None,
-                 pass_env: tuple[str, ...] = ()):
+                 pass_env: tuple[str, ...] = (), read_only: bool = False):
         self.workspace = Workspace(Path(root))
         self.root = self.workspace.root
         self.output_budget = output_budget
@@ -50,6 +53,8 @@ class Toolbox:
         }
         if test_runner is not None:
             self._run["run_tests"] = lambda a: self._tests()
+        if read_only:  # a planner's: it reads the workspace and runs nothing
+            self._run = {name: run for name, run in self._run.items() if name in READ_ONLY}
 
     @property
     def names(self) -> list[str]:

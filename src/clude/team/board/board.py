@@ -219,6 +219,12 @@ def shown_state(item: BoardTask) -> str:
     return UNVERIFIED if item.state == "done" and not item.task.verified else item.state
 
 
+def attempts_used(item: BoardTask) -> int:
+    """The attempts a task has used: its failed ones (item.attempts, its failure records), and the one
+    that landed it (done) or is under way (claimed, queued). An open task nobody has failed has used none."""
+    return item.attempts + (1 if item.state in ("done", "claimed") else 0)
+
+
 def merge_queue(board: Board) -> list[BoardTask]:
     """The tasks whose changes wait in the merge queue, oldest first (the order they land in)."""
     waiting = [item for item in board.tasks.values() if item.state == "claimed" and item.queued]

@@ -4,10 +4,13 @@ when it used its last attempt) or the task given back untouched."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 
 from clude.team.board.layout import failure_path, lock_path, task_path
+from clude.team.board.overlap import learned
 from clude.team.board.records import append_progress, progress_line
 from clude.team.board.tasks import parse_task, render_task
 
@@ -31,8 +34,9 @@ def write_done(checkout: Path, task_id: str, text: str, *, agent: str, when: dat
 
 
 def write_failure(checkout: Path, task_id: str, attempt: int, record: str, reason: str, *, title: str,
-                  max_attempts: int, agent: str, when: datetime) -> bool:
-    """The record of a failed attempt; True when it was the task's last (the task is failed)."""
+                  max_attempts: int, agent: str, when: datetime, touched: Iterable[str] = ()) -> bool:
+    """The record of a failed attempt, the files its change `touched` learned as the task's (overlap.py);
+    True when it was the task's last (the task is failed)."""
     (checkout / lock_path(task_id)).unlink(missing_ok=True)
     path = checkout / failure_path(task_id, attempt)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,6 +49,12 @@ def write_failure(checkout: Path, task_id: str, attempt: int, record: str, reaso
         noted = []
     if noted:  # its agent ran and its work was judged: the notes of dying at start are old
         _update_task(checkout, task_id, failed_at_start=[])
+    touched = list(touched)
+    if touched:
+        with suppress(OSError, ValueError):
+            planned = parse_task((checkout / task_path(task_id)).read_text(encoding="utf-8"), task_path(task_id)).files
+            if learned(planned, touched) != planned:
+                _update_task(checkout, task_id, files=learned(planned, touched))
     if used < max_attempts:
         return False
     _update_task(checkout, task_id, status="failed")

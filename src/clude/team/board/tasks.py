@@ -13,6 +13,8 @@ import yaml
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from clude.team.board.overlap import learned
+
 # libyaml's loader and dumper when PyYAML has them (ten times faster), else the pure-Python ones
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -22,11 +24,11 @@ STATUSES: tuple[str, ...] = ("open", "done", "failed", "blocked")
 # A task id usable as a file name (the rule of layout.py): letters, digits, ".", "_", "-"; no leading dot.
 TASK_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 FIELD_ORDER = ("id", "title", "role", "deps", "priority", "max_attempts", "status", "verified", "tests",
-               "allow_tests", "blocked_reason", "failed_at_start")
+               "allow_tests", "files", "made_by", "blocked_reason", "failed_at_start")
 # Fields written to a task file only when they hold this value (their default is the usual case).
 WRITTEN_ONLY_AS = {"verified": False, "allow_tests": True}
 # Fields written to a task file only when they hold something.
-WRITTEN_WHEN_SET = ("failed_at_start",)
+WRITTEN_WHEN_SET = ("failed_at_start", "files", "made_by")
 # The role whose tasks may change the tests without allow_tests.
 TESTER_ROLE = "tester"
 _NUMBERED_ID = re.compile(r"TASK-(\d+)")
@@ -86,6 +88,11 @@ class Task(BaseModel):
     # the workers on which its agent ended before changing anything while they did other tasks fine
     # (team/work/blame.py): at START_FAILURES_TO_BLOCK (board/books.py) of them the task is blocked
     failed_at_start: list[Text] = []
+    # the files it is expected to touch (paths, "folder/" or globs): from its plan, or learned from its
+    # earlier attempts' changes; a worker keeps tasks whose files overlap apart (board/overlap.py)
+    files: list[Text] = []
+    # what made it, when not a person: "plan" (team plan), "from-tests" (a failing test), "auto" (--forever)
+    made_by: Text | None = None
     body: str = ""
 
     @field_validator("title", mode="after")
@@ -96,19 +103,24 @@ class Task(BaseModel):
             raise ValueError("must not be empty")
         return value
 
-    @field_validator("role", "tests", "blocked_reason", mode="after")
+    @field_validator("role", "tests", "blocked_reason", "made_by", mode="after")
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
 
-    @field_validator("deps", mode="before")
+    @field_validator("deps", "files", mode="before")
     @classmethod
-    def _deps_list(cls, value: Any) -> Any:
+    def _listed(cls, value: Any) -> Any:
         if value is None:
             return []
-        if isinstance(value, str):  # "TASK-001, TASK-002" is read as a list too
+        if isinstance(value, str):  # "TASK-001, TASK-002" (or "src/a.py src/b/") is read as a list too
             return [part for part in re.split(r"[\s,]+", value) if part]
         return value
+
+    @field_validator("files", mode="after")
+    @classmethod
+    def _normal_files(cls, value: list[str]) -> list[str]:
+        return learned([], value)
 
     @field_validator("deps", mode="after")
     @classmethod

@@ -46,11 +46,16 @@ class EventLog:
 def read_events(state_dir: Path) -> list[dict]:
     """Every readable event (a torn or foreign line is skipped)."""
     path = state_dir / "events.jsonl"
-    events = []
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
-        return events
+        return []
+    return parse_events(lines)
+
+
+def parse_events(lines) -> list[dict]:
+    """The events among lines of events.jsonl (str or bytes); a torn or foreign line is skipped."""
+    events = []
     for line in lines:
         try:
             value = json.loads(line)

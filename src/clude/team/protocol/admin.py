@@ -13,7 +13,7 @@ from clude.team.protocol.git import Repo
 from clude.team.board.layout import TASKS_DIR, task_path
 from clude.team.protocol.sync import update_upstream
 from clude.team.board.tasks import Task, parse_task, render_task
-from clude.team.protocol.upstream import team_upstream
+from clude.team.protocol.upstream import not_a_team_yet, team_upstream
 
 DEPENDENCY = "dependency: "  # the prefix of a blocked_reason set by the dependency check (lifted again when fixed)
 # The named clones of .clude/team/: task add/list/show and status read and change the board through
@@ -33,8 +33,7 @@ class NoTeam(Exception):
 def upstream_of(root: Path, settings: Settings, given: str | None = None) -> str:
     url = given or settings.team.upstream or team_upstream(root)
     if not url:
-        raise NoTeam(f"{root} has no team upstream: run `clude team init` first (or pass --upstream, "
-                     "or set [team] upstream)")
+        raise NoTeam(not_a_team_yet(root))
     return url
 
 
@@ -105,22 +104,47 @@ def mark_dependency_problems(checkout: Path) -> list[str]:
 
 def add_task(repo: Repo, fields: dict) -> tuple[Task, list[str]]:
     """Add a task (the next free id) and apply the dependency check; one push."""
+    tasks, notes = add_tasks(repo, [fields])
+    return tasks[0], notes
+
+
+def add_tasks(repo: Repo, many: list[dict], *, why: str = "") -> tuple[list[Task], list[str]]:
+    """Add tasks (the next free ids, in order) and apply the dependency check, in one push; `why`: a
+    PROGRESS.md line saying what made them. A task's "deps" may name another of `many` by its place
+    ("#1" for the first)."""
+    from clude.team.board.records import append_progress, progress_line
     from clude.team.board.tasks import next_task_id
 
     made: dict = {}
 
     def change(checkout: Path) -> str:
         existing = [p.stem for p in (checkout / TASKS_DIR).glob("*.md")]
-        task = Task(id=next_task_id(existing), **fields)
-        path = checkout / task_path(task.id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_task(task), encoding="utf-8")
+        ids: list[str] = []
+        for fields in many:
+            ids.append(next_task_id([*existing, *ids]))
+        tasks = []
+        for task_id, fields in zip(ids, many):
+            deps = [ids[int(d[1:]) - 1] if d.startswith("#") and d[1:].isdigit() and 0 < int(d[1:]) <= len(ids)
+                    else d for d in fields.get("deps", [])]
+            task = Task(id=task_id, **{**fields, "deps": deps})
+            path = checkout / task_path(task.id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render_task(task), encoding="utf-8")
+            tasks.append(task)
         made["notes"] = mark_dependency_problems(checkout)
-        made["task"] = parse_task(path.read_text(encoding="utf-8"), task_path(task.id))
-        return f"add {task.id}: {task.title}"
+        made["tasks"] = [parse_task((checkout / task_path(t.id)).read_text(encoding="utf-8"), task_path(t.id))
+                         for t in tasks]
+        if why:
+            append_progress(checkout, progress_line("note", ", ".join(ids), why, agent="clude",
+                                                    when=datetime.now(timezone.utc)))
+        if len(tasks) == 1:
+            return f"add {tasks[0].id}: {tasks[0].title}"
+        return f"add {len(tasks)} tasks ({ids[0]} .. {ids[-1]})" + (f": {why}" if why else "")
 
+    if not many:
+        return [], []
     update_upstream(repo, change)
-    return made["task"], made["notes"]
+    return made["tasks"], made["notes"]
 
 
 def check_dependencies(repo: Repo) -> list[str]:

@@ -16,6 +16,7 @@ from clude.team.board.board import Board, BoardTask, all_settled, claimable, rea
 from clude.team.board.books import write_failure, write_start_failure
 from clude.team.board.layout import lock_path
 from clude.team.board.locks import Lock, Queued, new_lock, render_lock
+from clude.team.board.overlap import apart
 from clude.team.protocol.git import Repo
 from clude.team.protocol.lease import LeaseKeeper, lock_on_disk, same_holder
 from clude.team.protocol.sync import update_upstream
@@ -38,8 +39,9 @@ class TeamRepository:
     renewals, records, releases) and `land` (its checked changes, queued from there)."""
 
     def __init__(self, control: Repo, land: Repo, *, agent: str, host: str, role: str | None, lease_s: float,
-                 clock: Callable[[], datetime], state_dir: Path, rng: random.Random):
+                 clock: Callable[[], datetime], state_dir: Path, rng: random.Random, keep_apart: bool = True):
         self.control, self.land, self.agent, self.host, self.role = control, land, agent, host, role
+        self.keep_apart = keep_apart  # [team] overlap = "apart": overlapping tasks are not worked on at once
         self.lease_s, self.clock, self.state_dir, self.rng = lease_s, clock, state_dir, rng
         # CONTROL_GUARD: the control clone is used by the worker's loop and by its lease keeper; one at a time
         self.guard = threading.Lock()
@@ -60,7 +62,7 @@ class TeamRepository:
             return self.board()
 
     # claiming --------------------------------------------------------------------------------
-    def claim(self, avoid: Collection[str] = (), *, wait: bool = True) -> Claimed | str:
+    def claim(self, avoid: Collection[str] = (), *, wait: bool = True, strict: bool = False) -> Claimed | str:
         """Claim the best task this worker may take: (task, lock), or "settled" (nothing is left to do)
         or "idle" (nothing to take now). Tasks in `avoid` only when no other is ready. `wait=False`:
         "busy" when another worker of this machine has the turn at the upstream now."""
@@ -72,7 +74,7 @@ class TeamRepository:
         picked: list = []
 
         def change(checkout: Path) -> str | None:
-            picked[:] = [self.take(checkout, avoid=avoid)]
+            picked[:] = [self.take(checkout, avoid=avoid, strict=strict)]
             if isinstance(picked[0], str):
                 return None
             task, lock = picked[0]
@@ -87,16 +89,22 @@ class TeamRepository:
         self.in_flight = None  # handed over
         return picked[0] if picked else "idle"
 
-    def take(self, checkout: Path, *, exclude: str | None = None, avoid: Collection[str] = ()) -> Claimed | str:
+    def take(self, checkout: Path, *, exclude: str | None = None, avoid: Collection[str] = (),
+             strict: bool = False) -> Claimed | str:
         """In a checkout of main about to be pushed: the lock of the best claimable task written (the
         highest priority; among several of it, one of the first CLAIM_SPREAD at random, so workers racing
         for the board do not all push for the same task). "settled" or "idle" when there is none.
-        `exclude`: never that task; `avoid`: those tasks only when no other is ready."""
+        `exclude`: never that task; `avoid`: those tasks only when no other is ready; with `keep_apart`, a
+        task whose files overlap a claimed task's only when no other is ready (board/overlap.py), and
+        never when `strict` (a task taken for later: its agent would start from a main that lacks the
+        overlapping change)."""
         board = self.board(checkout)
         if all_settled(board):
             return "settled"
         ready = [t for t in claimable(board, role=self.role, now=self.clock()) if t != exclude]
         ready = [t for t in ready if t not in avoid] or ready
+        if self.keep_apart:
+            ready = apart(board, ready, strict=strict)
         if not ready:
             return "idle"
         top = board.tasks[ready[0]].task.priority
@@ -125,7 +133,7 @@ class TeamRepository:
             following.clear()
             if not claim_next:
                 return ""
-            taken = self.take(checkout, exclude=lock.task, avoid=avoid)
+            taken = self.take(checkout, exclude=lock.task, avoid=avoid, strict=True)
             if isinstance(taken, str):
                 return ""
             following.append(taken)
@@ -136,16 +144,19 @@ class TeamRepository:
         self.in_flight = None  # handed over
         return result, (following[0] if result.status == "queued" and following else None)
 
-    def record_failure(self, task: BoardTask, lock: Lock, record: str, reason: str) -> bool | None:
-        """The failed attempt's record, the lock removed (the task failed when it was its last attempt):
-        True when it was the last, None when the lock is no longer this worker's to end."""
+    def record_failure(self, task: BoardTask, lock: Lock, record: str, reason: str,
+                       touched: Collection[str] = ()) -> bool | None:
+        """The failed attempt's record, the lock removed (the task failed when it was its last attempt),
+        the files its change `touched` added to the task's: True when it was the last, None when the
+        lock is no longer this worker's to end."""
         final: list[bool] = []
 
         def change(checkout: Path) -> str | None:
             if not ours_to_end(checkout, lock):
                 return None
             final[:] = [write_failure(checkout, task.task.id, lock.attempt, record, reason, title=task.task.title,
-                                      max_attempts=task.task.max_attempts, agent=self.agent, when=self.clock())]
+                                      max_attempts=task.task.max_attempts, agent=self.agent, when=self.clock(),
+                                      touched=touched)]
             return f"attempt {lock.attempt} of {task.task.id} failed: {reason[:100]} (agent {self.agent})"
 
         with self.guard:

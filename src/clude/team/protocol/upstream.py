@@ -81,6 +81,17 @@ def _init(top: Path, upstream: str | None) -> str:
     return url
 
 
+def not_a_team_yet(root: Path) -> str:
+    """What to do first where there is no team upstream: git init and a first commit (when root is no
+    git repository, or one without commits yet), then `clude team init`."""
+    try:
+        _top(Path(root))
+    except TeamInitError as error:
+        return str(error)
+    return (f"{root} has no team upstream: run `clude team init` first (or pass --upstream, or set "
+            "[team] upstream)")
+
+
 def _top(root: Path) -> Path:
     if not root.is_dir():
         raise TeamInitError(f"{root} is not a folder: run `clude team init` in your project's git repository")

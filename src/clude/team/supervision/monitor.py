@@ -45,11 +45,17 @@ class Monitor:
     def __init__(self, root: Path, state_dir: Path, upstream: str, plans: list[Plan], *, env: dict[str, str],
                  policy: Policy, heartbeat_s: float, forever: bool, board_settled: Callable[[], bool],
                  emit: Callable[..., None], on_blocked: Callable[[str, str], None] = lambda a, r: None,
-                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
+                 on_event: Callable[[dict], None] = lambda event: None,
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+                 workers_forever: bool | None = None):
         self.root, self.state_dir, self.upstream, self.env = root, state_dir, upstream, env
         self.workers = {p.agent_id: Watched(p) for p in plans}
         self.policy, self.stale_s = policy, max(30.0, 6 * heartbeat_s)
         self.forever, self.board_settled, self.emit, self.on_blocked = forever, board_settled, emit, on_blocked
+        # workers that wait for new tasks when none is left (--forever; --from-tests, whose monitor may make
+        # tasks after the board settled and ends the run itself)
+        self.workers_forever = forever if workers_forever is None else workers_forever
+        self.on_event = on_event  # each event of the team as it is read (team run prints progress from them)
         self.clock, self.sleep = clock, sleep
         self._events_offset = 0
         self._claims: dict[str, list[float]] = {}    # agent -> times it claimed a task
@@ -64,7 +70,8 @@ class Monitor:
             self._read_events()
             for watched in self.workers.values():
                 self._look_after(watched)
-            if not self.forever and self.board_settled():
+            settled = self.board_settled()  # looked at with --forever too: the planner acts on a settled board
+            if settled and not self.forever:
                 return "settled"
             alive = [w for w in self.workers.values() if w.state in ("running", "waiting", "starting")]
             if not alive:
@@ -93,6 +100,11 @@ class Monitor:
                 watched.state = "done"
         self.stop()
 
+    def drain(self) -> None:
+        """Read the events written since the last look: once the workers ended, their last words (a task
+        landed or failed as the board settled) reach on_event too."""
+        self._read_events()
+
     def stop(self) -> None:
         """SIGTERM every worker's group (they release their locks), then SIGKILL what is left."""
         live = [w.process for w in self.workers.values() if w.process and w.process.exit_code is None]
@@ -113,7 +125,7 @@ class Monitor:
     def _start(self, watched: Watched) -> None:
         plan = watched.plan
         watched.process = start_worker(self.root, self.upstream, plan.agent_id, plan.role, backend=plan.backend,
-                                       command=plan.command, forever=self.forever, env=self.env,
+                                       command=plan.command, forever=self.workers_forever, env=self.env,
                                        exit_with_parent=True, sandbox=plan.sandbox)
         watched.started, watched.state, watched.restart_at = self.clock(), "running", None
 
@@ -194,6 +206,9 @@ class Monitor:
                 event = json.loads(line)
             except ValueError:
                 continue
+            if not isinstance(event, dict):
+                continue
+            self.on_event(event)
             agent = str(event.get("agent", ""))
             if event.get("kind") in ("done", "failed_attempt", "queued"):  # it worked: an agent run was judged
                 self._progress.setdefault(agent, []).append(float(event.get("at", 0)))

@@ -4,6 +4,7 @@ can work, and how it ended (the command line prints it)."""
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -14,9 +15,13 @@ from clude.harness.runner import clude_dir
 from clude.secrets import Redactor
 from clude.team.board.board import Board, all_settled
 from clude.team.logs.events import EventLog
+from clude.team.logs.progress import Progress
 from clude.team.protocol.admin import MONITOR_CLONE, board_of, clone_turn, note_progress, view
 from clude.team.protocol.sync import UpstreamRejected
+from clude.team.supervision.control import forget_run, record_run
 from clude.team.supervision.crashloop import Policy
+from clude.team.supervision.direct import Director
+from clude.team.supervision.from_tests import TestsToTasks
 from clude.team.supervision.monitor import Monitor
 
 
@@ -30,9 +35,13 @@ class Ended:
     exit_code: int
 
 
-def supervise(root: Path, settings, url: str, plans, *, forever: bool, echo: Callable[[str], None]) -> Ended:
+def supervise(root: Path, settings, url: str, plans, *, forever: bool, echo: Callable[[str], None],
+              from_tests: TestsToTasks | None = None, director: Director | None = None) -> Ended:
     """Start the workers of `plans` and keep them running (restarts, crash loops, silence) until the
-    board is settled (or, with `forever`, until interrupted)."""
+    board is settled (or, with `forever`, until interrupted). `from_tests`: the upstream's failing tests
+    are made tasks before the workers start and whenever main's code moves; the run ends when the
+    board is settled and main's suite has no failure left that no task stands for. `director` (with
+    `forever`): a planner adds the next tasks when the board is settled."""
     team = settings.team
     state = clude_dir(root)
     with clone_turn(root, MONITOR_CLONE):
@@ -53,8 +62,20 @@ def supervise(root: Path, settings, url: str, plans, *, forever: bool, echo: Cal
                     raise
                 echo(f"could not read the upstream ({error}); trying again")
                 return seen[-1]
-            seen[:] = [board_of(repo, team.lease_s)]
+            board = board_of(repo, team.lease_s)
+            if from_tests is not None and from_tests.check(repo, board):
+                board = board_of(repo, team.lease_s)  # with the tasks just made
+            if director is not None and director.next_tasks(repo, board):
+                board = board_of(repo, team.lease_s)
+            seen[:] = [board]
         return seen[-1]
+
+    progress = Progress(since=time.time())  # what happens, as it happens, from the team's events
+
+    def told(event: dict) -> None:
+        line = progress.line(event)
+        if line:
+            echo(line)
 
     def blocked(worker: str, reason: str) -> None:
         echo(f"worker {worker} blocked: {reason}")
@@ -64,11 +85,15 @@ def supervise(root: Path, settings, url: str, plans, *, forever: bool, echo: Cal
             except (GitError, UpstreamRejected) as error:  # the note is lost, never the monitor
                 echo(f"could not note it in PROGRESS.md ({error})")
 
+    if from_tests is not None:
+        current()  # the first tasks made before any worker looks at the board
     policy = Policy(k=team.crash_loop, window_s=team.crash_window_s, base_s=team.restart_s,
                     cap_s=team.restart_cap_s)
     monitor = Monitor(root, state, url, plans, env=dict(os.environ), policy=policy,
                       heartbeat_s=team.heartbeat_s, forever=forever,
-                      board_settled=lambda: all_settled(current()), emit=emit, on_blocked=blocked)
+                      workers_forever=forever or from_tests is not None,
+                      board_settled=lambda: all_settled(current()), emit=emit, on_blocked=blocked,
+                      on_event=told)
     unsandboxed = [p.agent_id for p in plans if p.sandbox == "off"]
     if unsandboxed:
         warning = (f"agents of {', '.join(unsandboxed)} run WITHOUT a sandbox (--sandbox off): they can read "
@@ -80,12 +105,15 @@ def supervise(root: Path, settings, url: str, plans, *, forever: bool, echo: Cal
          f"{Redactor({}).text(url)}")
 
     why = "interrupted"
+    record_run(state)  # `clude team stop` (and the dashboard's stop) signal this process
     try:
         why = monitor.run()
     except KeyboardInterrupt:
         why = "interrupted"
     finally:
         monitor.finish() if why == "settled" else monitor.stop()
+        monitor.drain()
+        forget_run(state)
     board = current()
     workers = {a: {"state": w.state, "restarts": w.restarts, "reason": w.reason,
                    "exit_code": w.process.exit_code if w.process else None}

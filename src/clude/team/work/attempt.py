@@ -21,6 +21,7 @@ from clude.team.board.board import BoardTask
 from clude.harness.compare import PASSING
 from clude.harness.verdict import Status
 from clude.team.supervision.crashloop import error_signature
+from clude.team.board.layout import is_team_path
 from clude.team.board.locks import Lock, Queued
 from clude.team.work.prompt import task_prompt
 from clude.team.board.records import MAX_AGENT_SUMMARY, failure_record
@@ -86,7 +87,7 @@ class AttemptSteps:
                 return "lost"
             if checked.verification.ok:
                 return self._land(task, lock, run, base, checked, lease)
-            return self._record_failure(task, lock, run, checked.verification)
+            return self._record_failure(task, lock, run, checked.verification, checked.commit)
 
     def _keeper(self, lock: Lock):
         return self.repo.keeper(lock, lambda m: self.events.emit("lease_error", "WARNING", message=m))
@@ -288,17 +289,21 @@ class AttemptSteps:
         if isinstance(run, InfraFailure):
             return self._infra(task, lock, run)
         if not checked.verification.ok:
-            return self._record_failure(task, lock, run, checked.verification)
+            return self._record_failure(task, lock, run, checked.verification, checked.commit)
         return self._land(task, lock, run, base, checked, lease, retried=True)
 
-    def _record_failure(self, task: BoardTask, lock: Lock, run: AgentRun, verification: Verification) -> str:
+    def _record_failure(self, task: BoardTask, lock: Lock, run: AgentRun, verification: Verification,
+                        commit: str = "") -> str:
+        """A failed attempt's record pushed; the files its change touched (`commit`) join the task's
+        files, so a worker keeps the next attempt apart from overlapping work (board/overlap.py)."""
         n = lock.attempt
         summary = verification.reason + (f"\n\n{verification.report}" if verification.report else "")
         record = failure_record(task.task, n, agent=self.c.agent_id, verdict_summary=summary,
                                 failures=verification.failures,
                                 agent_summary=run.summary, log_path=f"{self.host}:{run.log_path}",
                                 when=self.c.clock())
-        final = self.repo.record_failure(task, lock, record, verification.reason)
+        touched = [p for p in self.land.changed_files(f"{commit}^", commit) if not is_team_path(p)] if commit else []
+        final = self.repo.record_failure(task, lock, record, verification.reason, touched=touched)
         if verification.verdict is not None and verification.verdict.status is Status.FAILED:
             self.failed_in_a_row.clear()  # its tests ran and judged the work: the environment works
         else:  # the tests could not run, or there was nothing to run them on: alike thrice is suspect

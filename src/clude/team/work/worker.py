@@ -26,6 +26,7 @@ from clude.exits import WORKER_UPSTREAM as EXIT_UPSTREAM
 from clude.harness.process import lower_commands
 from clude.sandbox import Sandbox, allowed_env
 from clude.sandbox.leftovers import kill_leftovers
+from clude.team.supervision.control import is_paused
 from clude.team.work.ahead import WORK_DIRS, Ahead, Reserved, pidfile_of
 from clude.team.work.attempt import AGENT_PIDFILE, AttemptSteps, in_background
 from clude.team.backends import Backend, InfraFailure
@@ -151,6 +152,7 @@ class Worker(AttemptSteps):
                     return EXIT_SETTLED
                 if self.c.max_tasks is not None and self.attempts_made >= self.c.max_tasks:
                     self._drain()
+                    self.events.emit("worker_done", reason=f"--max-tasks {self.c.max_tasks} reached")
                     return EXIT_SETTLED
                 suspect = self.blamed or environment_suspect(self.infra_in_a_row, self.failed_in_a_row)
                 if suspect:
@@ -200,7 +202,7 @@ class Worker(AttemptSteps):
         self.land = Repo.clone(self.c.upstream, self.c.workdir / "land", agent=self.c.agent_id)
         self.repo = TeamRepository(self.control, self.land, agent=self.c.agent_id, host=self.host, role=self.c.role,
                                    lease_s=self.team.lease_s, clock=self.c.clock, state_dir=self.c.state_dir,
-                                   rng=self.rng)
+                                   rng=self.rng, keep_apart=self.team.overlap == "apart")
         landing = Repo.clone(self.c.upstream, self.c.workdir / "lander", agent=self.c.agent_id)
         judge = None if self.team.verify == "none" else replace(self.judge, state_dir=self.c.workdir / "harness-lander")
         lander = Lander(landing, judge, self.events, agent=self.c.agent_id, host=self.host,
@@ -245,8 +247,8 @@ class Worker(AttemptSteps):
             prepared, self.prepared = self.prepared, None
             claimed, lease = ((prepared.task, prepared.lock), prepared.lease) if prepared else (self.claim(), None)
         if isinstance(claimed, str):
-            self._state("idle")
-            return claimed
+            self._state("paused" if claimed == "paused" else "idle")
+            return "idle" if claimed == "paused" else claimed
         task, lock = claimed
         self.holding = lock
         self._state("working", task.task.id, lock.attempt)
@@ -262,7 +264,9 @@ class Worker(AttemptSteps):
 
     # claiming --------------------------------------------------------------------------------
     def claim(self, *, wait: bool = True, ahead_of: str | None = None) -> tuple[BoardTask, Lock] | str:
-        claimed = self.repo.claim(avoid=self.starts.avoid(), wait=wait)
+        if is_paused(self.c.state_dir, self.c.agent_id):  # `clude team pause`: nothing new until resumed
+            return "paused"
+        claimed = self.repo.claim(avoid=self.starts.avoid(), wait=wait, strict=ahead_of is not None)
         if not isinstance(claimed, str):
             task, lock = claimed
             self.events.emit("claimed", task=task.task.id, attempt=lock.attempt,
@@ -311,7 +315,10 @@ class Worker(AttemptSteps):
         return Ahead(reserved.task, reserved.lock, reserved.lease, reserved.base, launch)
 
     def may_claim(self) -> bool:
-        """Whether this worker may take another task (--max-tasks): the ones it holds for later count."""
+        """Whether this worker may take another task (not paused; --max-tasks: the ones it holds for
+        later count)."""
+        if is_paused(self.c.state_dir, self.c.agent_id):
+            return False
         held = self.attempts_made + (self.ahead is not None) + (self.prepared is not None)
         return self.c.max_tasks is None or held < self.c.max_tasks
 
