@@ -151,7 +151,8 @@ def test_forever_with_a_goal_a_planner_adds_the_next_tasks_within_max_auto_tasks
 
 
 def test_the_planner_reads_the_project_with_read_only_tools_before_it_answers(tmp_path):
-    """It reads calc.py, finds write_file and run_shell are not there, and answers knowing the code."""
+    """It reads calc.py, finds write_file and run_shell are not there and .git/ closed, and answers knowing
+    the code."""
     from clude.llm.scripted import ScriptedModel
     from clude.team.plan.propose import propose
     from team_helpers import team_project
@@ -165,9 +166,12 @@ def test_the_planner_reads_the_project_with_read_only_tools_before_it_answers(tm
         if not results:
             return {"tool_calls": [{"name": "read_file", "arguments": {"path": "calc.py"}},
                                    {"name": "write_file", "arguments": {"path": "calc.py", "content": "x"}},
-                                   {"name": "run_shell", "arguments": {"command": "touch pwned"}}]}
+                                   {"name": "run_shell", "arguments": {"command": "touch pwned"}},
+                                   {"name": "read_file", "arguments": {"path": ".git/config"}},
+                                   {"name": "grep", "arguments": {"pattern": "url", "path": ".git"}}]}
         assert "(len(values) + 1)" in results[0]  # it read the code
         assert "no tool named 'write_file'" in results[1] and "no tool named 'run_shell'" in results[2]
+        assert all("not read here" in r for r in results[3:])  # a clone's config may hold credentials
         return reply(GOOD)
 
     before = (root / "calc.py").read_text()

@@ -16,7 +16,7 @@ from clude.agent.tools import edit, files, search
 from clude.agent.tools.result import ToolError, ToolResult, fit
 from clude.agent.tools.shell import Shell
 from clude.agent.tools.specs import TOOLS, Args, signature, tool_spec
-from clude.agent.tools.workspace import Workspace
+from clude.agent.tools.workspace import PROTECTED, OutsideWorkspace, Workspace
 from clude.sandbox import Sandbox
 from clude.secrets import Redactor
 
@@ -53,8 +53,19 @@ class Toolbox:
         }
         if test_runner is not None:
             self._run["run_tests"] = lambda a: self._tests()
-        if read_only:  # a planner's: it reads the workspace and runs nothing
-            self._run = {name: run for name, run in self._run.items() if name in READ_ONLY}
+        if read_only:  # a planner's: it reads the workspace (not git's database nor clude's) and runs nothing
+            self._run = {name: self._outside_protected(run) for name, run in self._run.items() if name in READ_ONLY}
+
+    def _outside_protected(self, run: Callable[[Any], str]) -> Callable[[Any], str]:
+        """`run`, refusing a path inside .git/ or .clude/ (a clone's config may hold the upstream's
+        credentials, and what a planner reads goes to its model)."""
+        def call(args):
+            real = self.workspace.resolve(getattr(args, "path", "."))
+            if set(real.relative_to(self.workspace.root).parts) & set(PROTECTED):
+                raise OutsideWorkspace(f"{args.path} is inside .git/ or .clude/, which are not read here: "
+                                       "read the project's own files")
+            return run(args)
+        return call
 
     @property
     def names(self) -> list[str]:
