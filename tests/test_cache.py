@@ -181,3 +181,28 @@ def test_the_same_verdict_asked_at_once_by_several_workers_is_computed_once(proj
     assert times_run(runs) == 1
     assert sorted(v.cached for v in verdicts) == [False, True, True, True]
     assert {v.status for v in verdicts} == {Status.PASSED}
+
+
+def test_a_hit_from_another_checkout_names_the_report_where_it_is_or_not_at_all(project, tmp_path):
+    """The machine's cache answers another checkout of the same tree: its report is named where the run
+    that made it left it (an absolute path), and not at all once that report is gone; in process, and by
+    `clude test`'s fast answer (given before pydantic is imported)."""
+    import shutil
+
+    root, runs = project
+    command = [sys.executable, "-m", "clude", "test", "--", sys.executable, "-m", "pytest", "-q", "-p",
+               "no:cacheprovider"]
+    first = run(root)
+    assert subprocess.run(command, cwd=root, env=project_env(), capture_output=True).returncode == 0
+    other = tmp_path / "other-checkout"
+    shutil.copytree(root, other, ignore=shutil.ignore_patterns(".clude"))
+    hit = run(other)
+    assert hit.cached and times_run(runs) == 2  # once in process, once by the command (another request)
+    assert os.path.isabs(hit.report_path) and os.path.samefile(hit.report_path, root / first.report_path)
+    shown = subprocess.run(command, cwd=other, env=project_env(), capture_output=True, text=True).stdout
+    assert "cached" in shown and f"report: {root}/.clude/reports/" in shown and times_run(runs) == 2
+    shutil.rmtree(root / ".clude")  # the runs that made the verdicts are gone with their reports
+    gone = run(other)
+    assert gone.cached and gone.report_path is None
+    shown = subprocess.run(command, cwd=other, env=project_env(), capture_output=True, text=True).stdout
+    assert "cached" in shown and "report:" not in shown, shown

@@ -12,7 +12,7 @@ import click
 
 from clude.exits import TEST_REGRESSIONS as EXIT_REGRESSIONS, USAGE as EXIT_USAGE
 from clude.config.files import ConfigError, raw_test_table
-from clude.harness.cache import lookup
+from clude.harness.cache import lookup, report_shown
 from clude.harness.inject.clude_sample import default_seed
 from clude.harness.status import EXIT_CODES, Status
 
@@ -99,11 +99,13 @@ def _answer_from_cache(project: Path, command, rate, seed, test_table: dict, as_
         return key
     verdict = entry["verdict"]
     status = Status(verdict["status"])
+    shown = report_shown(verdict.get("report_path"), project.resolve())
     if as_json:
-        click.echo(json.dumps({k: v for k, v in verdict.items() if k != "outcomes"},
-                              ensure_ascii=False))
-    else:
-        _print(entry["report"], status, None)
+        click.echo(json.dumps({k: (shown if k == "report_path" else v) for k, v in verdict.items()
+                               if k != "outcomes"}, ensure_ascii=False))
+    else:  # the report is named where the run that made it left it, and not at all once it is gone
+        lines = [line for line in entry["report"].splitlines() if not line.startswith("report: ")]
+        _print("\n".join(lines + ([f"report: {shown}"] if shown else [])), status, None)
     sys.exit(EXIT_CODES[status])
 
 

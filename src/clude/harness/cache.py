@@ -264,3 +264,18 @@ class VerdictCache:
                 os.unlink(path)
             except OSError:
                 pass
+
+
+def report_shown(report_path: str | None, root: Path) -> str | None:
+    """How a cached verdict's report is named to `root`'s checkout: the path it was kept under (absolute:
+    the run that made it may have been another checkout of the same tree), relative to root when inside
+    it; None once the report is gone. Standard library only: `clude test`'s fast answer uses it."""
+    if not report_path:
+        return None
+    path = Path(root) / report_path  # an absolute path replaces root
+    if not path.exists():
+        return None
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)

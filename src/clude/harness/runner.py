@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from clude.config import TestConfig
 from clude.harness import frameworks
-from clude.harness.cache import VerdictCache, computing, lookup, machine_cache, request_key, stored
+from clude.harness.cache import VerdictCache, computing, lookup, machine_cache, report_shown, request_key, stored
 from clude.harness.frameworks import Framework, RunContext
 from clude.harness.inject.clude_sample import default_seed
 from clude.harness.process import MissingProgram, resolve_program, run_group, tail
@@ -122,7 +122,7 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
                             config=config.model_dump(), env=base_env)
         if entry is not None:
             try:
-                return Verdict.model_validate(entry["verdict"])
+                return _hit(entry, root)
             except ValidationError:
                 pass  # an entry from another version of the Verdict: run again
 
@@ -135,7 +135,7 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
         again = None if refresh else stored(key, root, base_env)
         if again is not None:
             try:
-                return Verdict.model_validate(again["verdict"])
+                return _hit(again, root)
             except ValidationError:
                 pass
         return measured()
@@ -192,8 +192,9 @@ def _measure(root: Path, config: TestConfig, command: list[str] | None, env: dic
                       outcomes=dict(facts.outcomes))
     verdict = _save(verdict, run_dir, root, redactor)
     if key is not None:
+        kept = verdict.model_copy(update={"report_path": str(output)})  # found again from any checkout
         VerdictCache(machine_cache() / "verdicts").put(
-            key, verdict.model_dump(mode="json"), concise(verdict.model_copy(update={"cached": True})))
+            key, kept.model_dump(mode="json"), concise(kept.model_copy(update={"cached": True})))
     _prune(state / "reports")
     return verdict
 
@@ -214,6 +215,14 @@ def _state(path: Path) -> Path:
     path = Path(path).resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _hit(entry: dict, root: Path) -> Verdict:
+    """A cached verdict, its report named where it is (the run that made it may have been another
+    checkout of the same tree), or not at all when that report is gone."""
+    verdict = Verdict.model_validate(entry["verdict"])
+    verdict.report_path = report_shown(verdict.report_path, root)
+    return verdict
 
 
 def _display(path: Path, root: Path) -> str:
