@@ -88,6 +88,20 @@ def test_compare_reports_regressions_and_fixes(project):
     assert data["comparison"]["fixes"] == {"test_m.py::test_b": "failed"}
 
 
+def test_save_keeps_a_verdict_compare_reads_even_from_the_cache(project):
+    """--save writes the Verdict with every outcome; a second --save, answered by the cache, writes
+    the same outcomes; a file that cannot be written is named."""
+    first, second = project.parent / "first.json", project.parent / "second.json"
+    assert invoke(project, "--save", str(first), "--", *PYTEST).exit_code == 1
+    assert invoke(project, "--save", str(second), "--", *PYTEST).exit_code == 1
+    kept = [json.loads(p.read_text()) for p in (first, second)]
+    assert kept[0]["outcomes"] and kept[0]["outcomes"] == kept[1]["outcomes"] and kept[1]["cached"]
+    result = invoke(project, "--compare", str(first), "--", *PYTEST)
+    assert result.exit_code == 0 and "0 regressions, 0 fixes" in result.output
+    bad = invoke(project, "--save", str(project.parent / "missing" / "v.json"), "--", *PYTEST)
+    assert bad.exit_code == 2 and "cannot write" in bad.output and "--save" in bad.output
+
+
 def test_compare_with_nothing_regressed_exits_zero_even_if_red(project):
     invoke(project, "--", *PYTEST)
     base = next((project / ".clude" / "reports").glob("*/verdict.json"))

@@ -79,6 +79,7 @@ EXIT = {
     "clude test": {1},
     "clude test --json": {1},
     "clude test --no-cache": {1},
+    "clude test --save base.json": {1},
     "clude test -- pytest -x tests/": {1},
     "clude test --fast 0.1": {0, 1},  # a sample passes or fails by the tests it draws (seeded by host name)
     # The scripted model plans the example's two steps as tasks; "Find why test_mean fails" changes nothing

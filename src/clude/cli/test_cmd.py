@@ -33,11 +33,13 @@ _STYLE = {Status.PASSED: "bold green", Status.FAILED: "bold red"}
               help="Kill the test run after this long [default: [test] timeout, 900].")
 @click.option("--compare", "base", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="BASE.json", help="Report regressions and fixes against a saved Verdict.")
+@click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="Also write the Verdict, with every test's outcome, to FILE (what --compare reads later).")
 @click.option("--explain", is_flag=True, help="Say what would run and the evidence for it; run nothing.")
 @click.option("-C", "--project", type=click.Path(file_okay=False, exists=True, path_type=Path),
               default=Path("."), help="The project directory [default: .].")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def test_command(as_json, rate, seed, no_cache, timeout, base, explain, project, command) -> None:
+def test_command(as_json, rate, seed, no_cache, timeout, base, save, explain, project, command) -> None:
     """Run the tests and give a verdict: `clude test [OPTIONS] [-- COMMAND ...]`.
 
     \b
@@ -50,7 +52,7 @@ def test_command(as_json, rate, seed, no_cache, timeout, base, explain, project,
     if explain:
         _explain(project, command)
     try:
-        if not no_cache and base is None:
+        if not no_cache and base is None and save is None:
             missed_key = _answer_from_cache(project, command, rate, seed, raw_test_table(project),
                                             as_json)
         from clude.config.loader import load_settings
@@ -64,6 +66,11 @@ def test_command(as_json, rate, seed, no_cache, timeout, base, explain, project,
     verdict = run_tests(project, settings.test, command=command, rate=rate, seed=seed,
                         use_cache=not no_cache, timeout_s=timeout, missed_key=missed_key)
     comparison = compare(baseline, verdict) if baseline else None
+    if save is not None:
+        try:
+            save.write_text(verdict.model_dump_json(), encoding="utf-8")
+        except OSError as exc:
+            raise click.BadParameter(f"cannot write {save}: {exc.strerror}", param_hint="--save")
     if as_json:
         data = verdict.public()
         if comparison:
@@ -128,8 +135,8 @@ def _load_base(path: Path) -> Verdict:
                                  param_hint="--compare")
     if base.outcomes is None:
         raise click.BadParameter(
-            f"{path} has no per-test outcomes: use the verdict.json saved beside a report "
-            f"(.clude/reports/<run>/verdict.json), not the output of --json", param_hint="--compare")
+            f"{path} has no per-test outcomes: save it with clude test --save FILE (or use the verdict.json "
+            f"beside a report, .clude/reports/<run>/verdict.json), not the output of --json", param_hint="--compare")
     return base
 
 
