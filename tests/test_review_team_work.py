@@ -168,3 +168,34 @@ def test_a_plan_is_not_taken_for_goal_reached_because_a_step_holds_an_empty_step
     except GoalReached:
         raise AssertionError("a plan of two tasks was read as 'the goal is reached'") from None
     assert [s.id for s in plan.steps] == ["api", "cli"]
+
+
+# 6. A push the upstream refuses, while --from-tests adds its tasks, kills `team run` -----------------------
+
+REFUSE_ADDS = """#!/bin/sh
+while read old new ref; do
+  case "$(git log -1 --format=%s "$new")" in
+    add*) echo "refused by policy: no new tasks today" >&2; exit 1 ;;
+  esac
+done
+exit 0
+"""
+
+
+def test_a_refused_push_of_tasks_made_from_tests_is_reported_not_a_traceback(tmp_path):
+    """The monitor's other pushes (a note that a worker is blocked) catch GitError and UpstreamRejected: "the
+    note is lost, never the monitor". TestsToTasks.check (and Director.next_tasks) call add_tasks inside the
+    monitor's board_settled() with no such guard: a refused push (a hook, a protected branch, a full disk,
+    60 lost races) or a network error while adding the tasks ends `team run` with a Python traceback (and,
+    mid-run, stops every worker)."""
+    root, upstream = team_project(tmp_path, fast=True, team="[team]\npoll_s = 0.2\nmax_attempts = 1\n",
+                                  files={"checks/a.txt": "broken\n"})
+    hook = Path(upstream) / "hooks" / "pre-receive"
+    hook.write_text(REFUSE_ADDS)
+    hook.chmod(0o755)
+    agent = agent_script(tmp_path, "fixer", FIX_NAMED_CHECK)
+    done = subprocess.run([*CLUDE, "team", "run", "--from-tests", "--agents", "1", "--backend", "command",
+                           "--command", agent, "--no-doctor", "-C", str(root)],
+                          capture_output=True, text=True, timeout=600)
+    assert "Traceback" not in done.stderr, done.stderr[-1500:]
+    assert "refused by policy" in done.stderr  # the upstream's reason is told, as a sentence

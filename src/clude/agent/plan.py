@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 StepStatus = Literal["pending", "in_progress", "done", "failed", "blocked"]
 
 MAX_STEPS = 50
+NO_STEPS = "steps: the plan has no steps"  # the error of an empty plan (a planner may mean "nothing left")
 MAX_ID_LEN = 64
 MAX_TITLE_FROM_DESCRIPTION = 80
 DEPENDENCY_KEYS = ("dependencies", "deps", "depends_on", "needs")
@@ -246,7 +247,7 @@ def validate_plan(data: Any, *, done_ids: Collection[str] = (), step: type[Step]
     elif not isinstance(raw_steps, list):
         errors.append(f"steps: must be a list of step objects, got {_json_type(raw_steps)}")
     elif not raw_steps:
-        errors.append("steps: the plan has no steps: give at least 1")
+        errors.append(f"{NO_STEPS}: give at least 1")
     else:
         if len(raw_steps) > MAX_STEPS:
             errors.append(f"steps: {len(raw_steps)} steps, at most {MAX_STEPS} allowed: merge small steps")

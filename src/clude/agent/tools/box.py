@@ -32,7 +32,7 @@ class Toolbox:
                  output_dir: Path | None = None,
                  test_runner: Callable[[], str] | None = None, sandbox: Sandbox | None = None,
                  pass_env: tuple[str, ...] = (), read_only: bool = False):
-        self.workspace = Workspace(Path(root))
+        self.workspace = Workspace(Path(root), closed=PROTECTED if read_only else ())
         self.root = self.workspace.root
         self.output_budget = output_budget
         self.test_runner = test_runner
@@ -60,8 +60,7 @@ class Toolbox:
         """`run`, refusing a path inside .git/ or .clude/ (a clone's config may hold the upstream's
         credentials, and what a planner reads goes to its model)."""
         def call(args):
-            real = self.workspace.resolve(getattr(args, "path", "."))
-            if set(real.relative_to(self.workspace.root).parts) & set(PROTECTED):
+            if self.workspace.is_closed(self.workspace.resolve(getattr(args, "path", "."))):
                 raise OutsideWorkspace(f"{args.path} is inside .git/ or .clude/, which are not read here: "
                                        "read the project's own files")
             return run(args)

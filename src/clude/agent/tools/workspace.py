@@ -26,9 +26,14 @@ class OutsideWorkspace(ToolError):
 class Workspace:
     """The folder an agent works in; every path a file tool touches goes through resolve()."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, closed: tuple[str, ...] = ()):
         self.given = Path(os.path.abspath(root))
         self.root = Path(os.path.realpath(root))
+        self.closed = frozenset(closed)  # folders of the root whose files are never read (a planner's: .git)
+
+    def is_closed(self, real: Path) -> bool:
+        """Whether a real path lies in one of the closed folders."""
+        return bool(self.closed) and self.inside(real) and bool(self.closed & set(real.relative_to(self.root).parts))
 
     def resolve(self, path: str, *, for_write: bool = False) -> Path:
         """The real path (symlinks resolved) of `path`, relative to the root unless absolute.
@@ -80,8 +85,8 @@ class Workspace:
     def walk(self, start: Path) -> Iterator[Path]:
         """The regular files under `start` (itself when it is one), sorted folder by folder (a
         folder's files, then its subfolders, as os.walk goes), skipping SKIP_DIRS below it, symlinks
-        that lead outside the workspace, and FIFOs, sockets and devices (opening one can block or
-        act on a device). Symlinked folders are not followed."""
+        that lead outside the workspace or into a closed folder, and FIFOs, sockets and devices (opening
+        one can block or act on a device). Symlinked folders are not followed."""
         if not start.is_dir():
             if start.is_file():
                 yield start
@@ -103,7 +108,8 @@ class Workspace:
                         continue
                     if not entry.is_file():  # FIFO, socket, device, dangling link, link to a folder
                         continue
-                    if entry.is_symlink() and not self.inside(Path(os.path.realpath(entry.path))):
+                    if entry.is_symlink() and (not self.inside(real := Path(os.path.realpath(entry.path)))
+                                               or self.is_closed(real)):
                         continue
                 except OSError:
                     continue

@@ -27,6 +27,8 @@ def normal(path: str) -> str:
 
 
 def _covers(pattern: str, path: str) -> bool:
+    if pattern == path:
+        return True
     if pattern.endswith("/"):
         return path.startswith(pattern) or path == pattern.rstrip("/")
     if _GLOB & set(pattern):
@@ -58,7 +60,12 @@ def apart(board: Board, ready: list[str], *, strict: bool = False) -> list[str]:
     return free or ([] if strict else ready)
 
 
+def literal(path: str) -> str:
+    """A file's path as a pattern that matches only it: a file an agent named "*" is not every file."""
+    return "".join(f"[{c}]" if c in _GLOB else c for c in path)
+
+
 def learned(planned: list[str], touched: Iterable[str]) -> list[str]:
-    """A task's files after an attempt that changed `touched`: what was planned, then what was touched,
-    each once, at most MAX_FILES."""
-    return list(dict.fromkeys([*map(normal, planned), *map(normal, touched)]))[:MAX_FILES]
+    """A task's files after an attempt that changed `touched` (files, taken literally): what was planned,
+    then what was touched, each once, at most MAX_FILES."""
+    return list(dict.fromkeys([*map(normal, planned), *(literal(normal(p)) for p in touched)]))[:MAX_FILES]

@@ -124,8 +124,7 @@ def add_tasks(repo: Repo, many: list[dict], *, why: str = "") -> tuple[list[Task
             ids.append(next_task_id([*existing, *ids]))
         tasks = []
         for task_id, fields in zip(ids, many):
-            deps = [ids[int(d[1:]) - 1] if d.startswith("#") and d[1:].isdigit() and 0 < int(d[1:]) <= len(ids)
-                    else d for d in fields.get("deps", [])]
+            deps = [_placed(d, ids) for d in fields.get("deps", [])]
             task = Task(id=task_id, **{**fields, "deps": deps})
             path = checkout / task_path(task.id)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,6 +144,16 @@ def add_tasks(repo: Repo, many: list[dict], *, why: str = "") -> tuple[list[Task
         return [], []
     update_upstream(repo, change)
     return made["tasks"], made["notes"]
+
+
+def _placed(dep: str, ids: list[str]) -> str:
+    """A dependency as add_tasks writes it: "#N" is the N-th task added with it (ValueError when there is
+    no such task), anything else a task's id."""
+    if not dep.startswith("#"):
+        return dep
+    if not dep[1:].isdigit() or not 0 < int(dep[1:]) <= len(ids):
+        raise ValueError(f"the dependency {dep!r} names none of the {len(ids)} task(s) being added")
+    return ids[int(dep[1:]) - 1]
 
 
 def check_dependencies(repo: Repo) -> list[str]:

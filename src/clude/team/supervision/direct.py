@@ -13,10 +13,11 @@ from clude.llm.base import ChatModel, ModelError
 from clude.team.board.board import Board, all_settled
 from clude.team.board.layout import PROGRESS
 from clude.team.board.records import append_progress, progress_line
-from clude.team.plan.propose import GoalReached, propose, task_fields
+from clude.gitcli import GitError
+from clude.team.plan.propose import GoalReached, cut, propose, task_fields
 from clude.team.protocol.admin import add_tasks
 from clude.team.protocol.git import Repo
-from clude.team.protocol.sync import update_upstream
+from clude.team.protocol.sync import UpstreamRejected, update_upstream
 
 MADE_BY = "auto"
 PROGRESS_LINES = 40  # of PROGRESS.md shown to the planner
@@ -57,13 +58,19 @@ class Director:
         except (PlanningFailed, ModelError) as error:
             self.echo(f"--forever: the planner proposed nothing usable: {error}")
             return []
-        fields = [{**f, "made_by": MADE_BY} for f in task_fields(plan, max_attempts=self.max_attempts,
-                                                                 goal=self.goal)][: self.left]
+        steps = cut(plan, self.left)
+        fields = [{**f, "made_by": MADE_BY}
+                  for f in task_fields(plan, max_attempts=self.max_attempts, goal=self.goal, limit=self.left)]
         if not fields:
             return []
-        tasks, _ = add_tasks(repo, fields)
+        try:
+            tasks, _ = add_tasks(repo, fields)
+        except (GitError, UpstreamRejected, ValueError) as error:  # tried again when main moves
+            self.asked_at = None
+            self.echo(f"--forever: the planner's tasks could not be added: {error}")
+            return []
         self.left -= len(tasks)
-        why = {t.id: (s.description.strip() or s.title) for t, s in zip(tasks, plan.steps)}
+        why = {t.id: (s.description.strip() or s.title) for t, s in zip(tasks, steps)}
 
         def note(checkout: Path) -> str:
             now = datetime.now(timezone.utc)
@@ -72,6 +79,9 @@ class Director:
                                                         f"towards the goal: {reason}", agent="planner", when=now))
             return f"planner: why {', '.join(why)} were made"
 
-        update_upstream(repo, note)
+        try:
+            update_upstream(repo, note)
+        except (GitError, UpstreamRejected) as error:  # the tasks are there; only the notes are lost
+            self.echo(f"--forever: could not note why the tasks were made: {error}")
         self.echo(f"--forever: the planner added {', '.join(why)} ({self.left} more allowed in this run)")
         return list(why)

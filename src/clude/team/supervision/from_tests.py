@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from clude.gitcli import GitError
 from clude.harness.verdict import Status
 from clude.sandbox import Sandbox, allowed_env
 from clude.team.board.board import Board
@@ -16,6 +17,7 @@ from clude.team.board.from_tests import new_tasks
 from clude.team.board.layout import is_team_path
 from clude.team.protocol.admin import add_tasks
 from clude.team.protocol.git import Repo, is_local_url
+from clude.team.protocol.sync import UpstreamRejected
 from clude.team.work.verify import Judge
 
 
@@ -67,7 +69,12 @@ class TestsToTasks:
         if not fields:
             return []
         count = sum(len(f["tests"].split()) for f in fields)
-        tasks, _ = add_tasks(repo, fields, why=f"made from {count} failing test(s) of the upstream's suite "
-                                               f"(--from-tests), one task per cause")
+        try:
+            tasks, _ = add_tasks(repo, fields, why=f"made from {count} failing test(s) of the upstream's suite "
+                                                   f"(--from-tests), one task per cause")
+        except (GitError, UpstreamRejected) as error:  # the monitor goes on; asked again at its next look
+            self.checked = None
+            self.echo(f"--from-tests: the tasks made from failing tests could not be added: {error}")
+            return []
         self.echo(f"--from-tests: {len(tasks)} task(s) made from failing tests: {', '.join(t.id for t in tasks)}")
         return [t.id for t in tasks]
