@@ -1,6 +1,7 @@
 """`clude team serve`: the dashboard, a Starlette app on loopback. Every request needs the run's token
-(from the printed URL, then a cookie); actions are POSTs from the page itself (same origin) and call
-the functions the command line calls (team/protocol/steer.py, team/supervision/control.py)."""
+(in the printed URL, then in a header the page's script sends); actions are POSTs from the page itself
+(same origin) and call the functions the command line calls (team/protocol/steer.py,
+team/supervision/control.py)."""
 
 from __future__ import annotations
 
