@@ -160,7 +160,14 @@ def test_in_a_browser_a_task_goes_from_open_to_done_live_a_failed_one_is_retried
     try:
         with serving(root) as (base, token):
             driver.get(f"{base}/?token={token}")
-            state = lambda task: driver.find_element(By.ID, f"task-{task}").get_attribute("data-state")  # noqa: E731
+            def state(task: str) -> str | None:
+                """Read in one script: the live part is redrawn at any moment (a found element goes stale)."""
+                return driver.execute_script("const row = document.getElementById(arguments[0]);"
+                                             "return row ? row.dataset.state : null;", f"task-{task}")
+
+            def click(selector: str) -> None:
+                driver.execute_script("document.querySelector(arguments[0]).click();", selector)
+
             WebDriverWait(driver, 30).until(lambda d: state("TASK-001") == "open")
             assert driver.current_url == f"{base}/"  # the token is not left in the address bar
             driver.execute_script("window.notReloaded = true")
@@ -175,18 +182,18 @@ def test_in_a_browser_a_task_goes_from_open_to_done_live_a_failed_one_is_retried
             assert "claimed" in events and "done" in events
             assert worker.wait(timeout=120) == 0, worker.stderr.read()
 
-            driver.find_element(By.CSS_SELECTOR, "button[data-action='/actions/task/TASK-002/retry']").click()
+            click("button[data-action='/actions/task/TASK-002/retry']")
             WebDriverWait(driver, 30).until(lambda d: state("TASK-002") == "open")
             assert "TASK-002 retried with 1 more attempt" in driver.find_element(By.ID, "said").text
             assert "status: open" in upstream_file(upstream, "tasks/TASK-002.md")
             if os.environ.get("CLUDE_SCREENSHOT"):  # docs/dashboard.png is made this way
                 driver.save_screenshot(os.environ["CLUDE_SCREENSHOT"])
 
-            driver.find_element(By.CSS_SELECTOR, "a[href='/task/TASK-001']").click()  # its page, token kept
+            click("a[href='/task/TASK-001']")  # its page, the token kept
             WebDriverWait(driver, 30).until(lambda d: d.current_url == f"{base}/task/TASK-001")
             assert "fixed the divisor of mean()" in driver.find_element(By.ID, "log").text
             driver.back()  # the board again, fetched without the token in its address: asked again with it
-            WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.ID, "task-TASK-001"))
+            WebDriverWait(driver, 30).until(lambda d: state("TASK-001") == "done")
 
             driver.switch_to.new_window("window")  # a tab without the token (sessionStorage is per tab)
             driver.get(f"{base}/")
