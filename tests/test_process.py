@@ -8,7 +8,7 @@ import pytest
 
 from clude.config import TestConfig
 from clude.harness import Status, run_tests
-from clude.harness.process import MissingProgram, resolve_program, run_group
+from clude.harness.process import MissingProgram, lower_commands, resolve_program, run_group
 from conftest import exits_within, project_env
 
 
@@ -29,6 +29,31 @@ def test_what_a_command_leaves_running_in_its_group_is_killed(tmp_path):
     assert (done.exit_code, done.timed_out) == (0, False)
     assert exits_within(int((tmp_path / "grandchild.pid").read_text()), 30)
     assert (tmp_path / "out.log").read_text() == "done\n"
+
+
+def test_lowered_commands_start_lower_and_so_does_all_they_start(tmp_path):
+    """A worker's agents and test runs run below it from their first instruction, and what they start
+    at once runs lower too, even in a session of its own (as a sandbox's children are); where the kernel
+    schedules sessions as groups (autogroups), the command's session is lowered too (as root: an
+    unprivileged user's change may be refused within a tenth of a second of another)."""
+    script = "import os, subprocess; print(os.nice(0), flush=True); subprocess.run(['setsid', 'nice'])"
+    log = tmp_path / "o.log"
+    level = min(19, os.nice(0) + 3)
+    lower_commands(3)
+    try:
+        done = run_group([sys.executable, "-c", script], tmp_path, dict(os.environ), log, timeout_s=60)
+        assert done.exit_code == 0 and log.read_text().split() == [str(level)] * 2
+        if os.path.exists("/proc/self/autogroup") and os.geteuid() == 0:
+            # the session's value is set once the command has started (it makes the session): read
+            # until it is there, a moment later
+            look = ("for i in $(seq 1000); do grep -q ' 0$' /proc/self/autogroup || break; done; "
+                    "cat /proc/self/autogroup")
+            run_group(["sh", "-c", look], tmp_path, dict(os.environ), log, 60)
+            assert log.read_text().split()[-2:] == ["nice", str(level)]
+    finally:
+        lower_commands(0)
+    done = run_group([sys.executable, "-c", script], tmp_path, dict(os.environ), log, timeout_s=60)
+    assert log.read_text().split() == [str(os.nice(0))] * 2  # back to the same level
 
 
 def test_exit_code_and_output_file(tmp_path):

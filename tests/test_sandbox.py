@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from clude.config.settings import SandboxConfig
-from clude.harness.process import run_group
+from clude.harness.process import lower_commands, run_group
 from clude.sandbox import Sandbox, SandboxUnavailable, allowed_env, probe, problem
 from clude.sandbox.leftovers import kill_leftovers
 from clude.sandbox.policy import Mount, Policy, bwrap_args, merge
@@ -155,6 +155,20 @@ def test_a_sandboxed_process_and_everything_it_started_die_with_their_parent(san
     parent.kill()
     parent.wait()
     assert all(exits_within(pid, 10) for pid in found), f"{marker} outlived its worker"
+
+
+def test_a_lowered_sandboxed_command_runs_lower_from_its_start(sandbox, outside):
+    """A worker starts its agents and tests 10 nice levels lower: inside the sandbox too, whose first
+    processes bubblewrap makes before a renice of it after its start could reach them."""
+    argv, env = sandbox.command([sys.executable, "-c", "import os; print(os.nice(0))"], cwd=outside,
+                                env={"PATH": os.environ["PATH"]})
+    lower_commands(10)
+    try:
+        for n in range(5):
+            done = run_group(argv, outside, env, outside / "o.log", 60)
+            assert done.exit_code == 0 and (outside / "o.log").read_text().strip() == str(min(19, os.nice(0) + 10))
+    finally:
+        lower_commands(0)
 
 
 def test_a_restarted_worker_kills_what_the_last_run_left(outside):

@@ -177,17 +177,15 @@ def test_a_batch_with_one_bad_change_lands_the_others_and_fails_that_one(tmp_pat
 def test_a_landing_pushes_inside_the_machines_turn_at_the_upstream(tmp_path):
     """The lander waits for the push turn its machine's workers queue changes in: it lands while it
     holds the turn, so that a stream of queueing pushes cannot make it lose every race."""
-    import contextlib
-
     root, upstream, (t1, _, _) = project(tmp_path)
     queue_change(upstream, tmp_path, t1, {"checks/check1.txt": "ok\n"}, passes=("checks::check1",))
     seen: list[tuple[str, str]] = []
 
-    @contextlib.contextmanager
-    def turn():
+    def turn(work):
         before = upstream_head(upstream)
-        yield True
+        result = work()
         seen.append((before, upstream_head(upstream)))
+        return result
 
     one = lander(root, upstream, tmp_path, "L1")
     one.turn = turn

@@ -10,6 +10,7 @@ from collections.abc import Container
 from pathlib import Path
 
 from clude.gitsafe import SAFE_GIT
+from clude.priority import lower_session, thread_level
 
 # The identity commits are made with unless the caller names another, so no user git config is needed.
 DEFAULT_NAME = "clude"
@@ -62,6 +63,8 @@ def run_git(cwd: Path, *args: str, input: bytes | None = None, env: dict[str, st
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=git_env(env),
                                 start_new_session=timeout is not None)
+        if timeout is not None:  # a session of its own: as low as the thread that started it
+            lower_session(proc.pid, thread_level())
     except OSError as e:
         raise GitError(f"cannot run git ({e}): is git installed and on PATH?", command=cmd) from e
     with proc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -11,6 +12,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from clude.priority import lower_session, thread_level
 
 # Seconds between SIGTERM to the group and SIGKILL, so test runners can write what they have.
 KILL_GRACE_S = 2.0
@@ -103,6 +106,12 @@ def _raise_stop(signum, _frame):
 # 0, unless lower_commands() said otherwise. A team worker starts its agents and test runs lower, so that
 # on a machine they keep busy the short work every worker waits for (a push in its turn) still runs at once.
 _COMMAND_NICE = [0]
+# LOWERED_SPAWNER: the one thread that starts commands when they start lower. Linux keeps a nice value
+# per thread and a new process takes its starting thread's: so the command is lower from its first
+# instruction, and so is everything it starts at once (the sandbox's own children, which a renice of
+# the command after its start missed). The thread itself never starts anything at the worker's level.
+_SPAWNERS: dict[int, concurrent.futures.ThreadPoolExecutor] = {}  # by the nice value it starts at
+_SPAWNER_GUARD = threading.Lock()  # making a spawner: one per level is made
 
 
 def lower_commands(by: int) -> None:
@@ -110,12 +119,21 @@ def lower_commands(by: int) -> None:
     _COMMAND_NICE[0] = by
 
 
-def _lower(pid: int) -> None:
-    if _COMMAND_NICE[0] > 0:
-        try:
-            os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + _COMMAND_NICE[0]))
-        except OSError:  # it has already ended
-            pass
+def _start(argv: list[str], **options) -> subprocess.Popen:
+    """subprocess.Popen(argv, **options), by the lowered spawner thread when commands start lower."""
+    if _COMMAND_NICE[0] <= 0:
+        return subprocess.Popen(argv, **options)
+    level = min(19, thread_level() + _COMMAND_NICE[0])
+    with _SPAWNER_GUARD:
+        if level not in _SPAWNERS:
+            _SPAWNERS[level] = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"spawner-nice-{level}",
+                initializer=lambda: os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), level))
+        spawner = _SPAWNERS[level]
+    proc = spawner.submit(subprocess.Popen, argv, **options).result()
+    if options.get("start_new_session"):
+        lower_session(proc.pid, level)
+    return proc
 
 
 # Signals that stop clude itself; each is passed on to the command's group (Ctrl-C as SIGINT).
@@ -150,10 +168,8 @@ def run_group(argv: list[str], cwd: Path, env: dict[str, str], output: Path,
             out = files.enter_context(open(output, "wb"))
             source = files.enter_context(open(stdin, "rb")) if stdin is not None else subprocess.DEVNULL
             sink = files.enter_context(open(stdout, "wb")) if stdout is not None else out
-            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=source, stdout=sink,
-                                    stderr=out if stdout is not None else subprocess.STDOUT,
-                                    start_new_session=True)
-            _lower(proc.pid)
+            proc = _start(argv, cwd=cwd, env=env, stdin=source, stdout=sink,
+                          stderr=out if stdout is not None else subprocess.STDOUT, start_new_session=True)
             if pidfile is not None:
                 from clude.sandbox.leftovers import MARK_VAR, forget, record
                 record(pidfile, proc.pid, env.get(MARK_VAR))

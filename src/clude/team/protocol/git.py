@@ -9,7 +9,7 @@ from pathlib import Path
 
 from clude.gitcli import GitError, git_text, run_git
 from clude.team.board.layout import BRANCH, agent_identity
-from clude.team.protocol import objects
+from clude.team.protocol import local, objects
 from clude.team.protocol.failures import PushResult, classify_push, reaching, unreachable
 
 # The remote every agent clone pushes to and pulls from.
@@ -170,7 +170,10 @@ class Repo:
             clude = "refs/clude/" if any("refs/clude/" in r for r in refspecs) else None
             repo = self.objects()
             if not objects.same_refs(repo, url, {f"refs/heads/{BRANCH}": f"refs/remotes/{ORIGIN}/{BRANCH}"}, clude):
-                objects.fetch_local(repo, ORIGIN, [branches, *refspecs])
+                with objects.git_errors(f"cannot fetch from {url} into {self.path}"):
+                    done = local.fetch(repo, url, [branches, *refspecs])
+                if not done:
+                    objects.fetch_local(repo, ORIGIN, [branches, *refspecs])
             return
         extra = (branches, *refspecs) if refspecs else ()
         reaching(lambda: self.git("fetch", "--quiet", "--prune", ORIGIN, *extra, timeout=self.timeout))
@@ -192,15 +195,15 @@ class Repo:
             self._url = objects.open_repo(self.path).config[f"remote.{ORIGIN}.url"]
         return self._url
 
-    def reset_to_upstream(self, *, ignored: bool = False) -> str:
-        """Make the clone exactly origin/main: main checked out, local changes and untracked files
-        dropped (ignored ones such as .clude/ stay, unless `ignored`), any rebase or merge abandoned.
-        Returns the commit."""
+    def reset_to_upstream(self, *, ignored: bool = False, commit: str | None = None) -> str:
+        """Make the clone exactly origin/main (or `commit`): main checked out, local changes and untracked
+        files dropped (ignored ones such as .clude/ stay, unless `ignored`), any rebase or merge
+        abandoned. Returns the commit."""
         if any(self._git_path(m).exists() for m in ("rebase-merge", "rebase-apply")):
             self.git("rebase", "--abort", ok=(0, 1, 128))
         for name in ("CHERRY_PICK_HEAD", "MERGE_HEAD"):  # a cherry-pick or merge left half-way
             self._git_path(name).unlink(missing_ok=True)
-        commit = self.rev(f"refs/remotes/{ORIGIN}/{BRANCH}^{{commit}}")
+        commit = commit or self.rev(f"refs/remotes/{ORIGIN}/{BRANCH}^{{commit}}")
         if not commit:
             raise GitError(f"the upstream has no {BRANCH} branch yet (run `clude team init`)")
         self.check_out(commit, ignored=ignored)
@@ -240,6 +243,12 @@ class Repo:
 
     def push_refs(self, *refspecs: str) -> PushResult:
         """Push refspecs to origin, never forced, several atomically; the result classified."""
+        url = self._origin_url()
+        upstream = local.direct(url) if is_local_url(url) else None
+        if upstream is not None:
+            pushed = local.push(self.objects(), upstream, list(refspecs), remote=ORIGIN, identity=self._env)
+            if pushed is not None:
+                return pushed
         atomic = ("--atomic",) if len(refspecs) > 1 else ()
         try:
             out = reaching(lambda: run_git(self.path, "push", "--quiet", *atomic, ORIGIN, *refspecs,

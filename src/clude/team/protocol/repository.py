@@ -20,7 +20,7 @@ from clude.team.board.overlap import apart
 from clude.team.protocol.git import Repo
 from clude.team.protocol.lease import LeaseKeeper, lock_on_disk, same_holder
 from clude.team.protocol.sync import update_upstream
-from clude.team.protocol.turns import push_turn
+from clude.team.protocol.turns import in_turn
 from clude.team.queue.enqueue import Enqueued, enqueue
 
 CLAIM_SPREAD = 16  # equal-priority tasks a worker picks among at random, to spread the claims
@@ -81,11 +81,12 @@ class TeamRepository:
             broke = f", breaking the expired lock of {task.lock.agent}" if task.lock else ""
             return f"claim {task.task.id} (agent {self.agent}, attempt {lock.attempt}){broke}"
 
-        with push_turn(self.state_dir, wait=wait) as turn:
-            if not turn:
-                return "busy"
+        def claim() -> None:
             with self.guard:
                 update_upstream(self.control, change)
+
+        if not in_turn(self.state_dir, claim, wait=wait)[0]:
+            return "busy"
         self.in_flight = None  # handed over
         return picked[0] if picked else "idle"
 
@@ -139,8 +140,7 @@ class TeamRepository:
             following.append(taken)
             return f"; claim {taken[0].task.id} (attempt {taken[1].attempt})"
 
-        with push_turn(self.state_dir):
-            result = enqueue(self.land, lock, commit, queued, claim_next=then)
+        result = in_turn(self.state_dir, lambda: enqueue(self.land, lock, commit, queued, claim_next=then))[1]
         self.in_flight = None  # handed over
         return result, (following[0] if result.status == "queued" and following else None)
 

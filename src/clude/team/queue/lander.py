@@ -4,13 +4,12 @@ send back what did not, in one push with the bookkeeping (tasks done, failure re
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
+from typing import Any
 from datetime import datetime, timedelta, timezone
 
 from clude.harness.compare import PASSING, compare
@@ -121,9 +120,9 @@ class Lander:
 
     def __init__(self, repo: Repo, judge: Judge | None, events: EventLog, *, agent: str, host: str,
                  lease_s: float, clock: Callable[[], datetime], sleep: Callable[[float], None] = time.sleep,
-                 turn: Callable[[], AbstractContextManager] = contextlib.nullcontext):
+                 turn: Callable[[Callable[[], Any]], Any] = lambda work: work()):
         self.repo, self.judge, self.events, self.agent = repo, judge, events, agent
-        # the machine's turn at the upstream (protocol/turns.py), waited for by each landing push: without
+        # runs a landing push in the machine's turn at the upstream (protocol/turns.py): without
         # it a lander loses every race to the stream of its own machine's workers queueing changes
         self.turn = turn
         self.clock, self.sleep = clock, sleep
@@ -266,8 +265,7 @@ class Lander:
     def _settle(self, main: str, landing: list[Entry], back: dict[Entry, Rejected[Entry]],
                 missing: dict[Entry, str]) -> int:
         for race in range(1, MAX_RACES + 1):
-            with self.turn():
-                pushed = self._push_settled(main, landing, back, missing, fetch=race > 1)
+            pushed = self.turn(lambda: self._push_settled(main, landing, back, missing, fetch=race > 1))
             if pushed is None:
                 return 0
             if pushed.status == "ok":

@@ -62,10 +62,13 @@ def start_worker(root: Path, upstream: str, agent_id: str, role: str | None, *, 
     argv += ["--forever"] if forever else []
     argv += ["--exit-with-parent"] if exit_with_parent else []
     argv += ["--sandbox", sandbox]
+    # A process group of its own (stop signals reach it and what it starts), in the team run's session:
+    # where the kernel schedules sessions as groups (autogroups), all the workers of a run are one group,
+    # inside which a worker's turn at the upstream runs ahead of every worker's other work (turns.py).
     with open(log, "ab") as out:
         start = out.tell()
         proc = subprocess.Popen(argv, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_ignore_finish)
+                                stderr=subprocess.STDOUT, process_group=0, preexec_fn=_ignore_finish)
     return WorkerProcess(agent_id, role, proc, log, start)
 
 

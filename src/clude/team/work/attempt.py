@@ -68,12 +68,9 @@ class AttemptSteps:
         `lease`: the lock's keeper, when one was started at the claim."""
         self.ran = None
         with ahead.lease if ahead else lease or self._keeper(lock) as lease:
-            if ahead is not None:
-                self.land.fetch()
-            base = self.land.reset_to_upstream(ignored=True)
             if ahead is not None:  # the agent's tree was made from the upstream as it was at the claim
-                base = ahead.base
-                self.land.check_out(base, ignored=True)
+                self.land.fetch()
+            base = self.land.reset_to_upstream(ignored=True, commit=ahead.base if ahead else None)
             # the upstream's verdict (mostly from the machine's cache) is computed while the agent's tree
             # is made and the agent works: a baseline the cache does not know costs the agent no time
             base_verdict = in_background(self._baseline, name=f"baseline-{task.task.id}")

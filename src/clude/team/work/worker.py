@@ -43,7 +43,7 @@ from clude.team.queue.service import LanderService
 from clude.team.supervision.runner import FINISH_SIGNAL
 from clude.team.protocol.repository import TeamRepository
 from clude.team.protocol.sync import UpstreamRejected
-from clude.team.protocol.turns import push_turn
+from clude.team.protocol.turns import in_turn, keep_turns_ahead
 from clude.team.work.verify import Judge
 
 
@@ -115,6 +115,7 @@ class Worker(AttemptSteps):
 
     # the loop --------------------------------------------------------------------------------
     def run(self) -> int:
+        keep_turns_ahead()  # its turns at the upstream at its priority, the rest lower
         lower_commands(COMMAND_NICE)
         self.events.emit("worker_started", backend=self.c.backend.name, role=self.c.role,
                          upstream=self.c.upstream, pid=os.getpid(),
@@ -206,7 +207,8 @@ class Worker(AttemptSteps):
         landing = Repo.clone(self.c.upstream, self.c.workdir / "lander", agent=self.c.agent_id)
         judge = None if self.team.verify == "none" else replace(self.judge, state_dir=self.c.workdir / "harness-lander")
         lander = Lander(landing, judge, self.events, agent=self.c.agent_id, host=self.host,
-                        lease_s=self.team.lease_s, clock=self.c.clock, turn=lambda: push_turn(self.c.state_dir))
+                        lease_s=self.team.lease_s, clock=self.c.clock,
+                        turn=lambda work: in_turn(self.c.state_dir, work)[1])
         self.lander = LanderService(lander, self.c.upstream, host=self.host, lease_s=self.team.lease_s,
                                     on_error=lambda e: self.events.emit(
                                         "lander_error", "WARNING", reason=f"{type(e).__name__}: {e}"))

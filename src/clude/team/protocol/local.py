@@ -1,0 +1,177 @@
+"""A team upstream on this machine, fetched from and pushed to in this process: objects copied between
+the two object databases, refs moved under git's own lock files (the `<ref>.lock` a `git push` takes,
+so that git processes pushing to it at the same time stay safe). A push moves all its refs or none, each
+only when it is still where this clone saw it and only forward: the compare-and-swap a `git push`
+without --force does. It costs no process: no receive-pack, pack-objects, unpack-objects or connectivity
+check, which on a busy machine made a push the longest part of the machine's turn at the upstream.
+
+Only an upstream whose rules this push keeps is pushed to here: a bare repository with no receive hook
+and no receive rule but the two `team init` sets (fast-forwards only, no deletion: a push from here is
+both). Any other, and every remote one, is pushed to by `git push`, which runs its hooks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pygit2
+from pygit2.enums import ObjectType
+
+from clude.gitcli import GitError, run_git
+from clude.team.protocol import objects
+from clude.team.protocol.failures import PushResult
+
+# The hooks a receiving git runs: an upstream with any of them is pushed to by `git push`.
+RECEIVE_HOOKS = ("pre-receive", "update", "post-receive", "post-update", "reference-transaction",
+                 "proc-receive", "push-to-checkout")
+# Receive rules a push from here keeps by itself (it only fast-forwards and never deletes); any other
+# receive or transfer rule (fsckObjects, say), shared permissions or another hooks folder: `git push`.
+KEPT_RULES = {"receive.denynonfastforwards", "receive.denydeletes", "receive.denycurrentbranch"}
+OTHER_RULES = ("receive.", "transfer.", "core.sharedrepository", "core.hookspath", "extensions.")
+# In-process pushes of one process between two `git gc --auto` in the upstream (receive-pack runs one
+# after every push: it packs the loose objects pushes leave, in the background, when there are many).
+GC_EVERY = 100
+# What libgit2 says when a ref's lock file cannot be made for want of rights or room (not a race).
+CANNOT_WRITE = ("permission denied", "read-only", "no space")
+_pushes = 0  # in-process pushes made by this process
+
+
+def direct(url: str) -> pygit2.Repository | None:
+    """The upstream at the local path `url`, opened, when a push from here keeps all its rules; None
+    when it must be pushed to by `git push` (or is no repository: git says why)."""
+    try:
+        upstream = objects.open_repo(Path(url).expanduser())
+    except GitError:
+        return None
+    if not upstream.is_bare:
+        return None
+    for entry in upstream.config:
+        name = entry.name.lower()
+        if name.startswith(OTHER_RULES) and name not in KEPT_RULES:
+            return None
+    hooks = Path(upstream.path) / "hooks"
+    if any(os.access(hooks / name, os.X_OK) for name in RECEIVE_HOOKS):
+        return None
+    return upstream
+
+
+def copy_objects(source: pygit2.Repository, target: pygit2.Repository, tips: list[pygit2.Oid]) -> int:
+    """Write into `target` every object reachable from `tips` that it lacks (a commit's tree and parents,
+    a tree's entries), going no further than what it has; how many were written. Raises GitError when
+    one is missing from `source` too (a clone cut short)."""
+    missing: list[pygit2.Oid] = []
+    seen: set[pygit2.Oid] = set()  # looked at once: the next tree of a board holds mostly the same blobs
+    stack = list(tips)
+    while stack:
+        oid = stack.pop()
+        if oid in seen:
+            continue
+        seen.add(oid)
+        if oid in target:
+            continue
+        try:
+            obj = source[oid]
+        except KeyError:
+            raise GitError(f"object {oid} is in neither {source.path} nor {target.path}") from None
+        missing.append(oid)
+        if obj.type == ObjectType.COMMIT:
+            stack.append(obj.tree_id)
+            stack.extend(obj.parent_ids)
+        elif obj.type == ObjectType.TREE:
+            stack.extend(entry.id for entry in obj if entry.filemode != objects.GITLINK)
+        elif obj.type == ObjectType.TAG:
+            stack.append(obj.target)
+    for oid in reversed(missing):  # the parts before what holds them
+        kind, data = source.odb.read(oid)
+        target.odb.write(kind, data)
+    return len(missing)
+
+
+def fetch(repo: pygit2.Repository, url: str, refspecs: list[str]) -> bool:
+    """`git fetch --prune` of forced glob refspecs ("+refs/heads/*:refs/remotes/origin/*") from the
+    local upstream `url`, in process; False (nothing done) for any other kind of refspec."""
+    pairs = []
+    for spec in refspecs:
+        src, _, dst = spec.removeprefix("+").partition(":")
+        if not spec.startswith("+") or not src.endswith("/*") or not dst.endswith("/*"):
+            return False
+        pairs.append((src[:-1], dst[:-1]))
+    upstream = objects.open_repo(Path(url).expanduser())
+    wanted: dict[str, pygit2.Oid] = {}
+    for name in upstream.listall_references():
+        for src, dst in pairs:
+            if name.startswith(src):
+                ref = upstream.references.get(name)
+                if ref is not None and ref.type == pygit2.enums.ReferenceType.DIRECT:
+                    wanted[dst + name[len(src):]] = ref.target
+    copy_objects(upstream, repo, list(wanted.values()))
+    for name in repo.listall_references():
+        if any(name.startswith(dst) for _, dst in pairs) and name not in wanted:
+            repo.references.delete(name)  # pruned: gone from the upstream
+    for name, oid in wanted.items():
+        current = repo.references.get(name)
+        if current is None or current.target != oid:
+            repo.references.create(name, oid, force=True)
+    return True
+
+
+def push(repo: pygit2.Repository, upstream: pygit2.Repository, refspecs: list[str], *, remote: str,
+         identity: dict[str, str]) -> PushResult | None:
+    """`git push --atomic` of "<source>:<ref>" refspecs (never forced, never a deletion) to the local
+    `upstream` (from `direct`), in process: "ok", "race" (a ref is not where this clone saw it, or git
+    holds its lock just now) or "rejected" (the upstream's files cannot be written). None for a refspec
+    this does not push (forced, a deletion): then `git push` does."""
+    updates: dict[str, pygit2.Oid] = {}
+    for spec in refspecs:
+        src, _, dst = spec.partition(":")
+        if spec.startswith("+") or not src or not dst.startswith("refs/"):
+            return None
+        commit = objects.resolve(repo, src)
+        if commit is None:
+            return PushResult("rejected", f"src refspec {src} does not match any object in {repo.path}")
+        updates[dst] = pygit2.Oid(hex=commit)
+    try:
+        copy_objects(repo, upstream, list(updates.values()))
+        with upstream.transaction() as moves:
+            for ref, new in updates.items():
+                try:
+                    moves.lock_ref(ref)
+                except pygit2.GitError as e:  # a git process holds it (as `cannot lock ref`), or no right
+                    if any(words in str(e).lower() for words in CANNOT_WRITE):
+                        raise
+                    raise _Lost(f"cannot lock ref '{ref}': {e}") from None
+                current = upstream.references.get(ref)
+                old = current.target if current is not None else None
+                if old is not None and old != new and not _behind(repo, old, new):
+                    raise _Lost(f"! [rejected] {ref} (fetch first): the upstream's {ref} is at {old}, "
+                                f"which {new} does not build on")
+                moves.set_target(ref, new, message=f"push by {identity.get('GIT_COMMITTER_NAME', 'clude')}")
+    except _Lost as lost:
+        return PushResult("race", str(lost))
+    except (pygit2.GitError, OSError, GitError) as e:
+        return PushResult("rejected", f"cannot write to the upstream {upstream.path}: {e}")
+    for ref, new in updates.items():  # as `git push` does: the remote-tracking branch follows
+        if ref.startswith("refs/heads/"):
+            repo.references.create(f"refs/remotes/{remote}/{ref[len('refs/heads/'):]}", new, force=True)
+    _collect(upstream)
+    return PushResult("ok", "")
+
+
+class _Lost(Exception):
+    """The upstream moved first (or git holds the ref's lock): a race, fetched and redone."""
+
+
+def _behind(repo: pygit2.Repository, old: pygit2.Oid, new: pygit2.Oid) -> bool:
+    """Whether `new` builds on `old` (a fast-forward), as far as this clone knows `old`."""
+    return old in repo and repo.descendant_of(new, old)
+
+
+def _collect(upstream: pygit2.Repository) -> None:
+    """Every GC_EVERY pushes, `git gc --auto` in the upstream, as receive-pack runs after each push."""
+    global _pushes
+    _pushes += 1
+    if _pushes % GC_EVERY == 0:
+        try:
+            run_git(Path(upstream.path), "gc", "--auto", "--quiet", timeout=60.0)
+        except GitError:
+            pass  # a gc that cannot run now leaves loose objects, which cost a little room and no more

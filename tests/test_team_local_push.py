@@ -1,0 +1,164 @@
+"""A local upstream pushed to in process (protocol/local.py): what lands is whole to `git fsck`, a push
+that is not a fast-forward or finds the ref's lock held is a race that moves nothing, a push of two refs
+moves both or neither, and an upstream with receive hooks or rules of its own gets a real `git push`
+that runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from clude.team.protocol.git import Repo
+from clude.team.protocol.sync import update_upstream
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(cwd), *args],
+                          check=check, capture_output=True, text=True)
+
+
+@pytest.fixture
+def upstream(tmp_path) -> Path:
+    """A bare upstream made as `clude team init` makes it (fast-forwards only, no deletions)."""
+    bare = tmp_path / "up.git"
+    git(tmp_path, "init", "-q", "--bare", "--initial-branch=main", str(bare))
+    for key in ("receive.denyNonFastForwards", "receive.denyDeletes"):
+        git(bare, "config", key, "true")
+    seed = tmp_path / "seed"
+    git(tmp_path, "init", "-q", "--initial-branch=main", str(seed))
+    (seed / "src").mkdir()
+    (seed / "src" / "a.py").write_text("a = 1\n")
+    git(seed, "add", "-A")
+    git(seed, "commit", "-q", "-m", "seed")
+    git(seed, "push", "-q", str(bare), "HEAD:refs/heads/main")
+    return bare
+
+
+@pytest.fixture
+def no_git(tmp_path, monkeypatch) -> Path:
+    """A `git` first on PATH that notes each call (then runs the real one): the file of calls."""
+    real = subprocess.run(["sh", "-c", "command -v git"], capture_output=True, text=True).stdout.strip()
+    shims, calls = tmp_path / "shims", tmp_path / "git-calls"
+    shims.mkdir()
+    (shims / "git").write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexec {real} "$@"\n')
+    (shims / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}:{subprocess.os.environ['PATH']}")
+    return calls
+
+
+def change(repo: Repo, name: str, text: str) -> str:
+    repo.fetch()
+    repo.reset_to_upstream()
+    (repo.path / "src" / name).write_text(text)
+    assert repo.commit_all(f"write {name}")
+    return repo.head()
+
+
+def test_a_push_lands_whole_without_a_process(tmp_path, upstream, no_git):
+    a = Repo.clone(str(upstream), tmp_path / "a", agent="a1")
+    no_git.unlink(missing_ok=True)
+    commit = change(a, "b.py", "b = 2\n")
+    assert a.push().status == "ok"
+    assert not no_git.exists(), no_git.read_text()
+    assert git(upstream, "rev-parse", "main").stdout.strip() == commit
+    assert a.rev("refs/remotes/origin/main") == commit  # the remote-tracking branch follows, as with git
+    assert git(upstream, "fsck", "--strict", "--no-dangling").returncode == 0
+    assert git(upstream, "show", "main:src/b.py").stdout == "b = 2\n"
+    # a clone made by git from what was pushed in process has it all
+    git(tmp_path, "clone", "-q", str(upstream), str(tmp_path / "check"))
+    assert (tmp_path / "check" / "src" / "b.py").read_text() == "b = 2\n"
+
+
+def test_a_push_that_is_not_a_fast_forward_is_a_race_that_moves_nothing(tmp_path, upstream):
+    a = Repo.clone(str(upstream), tmp_path / "a", agent="a1")
+    b = Repo.clone(str(upstream), tmp_path / "b", agent="a2")
+    first = change(a, "a1.py", "x = 1\n")
+    mine = change(b, "a2.py", "x = 2\n")
+    assert a.push().status == "ok"
+    lost = b.push(f"{mine}:refs/clude/queued")
+    assert lost.status == "race" and "fetch first" in lost.message
+    # atomic: the queue's ref, which alone would have been a new ref, was not made either
+    assert git(upstream, "rev-parse", "main").stdout.strip() == first
+    assert git(upstream, "rev-parse", "-q", "--verify", "refs/clude/queued", check=False).stdout == ""
+
+
+def test_a_held_ref_lock_is_a_race(tmp_path, upstream):
+    a = Repo.clone(str(upstream), tmp_path / "a", agent="a1")
+    before = git(upstream, "rev-parse", "main").stdout.strip()
+    change(a, "b.py", "b = 2\n")
+    held = upstream / "refs" / "heads" / "main.lock"  # what a `git push` holds while it updates main
+    held.write_text("")
+    try:
+        result = a.push()
+    finally:
+        held.unlink()
+    assert result.status == "race" and "lock" in result.message
+    assert git(upstream, "rev-parse", "main").stdout.strip() == before
+    assert a.push().status == "ok"
+
+
+def test_in_process_and_git_pushers_racing_never_lose_a_commit(tmp_path, upstream):
+    """Four workers append lines to one file through update_upstream at once: two push in process,
+    two by `git push` (they name the upstream by a file:// URL, which git serves): every line lands."""
+    urls = [str(upstream), str(upstream), f"file://{upstream}", f"file://{upstream}"]
+    repos = [Repo.clone(url, tmp_path / f"w{i}", agent=f"w{i}") for i, url in enumerate(urls)]
+    errors: list[BaseException] = []
+
+    def work(repo: Repo) -> None:
+        try:
+            for k in range(6):
+                def add(checkout: Path, line=f"{repo.agent} {k}") -> str:
+                    log = checkout / "src" / "log.txt"
+                    log.write_text((log.read_text() if log.exists() else "") + line + "\n")
+                    return line
+                update_upstream(repo, add)
+        except BaseException as error:  # noqa: BLE001 - shown by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in repos]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    lines = git(upstream, "show", "main:src/log.txt").stdout.splitlines()
+    assert sorted(lines) == sorted(f"w{i} {k}" for i in range(4) for k in range(6))
+    assert git(upstream, "fsck", "--strict", "--no-dangling").returncode == 0
+
+
+def test_an_upstream_with_a_receive_hook_gets_git_push_which_runs_it(tmp_path, upstream, no_git):
+    hook = upstream / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'remote: main is frozen' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    a = Repo.clone(str(upstream), tmp_path / "a", agent="a1")
+    before = git(upstream, "rev-parse", "main").stdout.strip()
+    change(a, "b.py", "b = 2\n")
+    no_git.unlink(missing_ok=True)
+    result = a.push()
+    assert result.status == "rejected" and "frozen" in result.message
+    assert any(" push " in f" {line} " for line in no_git.read_text().splitlines())
+    assert git(upstream, "rev-parse", "main").stdout.strip() == before
+
+
+@pytest.mark.parametrize("key", ["receive.fsckObjects", "transfer.fsckObjects"])
+def test_an_upstream_with_rules_of_its_own_gets_git_push(tmp_path, upstream, no_git, key):
+    git(upstream, "config", key, "true")
+    a = Repo.clone(str(upstream), tmp_path / "a", agent="a1")
+    change(a, "b.py", "b = 2\n")
+    no_git.unlink(missing_ok=True)
+    assert a.push().status == "ok"
+    assert any("push" in line.split() for line in no_git.read_text().splitlines())
+
+
+def test_a_forced_push_is_never_made_in_process(tmp_path, upstream):
+    """A refspec with + goes to `git push`, where the upstream's denyNonFastForwards refuses it."""
+    a = Repo.clone(str(upstream), tmp_path / "a", agent="a1")
+    seed = git(upstream, "rev-parse", "main").stdout.strip()
+    change(a, "b.py", "b = 2\n")
+    assert a.push().status == "ok"
+    result = a.push_refs(f"+{seed}:refs/heads/main")
+    assert result.status == "rejected" or result.status == "race"
+    assert git(upstream, "rev-parse", "main").stdout.strip() == a.head()
