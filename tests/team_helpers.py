@@ -126,3 +126,30 @@ def set_task_status(tmp_path: Path, upstream: str, task: str, status: str) -> No
     path.write_text(path.read_text().replace("status: open", f"status: {status}"))
     git(other, "-c", "user.name=p", "-c", "user.email=p@p", "commit", "-qam", f"{task} {status}")
     git(other, "push", "-q", "origin", "HEAD:main")
+
+
+def protected_upstream(tmp_path: Path, git) -> Path:
+    """A bare upstream as `clude team init` makes it (fast-forwards only, no deletions), its main one
+    commit holding src/a.py; `git(cwd, *args)` runs git (the caller's: its environment decides the ids)."""
+    bare = tmp_path / "up.git"
+    git(tmp_path, "init", "-q", "--bare", "--initial-branch=main", str(bare))
+    for key in ("receive.denyNonFastForwards", "receive.denyDeletes"):
+        git(bare, "config", key, "true")
+    seed = tmp_path / "seed"
+    git(tmp_path, "init", "-q", "--initial-branch=main", str(seed))
+    (seed / "src").mkdir()
+    (seed / "src" / "a.py").write_text("a = 1\n")
+    git(seed, "add", "-A")
+    git(seed, "commit", "-q", "-m", "seed")
+    git(seed, "push", "-q", str(bare), "HEAD:refs/heads/main")
+    return bare
+
+
+def committed_change(repo, name: str, text: str) -> str:
+    """A clone (protocol/git.Repo) made the upstream's main with src/<name> written and committed: the
+    commit."""
+    repo.fetch()
+    repo.reset_to_upstream()
+    (repo.path / "src" / name).write_text(text)
+    assert repo.commit_all(f"write {name}")
+    return repo.head()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from team_helpers import committed_change as change, protected_upstream
+
 from clude.team.protocol.git import Repo
 from clude.team.protocol.sync import update_upstream
 
@@ -23,18 +25,7 @@ def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
 @pytest.fixture
 def upstream(tmp_path) -> Path:
     """A bare upstream made as `clude team init` makes it (fast-forwards only, no deletions)."""
-    bare = tmp_path / "up.git"
-    git(tmp_path, "init", "-q", "--bare", "--initial-branch=main", str(bare))
-    for key in ("receive.denyNonFastForwards", "receive.denyDeletes"):
-        git(bare, "config", key, "true")
-    seed = tmp_path / "seed"
-    git(tmp_path, "init", "-q", "--initial-branch=main", str(seed))
-    (seed / "src").mkdir()
-    (seed / "src" / "a.py").write_text("a = 1\n")
-    git(seed, "add", "-A")
-    git(seed, "commit", "-q", "-m", "seed")
-    git(seed, "push", "-q", str(bare), "HEAD:refs/heads/main")
-    return bare
+    return protected_upstream(tmp_path, git)
 
 
 @pytest.fixture
@@ -49,20 +40,17 @@ def no_git(tmp_path, monkeypatch) -> Path:
     return calls
 
 
-def change(repo: Repo, name: str, text: str) -> str:
-    repo.fetch()
-    repo.reset_to_upstream()
-    (repo.path / "src" / name).write_text(text)
-    assert repo.commit_all(f"write {name}")
-    return repo.head()
-
-
 def test_a_push_lands_whole_without_a_process(tmp_path, upstream, no_git):
     a = Repo.clone(str(upstream), tmp_path / "a", agent="a1")
     no_git.unlink(missing_ok=True)
-    commit = change(a, "b.py", "b = 2\n")
+    first = change(a, "a1.py", "x = 1\n")
     assert a.push().status == "ok"
-    assert not no_git.exists(), no_git.read_text()
+    # one look at the configuration git would push under (asked of git: it reads what libgit2 misses)
+    assert [c.split()[-3:] for c in no_git.read_text().splitlines()] == [["--includes", "--show-scope", "-z"]]
+    no_git.unlink()
+    commit = change(a, "b.py", "b = 2\n")
+    assert a.push().status == "ok" and a.is_ancestor(first, commit)
+    assert not no_git.exists(), no_git.read_text()  # and none again while those files are unchanged
     assert git(upstream, "rev-parse", "main").stdout.strip() == commit
     assert a.rev("refs/remotes/origin/main") == commit  # the remote-tracking branch follows, as with git
     assert git(upstream, "fsck", "--strict", "--no-dangling").returncode == 0

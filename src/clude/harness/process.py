@@ -130,7 +130,13 @@ def _start(argv: list[str], **options) -> subprocess.Popen:
                 max_workers=1, thread_name_prefix=f"spawner-nice-{level}",
                 initializer=lambda: os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), level))
         spawner = _SPAWNERS[level]
-    proc = spawner.submit(subprocess.Popen, argv, **options).result()
+    started = spawner.submit(subprocess.Popen, argv, **options)
+    try:
+        proc = started.result()
+    except BaseException:  # stopped while it started: what did start is not left running untracked
+        with contextlib.suppress(BaseException):
+            kill_group(started.result(), first=signal.SIGKILL)
+        raise
     if options.get("start_new_session"):
         lower_session(proc.pid, level)
     return proc

@@ -97,9 +97,7 @@ def make_app(source: Source, token: str, port: int, *, who: str) -> Starlette:
         detail = await run_in_threadpool(source.task, request.path_params["task_id"])
         if detail is None:
             return PlainTextResponse(f"404: no task {request.path_params['task_id']!r} on the board", status_code=404)
-        state = await run_in_threadpool(source.state)
-        row = next(t for t in state["tasks"] if t["id"] == detail["id"])
-        return page("task.html", t=row, d=detail)
+        return page("task.html", t=detail["row"], d=detail)  # its row from the same read of the board
 
     async def stream(request: Request) -> Response:
         async def events():

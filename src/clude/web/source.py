@@ -19,7 +19,7 @@ from clude.team.protocol.admin import board_of, clone_turn, view
 from clude.team.protocol.git import Repo, is_local_url, upstream_head
 from clude.team.supervision.control import paused
 from clude.team.work.heartbeat import read_heartbeats
-from clude.web.model import EVENTS_SHOWN, event_line, snapshot
+from clude.web.model import EVENTS_SHOWN, event_line, snapshot, task_row
 
 SERVE_CLONE = "serve"  # .clude/team/serve: the dashboard's own clone of the upstream (admin.py's clones)
 LOG_TAIL_BYTES = 16_000  # of an agent's log, on its task's page
@@ -113,7 +113,7 @@ class Source:
                     path.read_text(encoding="utf-8", errors="replace")[:DIFF_BYTES])})
             text = self.redactor.text((checkout / task_path(task_id)).read_text(encoding="utf-8", errors="replace"))
         mine = [e for e in read_events(self.state_dir) if e.get("task") == task_id]
-        return {"id": task_id, "file": f"{TASKS_DIR}/{task_id}.md", "text": text,
+        return {"id": task_id, "row": task_row(item, time.time()), "file": f"{TASKS_DIR}/{task_id}.md", "text": text,
                 "records": records, "events": [event_line(e) for e in mine][-100:],
                 "log": self._log_tail(mine), "diff": self._landed_diff(mine)}
 

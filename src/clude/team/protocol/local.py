@@ -11,6 +11,7 @@ both). Any other, and every remote one, is pushed to by `git push`, which runs i
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -31,8 +32,9 @@ OTHER_RULES = ("receive.", "transfer.", "core.sharedrepository", "core.hookspath
 # In-process pushes of one process between two `git gc --auto` in the upstream (receive-pack runs one
 # after every push: it packs the loose objects pushes leave, in the background, when there are many).
 GC_EVERY = 100
-# What libgit2 says when a ref's lock file cannot be made for want of rights or room (not a race).
-CANNOT_WRITE = ("permission denied", "read-only", "no space")
+# What libgit2 says when a ref's lock file is there already (a race: git holds it); any other failure to
+# lock (no right, no room, a folder in the way) is a refusal.
+HELD = ("file exists", "failed to lock file")
 _pushes = 0  # in-process pushes made by this process
 
 
@@ -43,27 +45,82 @@ def direct(url: str) -> pygit2.Repository | None:
         upstream = objects.open_repo(Path(url).expanduser())
     except GitError:
         return None
-    if not upstream.is_bare:
+    if not upstream.is_bare or not _keeps_rules(Path(upstream.path)):
         return None
-    for entry in upstream.config:
-        name = entry.name.lower()
-        if name.startswith(OTHER_RULES) and name not in KEPT_RULES:
-            return None
     hooks = Path(upstream.path) / "hooks"
     if any(os.access(hooks / name, os.X_OK) for name in RECEIVE_HOOKS):
         return None
     return upstream
 
 
+def _keeps_rules(git_dir: Path) -> bool:
+    """Whether the configuration a `git push` to `git_dir` would see (the upstream's, the user's and the
+    system's, as git itself reads them: libgit2 misses conditional includes, and clude's own libgit2
+    reads no user or system file) sets no rule a push from here would skip. Asked of git once, and again
+    when one of those files changes; any include at all means `git push` (what it includes could change
+    unseen)."""
+    files = [git_dir / "config", *_user_config_files()]
+    key = (str(git_dir), tuple(_stamp(f) for f in files))
+    if key not in _RULES_SEEN:
+        _RULES_SEEN[key] = _read_rules(git_dir)
+    return _RULES_SEEN[key]
+
+
+def _read_rules(git_dir: Path) -> bool:
+    try:
+        listed = run_git(git_dir, "config", "--list", "--includes", "--show-scope", "-z", timeout=60.0).stdout
+    except GitError:
+        return False  # git cannot read it: let `git push` say why
+    fields = listed.split(b"\0")
+    for scope, item in zip(fields[::2], fields[1::2]):
+        if scope == b"command":  # clude's own `-c` settings, which a push does not pass on to receive-pack
+            continue
+        name = item.split(b"\n", 1)[0].decode("utf-8", "replace").lower()
+        if name.startswith(("include.", "includeif.")):
+            return False
+        if name.startswith(OTHER_RULES) and name not in KEPT_RULES:
+            return False
+    return True
+
+
+def _user_config_files() -> list[Path]:
+    """The user's and the system's git configuration files, where git looks for them."""
+    home = Path(os.environ.get("HOME", "~")).expanduser()
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    found = [Path(os.environ["GIT_CONFIG_GLOBAL"])] if os.environ.get("GIT_CONFIG_GLOBAL") else [
+        home / ".gitconfig", xdg / "git" / "config"]
+    found.append(Path(os.environ.get("GIT_CONFIG_SYSTEM") or "/etc/gitconfig"))
+    return found
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+# RULES_SEEN: what _read_rules found, by upstream and the stamps of the files it read (this process's).
+_RULES_SEEN: dict[tuple, bool] = {}
+
+
 def copy_objects(source: pygit2.Repository, target: pygit2.Repository, tips: list[pygit2.Oid]) -> int:
     """Write into `target` every object reachable from `tips` that it lacks (a commit's tree and parents,
-    a tree's entries), going no further than what it has; how many were written. Raises GitError when
-    one is missing from `source` too (a clone cut short)."""
-    missing: list[pygit2.Oid] = []
+    a tree's entries), going no further than what it has; how many were written. Each object is written
+    after all it holds (its tree and parents, its entries): so an object in `target` always has its
+    parts there too, even after a copy cut short, and the walk may stop at any object found. Raises
+    GitError when one is missing from `source` too (a clone cut short)."""
+    written = 0
     seen: set[pygit2.Oid] = set()  # looked at once: the next tree of a board holds mostly the same blobs
-    stack = list(tips)
+    stack: list[tuple[pygit2.Oid, bool]] = [(oid, False) for oid in tips]
     while stack:
-        oid = stack.pop()
+        oid, parts_done = stack.pop()
+        if parts_done:
+            kind, data = source.odb.read(oid)
+            target.odb.write(kind, data)
+            written += 1
+            continue
         if oid in seen:
             continue
         seen.add(oid)
@@ -73,18 +130,14 @@ def copy_objects(source: pygit2.Repository, target: pygit2.Repository, tips: lis
             obj = source[oid]
         except KeyError:
             raise GitError(f"object {oid} is in neither {source.path} nor {target.path}") from None
-        missing.append(oid)
+        stack.append((oid, True))  # written once everything pushed after it is
         if obj.type == ObjectType.COMMIT:
-            stack.append(obj.tree_id)
-            stack.extend(obj.parent_ids)
+            stack.extend((part, False) for part in [obj.tree_id, *obj.parent_ids])
         elif obj.type == ObjectType.TREE:
-            stack.extend(entry.id for entry in obj if entry.filemode != objects.GITLINK)
+            stack.extend((entry.id, False) for entry in obj if entry.filemode != objects.GITLINK)
         elif obj.type == ObjectType.TAG:
-            stack.append(obj.target)
-    for oid in reversed(missing):  # the parts before what holds them
-        kind, data = source.odb.read(oid)
-        target.odb.write(kind, data)
-    return len(missing)
+            stack.append((obj.target, False))
+    return written
 
 
 def fetch(repo: pygit2.Repository, url: str, refspecs: list[str]) -> bool:
@@ -107,7 +160,9 @@ def fetch(repo: pygit2.Repository, url: str, refspecs: list[str]) -> bool:
     copy_objects(upstream, repo, list(wanted.values()))
     for name in repo.listall_references():
         if any(name.startswith(dst) for _, dst in pairs) and name not in wanted:
-            repo.references.delete(name)  # pruned: gone from the upstream
+            ref = repo.references.get(name)
+            if ref is not None and ref.type == pygit2.enums.ReferenceType.DIRECT:  # origin/HEAD stays
+                repo.references.delete(name)  # pruned: gone from the upstream
     for name, oid in wanted.items():
         current = repo.references.get(name)
         if current is None or current.target != oid:
@@ -124,8 +179,8 @@ def push(repo: pygit2.Repository, upstream: pygit2.Repository, refspecs: list[st
     updates: dict[str, pygit2.Oid] = {}
     for spec in refspecs:
         src, _, dst = spec.partition(":")
-        if spec.startswith("+") or not src or not dst.startswith("refs/"):
-            return None
+        if spec.startswith("+") or not src or not dst.startswith("refs/") or not pygit2.reference_is_valid_name(dst):
+            return None  # forced, a deletion, or a name git would refuse: git push says so
         commit = objects.resolve(repo, src)
         if commit is None:
             return PushResult("rejected", f"src refspec {src} does not match any object in {repo.path}")
@@ -136,8 +191,8 @@ def push(repo: pygit2.Repository, upstream: pygit2.Repository, refspecs: list[st
             for ref, new in updates.items():
                 try:
                     moves.lock_ref(ref)
-                except pygit2.GitError as e:  # a git process holds it (as `cannot lock ref`), or no right
-                    if any(words in str(e).lower() for words in CANNOT_WRITE):
+                except pygit2.GitError as e:  # a git process holds it (as `cannot lock ref`), or else
+                    if not any(words in str(e).lower() for words in HELD):
                         raise
                     raise _Lost(f"cannot lock ref '{ref}': {e}") from None
                 current = upstream.references.get(ref)
@@ -152,7 +207,8 @@ def push(repo: pygit2.Repository, upstream: pygit2.Repository, refspecs: list[st
         return PushResult("rejected", f"cannot write to the upstream {upstream.path}: {e}")
     for ref, new in updates.items():  # as `git push` does: the remote-tracking branch follows
         if ref.startswith("refs/heads/"):
-            repo.references.create(f"refs/remotes/{remote}/{ref[len('refs/heads/'):]}", new, force=True)
+            with contextlib.suppress(pygit2.GitError, ValueError):  # the next fetch sets it anyway
+                repo.references.create(f"refs/remotes/{remote}/{ref[len('refs/heads/'):]}", new, force=True)
     _collect(upstream)
     return PushResult("ok", "")
 

@@ -4,6 +4,7 @@ and a turn's work runs ahead of everything else the workers do."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import sys
 import threading
@@ -63,11 +64,19 @@ def push_turn(state_dir: Path, *, wait: bool = True):
 def in_turn(state_dir: Path, work: Callable[[], T], *, wait: bool = True) -> tuple[bool, T | None]:
     """Run work() in this machine's turn at the upstream, in the turn thread: (True, what it returned),
     or (False, None) when `wait=False` and another worker has the turn now. Its exceptions are raised
-    here."""
-    def turn() -> tuple[bool, T | None]:
-        with push_turn(state_dir, wait=wait) as got:
-            return (True, work()) if got else (False, None)
+    here. The turn is waited for here, where a stop signal ends the wait; a stop that comes while the
+    work runs lets it end first (a push is short, and one cut in the middle helps nobody)."""
     thread, ident = _turn_thread()
     if threading.get_ident() == ident:
         return True, work()  # a turn's work asking for the turn it has (a second flock would wait forever)
-    return thread.submit(turn).result()
+    with push_turn(state_dir, wait=wait) as got:
+        if not got:
+            return False, None
+        done = thread.submit(work)
+        try:
+            return True, done.result()
+        except BaseException:
+            if not done.done():
+                with contextlib.suppress(BaseException):  # a second stop ends this wait too
+                    done.result()
+            raise

@@ -115,6 +115,9 @@ class Worker(AttemptSteps):
 
     # the loop --------------------------------------------------------------------------------
     def run(self) -> int:
+        beat = Heartbeat(self.c.state_dir, self.c.agent_id, self.team.heartbeat_s, self.c.parent_pid)
+        self.heartbeat = beat
+        beat.start()  # before the rest is lowered: on a busy machine a late beat looks like a hung worker
         keep_turns_ahead()  # its turns at the upstream at its priority, the rest lower
         lower_commands(COMMAND_NICE)
         self.events.emit("worker_started", backend=self.c.backend.name, role=self.c.role,
@@ -123,9 +126,6 @@ class Worker(AttemptSteps):
         if not self.sandbox.enabled:
             self.events.emit("sandbox_off", "WARNING", reason="agents and tests run without a sandbox "
                              "(--sandbox off): they can read credentials and reach the upstream")
-        beat = Heartbeat(self.c.state_dir, self.c.agent_id, self.team.heartbeat_s, self.c.parent_pid)
-        self.heartbeat = beat
-        beat.start()
         try:
             return self._run()
         finally:
