@@ -6,6 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
+import queue
 import sys
 import threading
 from collections.abc import Callable
@@ -29,19 +30,33 @@ PUSH_TURN_FILE = "push.turn"
 # workers' checkouts and fetches held.
 LOOP_NICE = 10
 
-# TURN_THREAD: the thread each process does its turns' work in (one at a time: a turn is one push), at
-# the priority the process started with; made by the first turn, or by keep_turns_ahead before the rest
-# of the process is lowered.
-_TURN_THREAD: list[tuple[concurrent.futures.ThreadPoolExecutor, int]] = []  # with the thread's ident
+# TURN_THREAD: the thread each process does its turns in (one at a time: a turn is one push), at the
+# priority the process started with; made by the first turn, or by keep_turns_ahead before the rest of
+# the process is lowered. It waits for the turn too: the moment the turn is free, the work starts at that
+# priority (a lowered thread would first wait for a CPU, with the machine's turn held and idle). A daemon:
+# a process that stops while it waits for the turn does not wait for it to be free to end.
+_TURN_THREAD: list[tuple[queue.SimpleQueue, int]] = []  # its inbox, and its ident
 _TURN_THREAD_GUARD = threading.Lock()  # making the turn thread: one is made
 
 
-def _turn_thread() -> tuple[concurrent.futures.ThreadPoolExecutor, int]:
+def _turn_thread() -> tuple[queue.SimpleQueue, int]:
     with _TURN_THREAD_GUARD:
         if not _TURN_THREAD:
-            thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="turn")
-            _TURN_THREAD.append((thread, thread.submit(threading.get_ident).result()))  # started now
+            inbox: queue.SimpleQueue = queue.SimpleQueue()
+            thread = threading.Thread(target=_serve, args=(inbox,), name="turn", daemon=True)
+            thread.start()
+            _TURN_THREAD.append((inbox, thread.ident))
         return _TURN_THREAD[0]
+
+
+def _serve(inbox: queue.SimpleQueue) -> None:
+    while True:
+        call, done = inbox.get()
+        if done.set_running_or_notify_cancel():
+            try:
+                done.set_result(call())
+            except BaseException as error:  # noqa: BLE001 - raised again in the thread that asked
+                done.set_exception(error)
 
 
 def keep_turns_ahead() -> None:
@@ -64,19 +79,32 @@ def push_turn(state_dir: Path, *, wait: bool = True):
 def in_turn(state_dir: Path, work: Callable[[], T], *, wait: bool = True) -> tuple[bool, T | None]:
     """Run work() in this machine's turn at the upstream, in the turn thread: (True, what it returned),
     or (False, None) when `wait=False` and another worker has the turn now. Its exceptions are raised
-    here. The turn is waited for here, where a stop signal ends the wait; a stop that comes while the
-    work runs lets it end first (a push is short, and one cut in the middle helps nobody)."""
-    thread, ident = _turn_thread()
+    here. A stop signal (an exception here) while the turn is awaited ends the wait, and the work is
+    then never done; one that comes while the work runs lets it end first (a push is short, and one cut
+    in the middle helps nobody)."""
+    inbox, ident = _turn_thread()
     if threading.get_ident() == ident:
         return True, work()  # a turn's work asking for the turn it has (a second flock would wait forever)
-    with push_turn(state_dir, wait=wait) as got:
-        if not got:
-            return False, None
-        done = thread.submit(work)
-        try:
-            return True, done.result()
-        except BaseException:
-            if not done.done():
-                with contextlib.suppress(BaseException):  # a second stop ends this wait too
-                    done.result()
-            raise
+    state = {"stopped": False, "started": False}
+    guard = threading.Lock()  # between the stop and the start of the work: one of them is first
+
+    def turn() -> tuple[bool, T | None]:
+        with push_turn(state_dir, wait=wait) as got:
+            with guard:
+                if not got or state["stopped"]:
+                    return False, None
+                state["started"] = True
+            return True, work()
+
+    done: concurrent.futures.Future = concurrent.futures.Future()
+    inbox.put((turn, done))
+    try:
+        return done.result()
+    except BaseException:
+        with guard:
+            state["stopped"] = True
+            started = state["started"]
+        if started and not done.done():
+            with contextlib.suppress(BaseException):  # a second stop ends this wait too
+                done.result()
+        raise
