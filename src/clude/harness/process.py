@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -13,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from clude.priority import lower_session, thread_level
+from clude.priority import LevelThread, lower_session, thread_level
 
 # Seconds between SIGTERM to the group and SIGKILL, so test runners can write what they have.
 KILL_GRACE_S = 2.0
@@ -110,7 +109,7 @@ _COMMAND_NICE = [0]
 # per thread and a new process takes its starting thread's: so the command is lower from its first
 # instruction, and so is everything it starts at once (the sandbox's own children, which a renice of
 # the command after its start missed). The thread itself never starts anything at the worker's level.
-_SPAWNERS: dict[int, concurrent.futures.ThreadPoolExecutor] = {}  # by the nice value it starts at
+_SPAWNERS: dict[int, LevelThread] = {}  # by the nice value it starts at
 _SPAWNER_GUARD = threading.Lock()  # making a spawner: one per level is made
 
 
@@ -126,9 +125,7 @@ def _start(argv: list[str], **options) -> subprocess.Popen:
     level = min(19, thread_level() + _COMMAND_NICE[0])
     with _SPAWNER_GUARD:
         if level not in _SPAWNERS:
-            _SPAWNERS[level] = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix=f"spawner-nice-{level}",
-                initializer=lambda: os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), level))
+            _SPAWNERS[level] = LevelThread(f"spawner-nice-{level}", level)
         spawner = _SPAWNERS[level]
     started = spawner.submit(subprocess.Popen, argv, **options)
     try:

@@ -3,16 +3,14 @@ and a turn's work runs ahead of everything else the workers do."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import os
-import queue
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from clude.priority import LevelThread, lower_this_thread, thread_level
 from clude.store import exclusive
 
 T = TypeVar("T")
@@ -35,28 +33,15 @@ LOOP_NICE = 10
 # the process is lowered. It waits for the turn too: the moment the turn is free, the work starts at that
 # priority (a lowered thread would first wait for a CPU, with the machine's turn held and idle). A daemon:
 # a process that stops while it waits for the turn does not wait for it to be free to end.
-_TURN_THREAD: list[tuple[queue.SimpleQueue, int]] = []  # its inbox, and its ident
+_TURN_THREAD: list[LevelThread] = []
 _TURN_THREAD_GUARD = threading.Lock()  # making the turn thread: one is made
 
 
-def _turn_thread() -> tuple[queue.SimpleQueue, int]:
+def _turn_thread() -> LevelThread:
     with _TURN_THREAD_GUARD:
         if not _TURN_THREAD:
-            inbox: queue.SimpleQueue = queue.SimpleQueue()
-            thread = threading.Thread(target=_serve, args=(inbox,), name="turn", daemon=True)
-            thread.start()
-            _TURN_THREAD.append((inbox, thread.ident))
+            _TURN_THREAD.append(LevelThread("turn"))
         return _TURN_THREAD[0]
-
-
-def _serve(inbox: queue.SimpleQueue) -> None:
-    while True:
-        call, done = inbox.get()
-        if done.set_running_or_notify_cancel():
-            try:
-                done.set_result(call())
-            except BaseException as error:  # noqa: BLE001 - raised again in the thread that asked
-                done.set_exception(error)
 
 
 def keep_turns_ahead() -> None:
@@ -66,8 +51,7 @@ def keep_turns_ahead() -> None:
     if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
         return
     _turn_thread()
-    level = min(19, os.getpriority(os.PRIO_PROCESS, 0) + LOOP_NICE)
-    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), level)
+    lower_this_thread(thread_level() + LOOP_NICE)
 
 
 def push_turn(state_dir: Path, *, wait: bool = True):
@@ -82,8 +66,8 @@ def in_turn(state_dir: Path, work: Callable[[], T], *, wait: bool = True) -> tup
     here. A stop signal (an exception here) while the turn is awaited ends the wait, and the work is
     then never done; one that comes while the work runs lets it end first (a push is short, and one cut
     in the middle helps nobody)."""
-    inbox, ident = _turn_thread()
-    if threading.get_ident() == ident:
+    thread = _turn_thread()
+    if threading.get_ident() == thread.ident:
         return True, work()  # a turn's work asking for the turn it has (a second flock would wait forever)
     state = {"stopped": False, "started": False}
     guard = threading.Lock()  # between the stop and the start of the work: one of them is first
@@ -96,8 +80,7 @@ def in_turn(state_dir: Path, work: Callable[[], T], *, wait: bool = True) -> tup
                 state["started"] = True
             return True, work()
 
-    done: concurrent.futures.Future = concurrent.futures.Future()
-    inbox.put((turn, done))
+    done = thread.submit(turn)
     try:
         return done.result()
     except BaseException:

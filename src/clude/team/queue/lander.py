@@ -9,8 +9,8 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from clude.harness.compare import PASSING, compare
 from clude.harness.report import concise
