@@ -593,6 +593,41 @@ def test_a_turn_taken_without_waiting_is_refused_while_another_process_holds_it(
             assert again is False
 
 
+def test_a_task_reserved_in_a_queueing_push_is_given_back_when_stopped_before_the_worker_kept_it(tmp_path):
+    """Stopped right after the push that queued a change and reserved the next task, before the worker
+    noted the reservation (a SIGINT at that moment): the reserved task is given back on the way out,
+    and the queued change stays queued for the lander."""
+    from datetime import datetime, timezone
+
+    from clude.team.board.locks import Queued
+
+    root, upstream = team_project(tmp_path)
+    first = add(root, upstream, title="Fix mean", tests="test_calc.py::test_mean", priority=2)
+    second = add(root, upstream, title="Next", tests="test_calc.py::test_add")
+    agent = agent_script(tmp_path, "never", "raise SystemExit('never run')\n")
+    w = worker(root, upstream, agent, tmp_path)
+    w._open()
+    try:
+        task, lock = w.repo.claim()
+        assert task.task.id == first
+        w.land.fetch()
+        w.land.reset_to_upstream()
+        (w.land.path / "notes.txt").write_text("a change\n")
+        assert w.land.commit_all(f"{first}: a change")
+        commit = w.land.head()
+        queued = Queued(at=datetime.now(timezone.utc), commit=commit, text="works")
+        result, following = w.repo.queue(lock, commit, queued, claim_next=True)
+        assert result.status == "queued" and following is not None and following[0].task.id == second
+        assert w.prepared is None  # the worker never heard of it
+        w._release_on_exit()
+    finally:
+        if w.lander is not None:
+            w.lander.stop(timeout=30)
+    assert upstream_files(upstream, "current_tasks") == [".gitkeep", f"{first}.lock"]
+    assert json.loads(upstream_file(upstream, f"current_tasks/{first}.lock")).get("queued")
+    assert "status: open" in upstream_file(upstream, f"tasks/{second}.md")
+
+
 def test_a_claim_whose_push_landed_as_the_worker_was_stopped_is_given_back(tmp_path):
     """Stopped after the push of a claim landed but before claim() handed the lock over (a SIGINT at
     that moment): the lock is given back on the way out, not left to expire."""
@@ -607,7 +642,7 @@ def test_a_claim_whose_push_landed_as_the_worker_was_stopped_is_given_back(tmp_p
         taken: list = []
         update_upstream(w.control, lambda checkout: taken.append(w.repo.take(checkout)) or f"claim {task}")
         assert upstream_files(upstream, "current_tasks") == [".gitkeep", f"{task}.lock"]
-        assert w.repo.in_flight is not None and w.holding is None  # the worker never heard of it
+        assert task in w.repo.held and w.holding is None  # the worker never heard of it
         w._release_on_exit()
     finally:
         if w.lander is not None:

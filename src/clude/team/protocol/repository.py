@@ -45,9 +45,11 @@ class TeamRepository:
         self.lease_s, self.clock, self.state_dir, self.rng = lease_s, clock, state_dir, rng
         # CONTROL_GUARD: the control clone is used by the worker's loop and by its lease keeper; one at a time
         self.guard = threading.Lock()
-        # a lock written for a claim whose push may have landed, until claim() or queue() hands it over:
-        # a worker stopped in between gives it back too (release() ends only a hold that is there)
-        self.in_flight: Lock | None = None
+        # HELD: by task, every lock this worker wrote for a claim (from the moment it is written, before
+        # its push may land) until its hold ends here (released, failed, queued for the lander). A worker
+        # stopped anywhere, even between a claim's push and the caller learning of it, gives them all back
+        # (release() ends only a hold that is still there and still this worker's: a stale one is a no-op).
+        self.held: dict[str, Lock] = {}
 
     # the board -------------------------------------------------------------------------------
     def board(self, checkout: Path | None = None) -> Board:
@@ -87,7 +89,6 @@ class TeamRepository:
 
         if not in_turn(self.state_dir, claim, wait=wait)[0]:
             return "busy"
-        self.in_flight = None  # handed over
         return picked[0] if picked else "idle"
 
     def take(self, checkout: Path, *, exclude: str | None = None, avoid: Collection[str] = (),
@@ -116,7 +117,7 @@ class TeamRepository:
         path = checkout / lock_path(task.task.id)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render_lock(lock), encoding="utf-8")
-        self.in_flight = lock
+        self.held[task.task.id] = lock
         return task, lock
 
     def keeper(self, lock: Lock, on_error: Callable[[str], None]) -> LeaseKeeper:
@@ -141,7 +142,8 @@ class TeamRepository:
             return f"; claim {taken[0].task.id} (attempt {taken[1].attempt})"
 
         result = in_turn(self.state_dir, lambda: enqueue(self.land, lock, commit, queued, claim_next=then))[1]
-        self.in_flight = None  # handed over
+        if result.status in ("queued", "lost"):
+            self.held.pop(lock.task, None)  # the lander's now, or someone else's
         return result, (following[0] if result.status == "queued" and following else None)
 
     def record_failure(self, task: BoardTask, lock: Lock, record: str, reason: str,
@@ -161,6 +163,7 @@ class TeamRepository:
 
         with self.guard:
             update_upstream(self.control, change)
+        self.held.pop(lock.task, None)
         return final[0] if final else None
 
     def release(self, lock: Lock, *, start_failure: str | None = None) -> bool:
@@ -180,6 +183,7 @@ class TeamRepository:
 
         with self.guard:
             update_upstream(self.control, change)
+        self.held.pop(lock.task, None)
         return bool(blocked and blocked[0])
 
     def note_start_failures(self, failures: list[tuple[str, str]]) -> list[str]:

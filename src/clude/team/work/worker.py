@@ -387,8 +387,8 @@ class Worker(AttemptSteps):
         for later in (ahead, prepared):  # an agent started is killed on the way out (run()); tasks go back
             if later is not None:
                 later.lease.stop()
-        in_flight = self.repo.in_flight if self.repo is not None else None  # claimed as it was stopped
-        held = [self.holding, in_flight, *(later.lock for later in (ahead, prepared) if later is not None)]
+        claimed = list(self.repo.held.values()) if self.repo is not None else []  # even as it was stopped
+        held = [self.holding, *claimed, *(later.lock for later in (ahead, prepared) if later is not None)]
         for lock in {lock.task: lock for lock in held if lock is not None}.values():
             if self.control is not None:
                 try:
