@@ -538,14 +538,14 @@ if sys.argv[1] == "TASK-002":
 ''')
 
     def running() -> list[int]:
-        """The processes of task 2's agent (its script, with the task's id)."""
+        """The processes of task 2's agent (this test's script, with the task's id)."""
         found = []
         for entry in Path("/proc").iterdir():
             try:
                 words = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if any(w.endswith(b"slow.py") for w in words) and b"TASK-002" in words:
+            if any(w.endswith(b"slow.py") and str(tmp_path).encode() in w for w in words) and b"TASK-002" in words:
                 found.append(int(entry.name))
         return found
 
