@@ -44,7 +44,7 @@ def test_a_worker_claims_fixes_verifies_and_lands_a_task(tmp_path):
     task = add(root, upstream, title="Fix mean", tests="test_calc.py::test_mean", body="mean is off by one")
     w = worker(root, upstream, agent_script(tmp_path, "fix", FIX_MEAN), tmp_path)
     assert w.run() == EXIT_SETTLED
-    log = upstream_log(upstream)
+    log = [s for s in upstream_log(upstream) if not s.startswith("renew ")]  # renewals: as slow as the machine
     assert [s for s in log if task in s] == [f"add {task}: Fix mean", f"claim {task} (agent a1, attempt 1)",
                                              f"queue {task} (agent a1, attempt 1)",
                                              f"{task}: Fix mean (agent a1, attempt 1)",

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from team_helpers import committed_change as change, protected_upstream
 
@@ -150,3 +151,102 @@ def test_a_forced_push_is_never_made_in_process(tmp_path, upstream):
     result = a.push_refs(f"+{seed}:refs/heads/main")
     assert result.status == "rejected" or result.status == "race"
     assert git(upstream, "rev-parse", "main").stdout.strip() == a.head()
+
+
+# -- copy_objects on random histories -------------------------------------------------------------------
+PATHS = ["a.txt", "d/b.txt", "d/e/c.txt", "d/e/f/g.txt", "h/i.txt", "h/j/k.txt"]
+
+
+def _history(repo, steps) -> list:
+    """Commits made with libgit2 from `steps`: (parents picked among the earlier commits, files set or
+    removed); the commits, oldest first."""
+    import pygit2
+
+    sig = pygit2.Signature("t", "t@t", 0, 0)
+    commits: list = []
+    for n, (picks, edits) in enumerate(steps):
+        parents = sorted({commits[p % len(commits)] for p in picks}) if commits else []
+        index = pygit2.Index()
+        if parents:
+            index.read_tree(repo[parents[0]].tree)
+        for path_n, content in edits:
+            path = PATHS[path_n % len(PATHS)]
+            if content is None:
+                if path in index:
+                    index.remove(path)
+                continue
+            blocked = [e.path for e in index if e.path.startswith(path + "/") or path.startswith(e.path + "/")]
+            for other in blocked:  # a file where a folder must go, or the other way round
+                index.remove(other)
+            index.add(pygit2.IndexEntry(path, repo.create_blob(content.encode()), pygit2.enums.FileMode.BLOB))
+        tree = index.write_tree(repo)
+        commits.append(repo.create_commit(None, sig, sig, f"c{n}", tree, parents))
+    return commits
+
+
+def _reachable(repo, tips) -> set:
+    from pygit2.enums import ObjectType
+
+    seen, stack = set(), list(tips)
+    while stack:
+        oid = stack.pop()
+        if oid in seen:
+            continue
+        seen.add(oid)
+        obj = repo[oid]
+        if obj.type == ObjectType.COMMIT:
+            stack += [obj.tree_id, *obj.parent_ids]
+        elif obj.type == ObjectType.TREE:
+            stack += [entry.id for entry in obj]
+    return seen
+
+
+@given(steps=st.lists(st.tuples(st.lists(st.integers(0, 50), min_size=1, max_size=2),
+                                st.lists(st.tuples(st.integers(0, 50), st.one_of(st.none(), st.sampled_from("xyz"))),
+                                         min_size=1, max_size=4)), min_size=1, max_size=8),
+       have=st.integers(0, 8))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_copy_brings_everything_reachable_and_a_copy_cut_short_leaves_no_object_without_its_parts(
+        tmp_path_factory, steps, have):
+    """Whatever the history (merges, files becoming folders, removals) and however much of it the target
+    has: a whole copy leaves it every object reachable from the tips; a copy cut short after any number
+    of writes leaves no object in it whose parts are missing (the next copy may stop at any object)."""
+    import pygit2
+
+    from clude.team.protocol.local import copy_objects
+
+    base = tmp_path_factory.mktemp("copy")
+    source = pygit2.init_repository(str(base / "source"), bare=True)
+    commits = _history(source, steps)
+    known, tips = commits[:min(have, len(commits) - 1)], [commits[-1]]
+
+    def target_at(name: str):
+        target = pygit2.init_repository(str(base / name), bare=True)
+        copy_objects(source, target, known)  # what the target had before
+        return target
+
+    whole = target_at("whole")
+    writes = copy_objects(source, whole, tips)
+    assert all(oid in whole for oid in _reachable(source, tips))
+
+    class Cut(Exception):
+        pass
+
+    for cut in range(writes):
+        target = target_at(f"cut{cut}")
+        left = [cut]
+
+        def write(kind, data, target=target, left=left):
+            if left[0] == 0:
+                raise Cut()
+            left[0] -= 1
+            return target.odb.write(kind, data)
+
+        proxy = type("Target", (), {"odb": type("Odb", (), {"write": staticmethod(write)})(),
+                                    "__contains__": lambda self, oid, target=target: oid in target,
+                                    "path": target.path})()
+        with pytest.raises(Cut):
+            copy_objects(source, proxy, tips)
+        for oid in _reachable(source, tips):
+            if oid in target:
+                assert all(part in target for part in _reachable(source, [oid])), (cut, oid)

@@ -31,8 +31,11 @@ def replacing(path: Path, *, mode: int = 0o600, sync: bool = True) -> Iterator[B
         raise
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    with replacing(path) as f:
+def atomic_write_text(path: Path, text: str, *, sync: bool = True) -> None:
+    """`path` replaced by `text` whole or not at all; `sync=False` for what a crash may lose (a file
+    rewritten often, or one that is only a record or a cache): no fsync, which on a busy disk costs more
+    than the write."""
+    with replacing(path, sync=sync) as f:
         f.write(text.encode("utf-8"))
 
 

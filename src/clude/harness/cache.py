@@ -245,7 +245,8 @@ class VerdictCache:
             return False
         try:
             atomic_write_text(self.directory / f"{key}.json",
-                              json.dumps({"verdict": verdict, "report": report}, ensure_ascii=False))
+                              json.dumps({"verdict": verdict, "report": report}, ensure_ascii=False),
+                              sync=False)  # a torn entry after a crash reads as absent: computed again
         except OSError:  # a read-only or full cache folder: the verdict stands, it is just not kept
             return False
         if key.startswith("00"):  # one put in 256: keep the folder from growing without end

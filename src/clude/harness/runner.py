@@ -252,7 +252,7 @@ def _save(verdict: Verdict, run_dir: Path, root: Path, redactor: Redactor) -> Ve
     clean = redactor.data(data)
     if clean != data:
         verdict = Verdict.model_validate(clean)
-    atomic_write_text(run_dir / "verdict.json", verdict.model_dump_json(indent=1))
+    atomic_write_text(run_dir / "verdict.json", verdict.model_dump_json(indent=1), sync=False)
     return verdict
 
 

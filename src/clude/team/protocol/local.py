@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pygit2
@@ -109,35 +110,113 @@ def copy_objects(source: pygit2.Repository, target: pygit2.Repository, tips: lis
     """Write into `target` every object reachable from `tips` that it lacks (a commit's tree and parents,
     a tree's entries), going no further than what it has; how many were written. Each object is written
     after all it holds (its tree and parents, its entries): so an object in `target` always has its
-    parts there too, even after a copy cut short, and the walk may stop at any object found. Raises
-    GitError when one is missing from `source` too (a clone cut short)."""
-    written = 0
-    seen: set[pygit2.Oid] = set()  # looked at once: the next tree of a board holds mostly the same blobs
-    stack: list[tuple[pygit2.Oid, bool]] = [(oid, False) for oid in tips]
+    parts there too, even after a copy cut short, and a walk may stop at any object found. A commit's
+    tree is compared with its first parent's (in `target` by then, with all its parts): only what the
+    commit changed is looked at, not every file of every folder it touched. Raises GitError when an
+    object is missing from `source` too (a clone cut short)."""
+    commits, others = _new_commits(source, target, tips)
+    written = _copy_walk(source, target, others)
+    for commit in commits:
+        parents = commit.parent_ids
+        if parents:
+            written += _copy_changes(source, target, commit.tree_id, source[parents[0]].tree_id)
+        else:
+            written += _copy_walk(source, target, [commit.tree_id])
+        written += _write(source, target, [commit.id])
+    return written
+
+
+def _new_commits(source: pygit2.Repository, target: pygit2.Repository,
+                 tips: list[pygit2.Oid]) -> tuple[list[pygit2.Commit], list[pygit2.Oid]]:
+    """The commits reachable from `tips` that `target` lacks, each after its parents; and the tips that
+    are no commit (copied by _copy_walk)."""
+    lacking = list(_post_order(source, target, tips, lambda obj: obj.parent_ids if obj.type == ObjectType.COMMIT
+                               else ()))
+    return ([obj for obj in lacking if obj.type == ObjectType.COMMIT],
+            [obj.id for obj in lacking if obj.type != ObjectType.COMMIT])
+
+
+def _copy_changes(source: pygit2.Repository, target: pygit2.Repository, tree: pygit2.Oid,
+                  base: pygit2.Oid) -> int:
+    """Copy `tree`, given that `target` has the tree `base` with all its parts: the files the diff from
+    `base` names, then the folders on their paths, deepest first, then `tree`."""
+    if tree == base or tree in target:
+        return 0
+    new = source[tree]
+    diff = source[base].diff_to_tree(new, flags=pygit2.enums.DiffOption.SKIP_BINARY_CHECK)
+    blobs: list[pygit2.Oid] = []
+    folders: set[str] = set()
+    for delta in diff.deltas:
+        path = delta.new_file.path if delta.status != pygit2.enums.DeltaStatus.DELETED else delta.old_file.path
+        if delta.status != pygit2.enums.DeltaStatus.DELETED and delta.new_file.mode != objects.GITLINK:
+            blobs.append(delta.new_file.id)
+        parts = path.split("/")[:-1]
+        folders.update("/".join(parts[:n]) for n in range(1, len(parts) + 1))
+    trees: list[pygit2.Oid] = []
+    for folder in sorted(folders, key=lambda f: f.count("/"), reverse=True):  # deepest first
+        try:
+            trees.append(new[folder].id)
+        except KeyError:  # the folder is gone in `tree`
+            continue
+    trees.append(tree)
+    return _write(source, target, [oid for oid in [*blobs, *trees] if oid not in target])
+
+
+def _copy_walk(source: pygit2.Repository, target: pygit2.Repository, tips: list[pygit2.Oid]) -> int:
+    """Copy every object reachable from `tips` that `target` lacks by walking all of them (a tree with
+    no tree to compare with, a tag, a lone blob), each after its parts."""
+    return sum(_write(source, target, [obj.id]) for obj in _post_order(source, target, tips, _parts))
+
+
+def _parts(obj: pygit2.Object) -> list[pygit2.Oid]:
+    """What an object holds: a commit its tree and parents, a tree its entries (not a nested
+    repository's commit), a tag what it tags."""
+    if obj.type == ObjectType.COMMIT:
+        return [obj.tree_id, *obj.parent_ids]
+    if obj.type == ObjectType.TREE:
+        return [entry.id for entry in obj if entry.filemode != objects.GITLINK]
+    if obj.type == ObjectType.TAG:
+        return [obj.target]
+    return []
+
+
+def _post_order(source: pygit2.Repository, target: pygit2.Repository, tips: list[pygit2.Oid],
+                parts: Callable[[pygit2.Object], Iterable[pygit2.Oid]]) -> Iterator[pygit2.Object]:
+    """The objects reachable from `tips` through `parts` that `target` lacks (looked at when reached:
+    what the caller wrote meanwhile counts), each after its parts; the walk goes no further than an
+    object `target` has."""
+    seen: set[pygit2.Oid] = set()
+    stack: list[tuple[pygit2.Oid, pygit2.Object | None]] = [(oid, None) for oid in tips]
     while stack:
-        oid, parts_done = stack.pop()
-        if parts_done:
-            kind, data = source.odb.read(oid)
-            target.odb.write(kind, data)
-            written += 1
+        oid, obj = stack.pop()
+        if obj is not None:  # its parts are done
+            yield obj
             continue
         if oid in seen:
             continue
         seen.add(oid)
         if oid in target:
             continue
+        obj = _read(source, target, oid)
+        stack.append((oid, obj))
+        stack.extend((part, None) for part in parts(obj))
+
+
+def _read(source: pygit2.Repository, target: pygit2.Repository, oid: pygit2.Oid) -> pygit2.Object:
+    try:
+        return source[oid]
+    except KeyError:
+        raise GitError(f"object {oid} is in neither {source.path} nor {target.path}") from None
+
+
+def _write(source: pygit2.Repository, target: pygit2.Repository, oids: list[pygit2.Oid]) -> int:
+    for oid in oids:
         try:
-            obj = source[oid]
+            kind, data = source.odb.read(oid)
         except KeyError:
             raise GitError(f"object {oid} is in neither {source.path} nor {target.path}") from None
-        stack.append((oid, True))  # written once everything pushed after it is
-        if obj.type == ObjectType.COMMIT:
-            stack.extend((part, False) for part in [obj.tree_id, *obj.parent_ids])
-        elif obj.type == ObjectType.TREE:
-            stack.extend((entry.id, False) for entry in obj if entry.filemode != objects.GITLINK)
-        elif obj.type == ObjectType.TAG:
-            stack.append((obj.target, False))
-    return written
+        target.odb.write(kind, data)
+    return len(oids)
 
 
 def fetch(repo: pygit2.Repository, url: str, refspecs: list[str]) -> bool:

@@ -37,7 +37,7 @@ class Heartbeat:
     def write(self) -> None:
         atomic_write_text(self.path, json.dumps({
             "agent": self.agent, "pid": os.getpid(), "state": self.state, "task": self.task,
-            "attempt": self.attempt, "since": self.since, "started": self.started, "at": time.time()}))
+            "attempt": self.attempt, "since": self.since, "started": self.started, "at": time.time()}), sync=False)
 
     def _beat(self) -> None:
         while not self._stop.wait(self.every_s):
