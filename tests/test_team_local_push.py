@@ -89,6 +89,33 @@ def test_a_held_ref_lock_is_a_race(tmp_path, upstream):
     assert a.push().status == "ok"
 
 
+def test_a_ref_lock_left_by_a_killed_pusher_is_taken_away_and_the_push_lands(tmp_path, upstream):
+    """A worker SIGKILLed in the middle of a push leaves main's lock file behind: once it is older than
+    any live push holds one, the next push takes it away and lands (it would lose to it forever); a
+    clone's own ref lock left that way does not stop its fetches either."""
+    import os
+    import time
+
+    from clude.team.protocol.local import STALE_REF_LOCK_S
+
+    a = Repo.clone(str(upstream), tmp_path / "a", agent="a1")
+    commit = change(a, "b.py", "b = 2\n")
+    left = upstream / "refs" / "heads" / "main.lock"
+    left.write_text("")
+    old = time.time() - STALE_REF_LOCK_S - 1
+    os.utime(left, (old, old))
+    assert a.push().status == "ok" and not left.exists()
+    assert git(upstream, "rev-parse", "main").stdout.strip() == commit
+    b = Repo.clone(str(upstream), tmp_path / "b", agent="b1")
+    newer = change(b, "c.py", "c = 3\n")
+    assert b.push().status == "ok"
+    stale = a.path / ".git" / "refs" / "remotes" / "origin" / "main.lock"
+    stale.write_text("")
+    os.utime(stale, (old, old))
+    a.fetch()
+    assert a.rev("refs/remotes/origin/main") == newer and not stale.exists()
+
+
 def test_in_process_and_git_pushers_racing_never_lose_a_commit(tmp_path, upstream):
     """Four workers append lines to one file through update_upstream at once: two push in process,
     two by `git push` (they name the upstream by a file:// URL, which git serves): every line lands."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -36,6 +37,11 @@ GC_EVERY = 100
 # What libgit2 says when a ref's lock file is there already (a race: git holds it); any other failure to
 # lock (no right, no room, a folder in the way) is a refusal.
 HELD = ("file exists", "failed to lock file")
+# A ref's lock file older than this was left by a process killed while it moved the ref (a worker
+# SIGKILLed mid-push): it is taken away, or every later push would lose to it forever. Git holds a ref's
+# lock only for the moment of the update, and an upstream pushed to in process runs no hook that could
+# hold it longer (direct() sends those to `git push`).
+STALE_REF_LOCK_S = 10.0
 _pushes = 0  # in-process pushes made by this process
 
 
@@ -245,7 +251,38 @@ def fetch(repo: pygit2.Repository, url: str, refspecs: list[str]) -> bool:
     for name, oid in wanted.items():
         current = repo.references.get(name)
         if current is None or current.target != oid:
-            repo.references.create(name, oid, force=True)
+            try:
+                repo.references.create(name, oid, force=True)
+            except (pygit2.GitError, OSError) as e:  # libgit2's "failed to lock file" comes as an OSError
+                if not any(words in str(e).lower() for words in HELD) or not break_stale_lock(Path(repo.path), name):
+                    raise
+                repo.references.create(name, oid, force=True)
+    return True
+
+
+def break_stale_lock(git_dir: Path, ref: str) -> bool:
+    """Take away the lock file of `ref` in `git_dir` when it is older than STALE_REF_LOCK_S (its process
+    was killed while it held it): whether it was. A lock made anew meanwhile by a live process is put
+    back (it is told apart by its inode)."""
+    lock = git_dir / f"{ref}.lock"
+    try:
+        seen = lock.stat()
+    except OSError:
+        return False
+    if time.time() - seen.st_mtime < STALE_REF_LOCK_S:
+        return False
+    taken = lock.with_name(f"{lock.name}.stale-{os.getpid()}")
+    try:
+        os.rename(lock, taken)
+    except OSError:
+        return False  # gone meanwhile, or not ours to move: the caller tries again
+    if os.stat(taken).st_ino != seen.st_ino:  # a live process's new lock: give it back
+        with contextlib.suppress(OSError):
+            os.link(taken, lock)
+        with contextlib.suppress(OSError):
+            os.unlink(taken)
+        return False
+    os.unlink(taken)
     return True
 
 
@@ -273,7 +310,9 @@ def push(repo: pygit2.Repository, upstream: pygit2.Repository, refspecs: list[st
                 except pygit2.GitError as e:  # a git process holds it (as `cannot lock ref`), or else
                     if not any(words in str(e).lower() for words in HELD):
                         raise
-                    raise _Lost(f"cannot lock ref '{ref}': {e}") from None
+                    if not break_stale_lock(Path(upstream.path), ref):
+                        raise _Lost(f"cannot lock ref '{ref}': {e}") from None
+                    moves.lock_ref(ref)  # the lock a killed process left is gone: once more
                 current = upstream.references.get(ref)
                 old = current.target if current is not None else None
                 if old is not None and old != new and not _behind(repo, old, new):
