@@ -54,10 +54,10 @@ demo-run: sandbox $(STAMP)
 
 # The whole suite, on every CPU up to four (pytest-xdist: most tests wait on subprocesses, git and
 # sandboxes, so one process leaves the machine half idle). clude's own modules are compiled first: where
-# PYTHONDONTWRITEBYTECODE is set, every clude the tests start would compile them again. pytest exits 5 when it collects nothing,
-# which fails this target too. The first run
-# downloads the agent CLIs the backends' tests run and the JS runners (about 1.7 GB, from npm and PyPI,
-# into tests/.cache, then cached): pytest's header says which are still to come, installs show progress.
+# PYTHONDONTWRITEBYTECODE is set, every clude the tests start would compile them again. pytest exits 5
+# when it collects nothing, which fails this target too. The first run downloads the agent CLIs the
+# backends' tests run and the JS runners (about 1.7 GB, from npm and PyPI, into tests/.cache, then
+# cached): pytest's header says which are still to come, installs show progress.
 test: sandbox browser $(STAMP)
 	$(VENV)/bin/python -m compileall -q src
 	$(VENV)/bin/python -m pytest -n auto --maxprocesses 4 --dist worksteal

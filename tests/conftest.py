@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -127,7 +126,6 @@ def own_verdict_cache(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
 
 
-
 @pytest.fixture(autouse=True)
 def priority_restored():
     """A team worker run in this process lowers its main thread (its turns stay ahead) and the commands
@@ -135,13 +133,13 @@ def priority_restored():
     process of a parallel run) is not slowed by an earlier one's worker. Raising a priority again needs
     root (or a nice limit): without it the process just stays lower."""
     from clude.harness.process import lower_commands
-    from clude.priority import thread_level
+    from clude.priority import lower_this_thread, thread_level
 
     level = thread_level()
     yield
     lower_commands(0)
     if thread_level() > level:
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), level)
+            lower_this_thread(level)
         except OSError:
             pass

@@ -212,7 +212,7 @@ def _read(source: pygit2.Repository, target: pygit2.Repository, oid: pygit2.Oid)
     try:
         return source[oid]
     except KeyError:
-        raise GitError(f"object {oid} is in neither {source.path} nor {target.path}") from None
+        raise _missing(source, target, oid) from None
 
 
 def _write(source: pygit2.Repository, target: pygit2.Repository, oids: list[pygit2.Oid]) -> int:
@@ -220,9 +220,13 @@ def _write(source: pygit2.Repository, target: pygit2.Repository, oids: list[pygi
         try:
             kind, data = source.odb.read(oid)
         except KeyError:
-            raise GitError(f"object {oid} is in neither {source.path} nor {target.path}") from None
+            raise _missing(source, target, oid) from None
         target.odb.write(kind, data)
     return len(oids)
+
+
+def _missing(source: pygit2.Repository, target: pygit2.Repository, oid: pygit2.Oid) -> GitError:
+    return GitError(f"object {oid} is in neither {source.path} nor {target.path}")
 
 
 def fetch(repo: pygit2.Repository, url: str, refspecs: list[str]) -> bool:
@@ -254,10 +258,15 @@ def fetch(repo: pygit2.Repository, url: str, refspecs: list[str]) -> bool:
             try:
                 repo.references.create(name, oid, force=True)
             except (pygit2.GitError, OSError) as e:  # libgit2's "failed to lock file" comes as an OSError
-                if not any(words in str(e).lower() for words in HELD) or not break_stale_lock(Path(repo.path), name):
+                if not _held(e) or not break_stale_lock(Path(repo.path), name):
                     raise
                 repo.references.create(name, oid, force=True)
     return True
+
+
+def _held(error: Exception) -> bool:
+    """Whether libgit2 failed because a ref's lock file is there already."""
+    return any(words in str(error).lower() for words in HELD)
 
 
 def break_stale_lock(git_dir: Path, ref: str) -> bool:
@@ -308,7 +317,7 @@ def push(repo: pygit2.Repository, upstream: pygit2.Repository, refspecs: list[st
                 try:
                     moves.lock_ref(ref)
                 except pygit2.GitError as e:  # a git process holds it (as `cannot lock ref`), or else
-                    if not any(words in str(e).lower() for words in HELD):
+                    if not _held(e):
                         raise
                     if not break_stale_lock(Path(upstream.path), ref):
                         raise _Lost(f"cannot lock ref '{ref}': {e}") from None
