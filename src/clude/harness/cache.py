@@ -124,25 +124,32 @@ def _blob_id(path: str) -> str:
     return h.hexdigest()
 
 
-def tree_digest(root: Path) -> str:
-    """A hash of the path and contents of every file that can change a test result.
-
-    A file's content enters as its git blob id: taken from git's index for files git knows unchanged
-    (no read), computed from the file otherwise. Both give the same id for the same content, so the
-    digest depends on the files alone, not on how fresh git's stat data is.
-    """
+def tree_files(root: Path) -> dict[str, str | None]:
+    """The files of a tree that can change a test result (git's tracked and untracked-not-ignored files,
+    or every file when root is not a git work tree, less the ignored folders, suffixes and team
+    bookkeeping), each with its blob id when git's index vouches for it."""
     dirs, suffixes = _ignored()
     team = _team_paths(root)
     files = _git_files(root)
     if files is None:
         files = _walked_files(root)
+    return {rel: blob for rel, blob in files.items()
+            if not (dirs.intersection(rel.split("/")[:-1]) or rel.endswith(suffixes)
+                    or any(rel == p or rel.startswith(p + "/") for p in team))}
+
+
+def tree_digest(root: Path, files: dict[str, str | None] | None = None) -> str:
+    """A hash of the path and contents of every file that can change a test result.
+
+    A file's content enters as its git blob id: taken from git's index for files git knows unchanged
+    (no read), computed from the file otherwise. Both give the same id for the same content, so the
+    digest depends on the files alone, not on how fresh git's stat data is. `files`: tree_files(root),
+    when the caller has it.
+    """
+    files = tree_files(root) if files is None else files
     h = hashlib.blake2b(digest_size=20)
     base = str(root)
     for rel in sorted(files):
-        parts = rel.split("/")
-        if dirs.intersection(parts[:-1]) or rel.endswith(suffixes) or \
-                any(rel == p or rel.startswith(p + "/") for p in team):
-            continue
         h.update(rel.encode("utf-8", "surrogateescape") + b"\0")
         blob = files[rel]
         if blob is None:
@@ -181,12 +188,12 @@ def _installed_state(root: Path, env: dict[str, str]) -> dict[str, float]:
 
 
 def request_key(root: Path, *, command: list[str] | None, rate: float | None, seed: str,
-                config: dict, env: dict[str, str]) -> str:
+                config: dict, env: dict[str, str], files: dict[str, str | None] | None = None) -> str:
     """The cache key of a `clude test` request: the tree, the request, and what picks its programs.
 
     Made from the request itself, not from the detected command, so a hit needs no detection.
     """
-    parts = {"tree": tree_digest(root), "installed": _installed_state(root, env),
+    parts = {"tree": tree_digest(root, files), "installed": _installed_state(root, env),
              "command": command, "rate": rate,
              "seed": seed if rate is not None else None, "config": config_identity(config),
              "env": {name: env.get(name) for name in KEY_ENV}, "clude": __version__}
@@ -202,11 +209,11 @@ def computing(key: str):
 
 
 def lookup(root: Path, *, command: list[str] | None, rate: float | None, seed: str, config: dict,
-           env: dict[str, str]) -> tuple[str, dict | None]:
+           env: dict[str, str], files: dict[str, str | None] | None = None) -> tuple[str, dict | None]:
     """(key, entry) for a request, from this machine's cache; the entry is None on a miss, and when the
     program its command starts is gone (a deleted virtualenv is reported by running, never answered
     from the cache)."""
-    key = request_key(root, command=command, rate=rate, seed=seed, config=config, env=env)
+    key = request_key(root, command=command, rate=rate, seed=seed, config=config, env=env, files=files)
     return key, stored(key, root, env)
 
 

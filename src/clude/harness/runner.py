@@ -13,11 +13,13 @@ from pydantic import ValidationError
 
 from clude.config import TestConfig
 from clude.harness import frameworks
-from clude.harness.cache import VerdictCache, computing, lookup, machine_cache, report_shown, request_key, stored
+from clude.harness.cache import (VerdictCache, computing, lookup, machine_cache, report_shown, request_key, stored,
+                                 tree_files)
 from clude.harness.frameworks import Framework, RunContext
 from clude.harness.inject.clude_sample import default_seed
 from clude.harness.process import MissingProgram, resolve_program, run_group, tail
 from clude.harness.report import concise
+from clude.harness.rewrites import prime
 from clude.harness.verdict import Counts, Status, Verdict, counts_complete, decide
 from clude.secrets import Redactor
 from clude.store import atomic_write_text
@@ -114,12 +116,13 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
     redactor = Redactor(env)
 
     key = missed_key if use_cache else None
+    files = tree_files(root) if use_cache and key is None else None  # listed once: the key, then prime()
     if use_cache and key is None and refresh:  # run again, and keep what this run says
         key, entry = request_key(root, command=command, rate=rate, seed=seed, config=config.model_dump(),
-                                 env=base_env), None
+                                 env=base_env, files=files), None
     elif use_cache and key is None:
         key, entry = lookup(root, command=command, rate=rate, seed=seed,
-                            config=config.model_dump(), env=base_env)
+                            config=config.model_dump(), env=base_env, files=files)
         if entry is not None:
             try:
                 return _hit(entry, root)
@@ -127,7 +130,8 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
                 pass  # an entry from another version of the Verdict: run again
 
     def measured() -> Verdict:
-        return _measure(root, config, command, env, state, redactor, key, timeout_s, rate, seed, sandbox, hidden)
+        return _measure(root, config, command, env, state, redactor, key, timeout_s, rate, seed, sandbox, hidden,
+                        files)
 
     if key is None:
         return measured()
@@ -143,8 +147,9 @@ def run_tests(root: Path, config: TestConfig | None = None, *, command: list[str
 
 def _measure(root: Path, config: TestConfig, command: list[str] | None, env: dict[str, str], state: Path,
              redactor: Redactor, key: str | None, timeout_s: float, rate: float | None, seed: str,
-             sandbox: Sandbox | None, hidden: Sequence[Path]) -> Verdict:
-    """Run the tests (no cache asked) and store the verdict under `key`."""
+             sandbox: Sandbox | None, hidden: Sequence[Path], files: dict[str, str | None] | None) -> Verdict:
+    """Run the tests (no cache asked) and store the verdict under `key`. `files`: tree_files(root), when
+    the key was made from it."""
     chosen = choose(root, config, command, env)
     if isinstance(chosen, str):
         return _save(Verdict(status=Status.ERROR, reason=chosen), _new_run_dir(state, "none"),
@@ -172,6 +177,8 @@ def _measure(root: Path, config: TestConfig, command: list[str] | None, env: dic
     try:
         if sandbox is not None:  # an untrusted tree: bytecode in it (a forged test_x.pyc) is never read
             scrub_bytecode(root)
+        if adapter.name == "pytest":  # but clude's own rewrites of its test modules are (no test run writes any)
+            prime(root, list(tree_files(root) if files is None else files), machine_cache() / "rewrites")
         done = run_group(*ctx.start(plan.argv, {**env, **plan.env}), output, timeout_s)
     except OSError as exc:  # resolved, yet the kernel refuses it (no #! line, wrong binary format)
         return _save(Verdict(status=Status.ERROR, framework=adapter.name, command=argv,
