@@ -5,6 +5,7 @@ match its source, ever judges a run."""
 from __future__ import annotations
 
 import hashlib
+import os
 import importlib.util
 import marshal
 import shutil
@@ -17,7 +18,7 @@ import pytest
 from _pytest.assertion.rewrite import PYC_TAIL
 
 from clude.harness.cache import machine_cache
-from clude.harness.rewrites import prime
+from clude.harness.rewrites import hooked, prime
 from clude.harness.runner import run_tests
 from clude.sandbox import Sandbox, problem
 from conftest import project_env
@@ -150,3 +151,87 @@ def test_a_module_whose_rewrite_takes_too_long_is_left_to_pytest_and_never_tried
     assert skip.stat().st_mtime_ns == marked  # not tried again
     verdict = run(root)
     assert verdict.status == "passed" and verdict.counts.passed == 151
+
+
+SLOW = "def test_slow():\n    x = 1\n    assert " + " and ".join(["x == 1"] * 800) + "\n"  # 1.7 s to rewrite
+
+
+def test_the_rewrites_of_a_run_have_a_budget_and_one_cut_short_is_tried_again_later(tmp_path):
+    root = project(tmp_path / "p")
+    for name in ("test_a_slow.py", "test_b_slow.py"):
+        (root / "tests" / name).write_text(SLOW.replace("test_slow", name[:-3]))
+    files = ["tests/test_a_slow.py", "tests/test_b_slow.py", "tests/test_calc.py"]
+    started = time.monotonic()
+    prime(root, files, machine_cache() / "rewrites", budget_s=0.5)
+    assert time.monotonic() - started < 1.5
+    store = entry_for(root / "tests" / "test_calc.py").parent
+    assert not list(store.glob("*.skip")) and not list(store.glob("*.busy"))  # not too slow: cut short
+    assert prime(root, files, machine_cache() / "rewrites") == 3  # a later run with time makes them
+
+
+def test_a_module_whose_rewrite_warns_is_left_to_pytest(tmp_path):
+    root = project(tmp_path / "p", ini="filterwarnings =\n    error\n")
+    (root / "tests" / "test_tuple.py").write_text("def test_tuple():\n    assert (1 + 1 == 3, 'three')\n")
+    verdict = run(root)  # pytest warns while it rewrites ("always true"), an error here
+    assert verdict.status == "error" and "PytestAssertRewriteWarning" in verdict.reason
+    assert entry_for(root / "tests" / "test_tuple.py").with_suffix(".skip").exists()
+
+
+@pytest.mark.parametrize("where, text, words", [
+    ("pytest.toml", "[pytest]\nenable_assertion_pass_hook = true\n", []),
+    (".pytest.toml", "[pytest]\nenable_assertion_pass_hook = true\n", []),
+    ("pyproject.toml", '[tool.pytest.ini_options]\n"enable_assertion\\u005fpass_hook" = true\n', []),
+    ("tests/pytest.ini", "[pytest]\nenable_assertion_pass_hook = true\n", []),
+    ("setup.cfg", "[tool:pytest]\nenable_assertion_pass_hook = true\n", []),
+    ("pyproject.toml", "[tool.pytest.ini_options\n", []),  # does not parse: pytest's reading is not known
+    ("pytest.ini", "[pytest]\n", ["-o", "enable_assertion_pass_hook=true"]),
+    ("pytest.ini", "[pytest]\n", ["-c", "other.ini"]),
+    ("pytest.ini", "[pytest]\n", ["--config-file=other.ini"]),
+])
+def test_the_assertion_pass_hook_set_anywhere_leaves_the_rewrite_to_pytest(tmp_path, where, text, words):
+    (tmp_path / where).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / where).write_text(text)
+    assert hooked(tmp_path, [where], words)
+    (tmp_path / where).write_text(text.replace("enable_assertion", "other"))
+    assert hooked(tmp_path, [where], []) == (where == "pyproject.toml" and "ini_options\n" in text)
+
+
+def test_a_configuration_file_that_is_a_fifo_or_a_link_is_never_read(tmp_path):
+    os.mkfifo(tmp_path / "pytest.ini")  # opening it would block the worker
+    (tmp_path / "setup.cfg").symlink_to("/dev/zero")  # reading it would fill the memory
+    assert hooked(tmp_path, ["pytest.ini"], []) and hooked(tmp_path, ["setup.cfg"], [])
+    assert not hooked(tmp_path, ["tox.ini"], [])  # absent
+
+
+def test_a_pycache_linked_to_forged_bytecode_never_judges_a_run(tmp_path):
+    """The agent's tree breaks calc.py and links tests/__pycache__ to a folder of its own holding a
+    forged file under the rewrite's name (checked-hash header of the unchanged test module, code that
+    passes), itself a link to a file not named .pyc: both links go with the scrub."""
+    root = project(tmp_path / "p", calc="def double(x):\n    return -1\n")
+    source = (root / "tests" / "test_calc.py").read_bytes()
+    green = compile("def test_000():\n    pass\n", str(root / "tests" / "test_calc.py"), "exec")
+    (root / "assets").mkdir()
+    (root / "assets" / "blob.dat").write_bytes(importlib.util.MAGIC_NUMBER + b"\x03\x00\x00\x00"
+                                               + importlib.util.source_hash(source) + marshal.dumps(green))
+    (root / "assets" / ("test_calc" + PYC_TAIL)).symlink_to("blob.dat")
+    (root / "tests" / "__pycache__").symlink_to("../assets")
+    verdict = run(root)
+    assert verdict.status == "failed" and verdict.counts.failed == 150
+    assert (root / "tests" / "__pycache__").is_dir() and not (root / "tests" / "__pycache__").is_symlink()
+
+
+def test_the_machines_rewrites_are_kept_within_their_count_and_size(tmp_path):
+    from clude.harness import rewrites
+
+    store = tmp_path / "store"
+    store.mkdir()
+    for n in range(10):  # sparse: their size is what counts
+        with open(store / f"{n:064x}.pyc", "wb") as f:
+            f.truncate(rewrites.STORE_BYTES // 10)
+        os.utime(store / f"{n:064x}.pyc", (1000 + n, 1000 + n))
+    rewrites._prune(store)  # within KEEP and STORE_BYTES: nothing goes
+    assert len(list(store.iterdir())) == 10
+    (store / "new.skip").write_bytes(b"x" * 1000)
+    os.utime(store / "new.skip", (2000, 2000))
+    rewrites._prune(store)  # over the size: the oldest go first, down to nine tenths
+    assert sorted(p.name for p in store.iterdir()) == [f"{n:064x}.pyc" for n in range(2, 10)] + ["new.skip"]

@@ -281,10 +281,16 @@ def test_bytecode_is_scrubbed_from_a_tree_at_any_depth_and_nothing_else(outside)
     for folder in (outside / "pkg/__pycache__", deep / "__pycache__", outside / ".git/objects"):
         subprocess.run(["mkdir", "-p", str(folder)], check=True)  # pathlib's mkdir recurses too
     for path in (outside / "pkg/__pycache__/m.cpython-311.pyc", deep / "__pycache__/x.pyc", outside / "stray.pyc",
-                 outside / "pkg/m.py", outside / ".git/objects/keep.pyc"):
+                 outside / "pkg/m.py", outside / ".git/objects/keep.pyc", outside / "assets/forged.dat"):
+        path.parent.mkdir(exist_ok=True)
         path.write_text("x")
+    (outside / "lib").mkdir()
+    (outside / "lib/__pycache__").symlink_to("../assets")  # links by those names go too, not what they name
+    (outside / "lib/m.pyc").symlink_to("../assets/forged.dat")
     scrub_bytecode(outside)
     assert not (outside / "pkg/__pycache__").exists() and not (deep / "__pycache__").exists()
     assert not (outside / "stray.pyc").exists()
+    assert not os.path.lexists(outside / "lib/__pycache__") and not os.path.lexists(outside / "lib/m.pyc")
+    assert (outside / "assets/forged.dat").exists()
     assert (outside / "pkg/m.py").exists() and (outside / ".git/objects/keep.pyc").exists()
     subprocess.run(["rm", "-rf", str(outside / "d")], check=True)  # the folder's own clean-up recurses

@@ -178,7 +178,8 @@ def _measure(root: Path, config: TestConfig, command: list[str] | None, env: dic
         if sandbox is not None:  # an untrusted tree: bytecode in it (a forged test_x.pyc) is never read
             scrub_bytecode(root)
         if adapter.name == "pytest":  # but clude's own rewrites of its test modules are (no test run writes any)
-            prime(root, list(tree_files(root) if files is None else files), machine_cache() / "rewrites")
+            prime(root, list(tree_files(root) if files is None else files), machine_cache() / "rewrites",
+                  words=[*plan.argv, *{**env, **plan.env}.get("PYTEST_ADDOPTS", "").split()])
         done = run_group(*ctx.start(plan.argv, {**env, **plan.env}), output, timeout_s)
     except OSError as exc:  # resolved, yet the kernel refuses it (no #! line, wrong binary format)
         return _save(Verdict(status=Status.ERROR, framework=adapter.name, command=argv,
@@ -207,15 +208,17 @@ def _measure(root: Path, config: TestConfig, command: list[str] | None, env: dic
 
 
 def scrub_bytecode(root: Path) -> None:
-    """Remove the compiled Python files of a tree (its __pycache__ folders, stray .pyc): what an earlier
-    run of untrusted code wrote there (a forged test module's bytecode, say) is never loaded by the next
-    one. The tests write none themselves (PYTHONDONTWRITEBYTECODE); installed packages keep theirs.
+    """Remove the compiled Python files of a tree (its __pycache__ folders, stray .pyc, and links by
+    those names: a `__pycache__` linked to a folder of forged files, a .pyc linked to one): what an
+    earlier run of untrusted code wrote there (a forged test module's bytecode, say) is never loaded by
+    the next one. The tests write none themselves (PYTHONDONTWRITEBYTECODE); installed packages keep theirs.
     `find` walks any depth (a tree nested thousands of folders deep is an agent's to make)."""
     import subprocess
 
-    subprocess.run(["find", str(root), "-name", ".git", "-prune", "-o", "-name", "__pycache__", "-type", "d",
-                    "-prune", "-exec", "rm", "-rf", "{}", "+", "-o", "-type", "f", "(", "-name", "*.pyc", "-o",
-                    "-name", "*.pyo", ")", "-exec", "rm", "-f", "{}", "+"], capture_output=True, timeout=600)
+    subprocess.run(["find", str(root), "-name", ".git", "-prune", "-o", "-name", "__pycache__", "(", "-type", "d",
+                    "-o", "-type", "l", ")", "-prune", "-exec", "rm", "-rf", "{}", "+", "-o", "!", "-type", "d", "(",
+                    "-name", "*.pyc", "-o", "-name", "*.pyo", ")", "-exec", "rm", "-f", "{}", "+"],
+                   capture_output=True, timeout=600)
 
 
 def _state(path: Path) -> Path:
