@@ -195,7 +195,7 @@ def check_lines(out: str, root: Path) -> tuple[int, list[str]]:
     """(failure lines shown, problems): every FAILED / ERROR line must name an existing file:line and a
     reason."""
     problems, shown = [], 0
-    for text in out.splitlines():
+    for text in out.splitlines()[1:]:  # after the header, which starts with the status (FAILED · pytest ...)
         if not text.startswith(("FAILED ", "ERROR ")):
             continue
         shown += 1

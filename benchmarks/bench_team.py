@@ -8,7 +8,8 @@ whole-suite runs per task (from the workers' reports) and git processes per task
 on PATH; the agents' own git is not counted). The same with agents that take 2 s a task (a model's time:
 the machine idle meanwhile). Targets (issue 12): 1 agent <= 1.3x the floor, 4 agents <= 0.35x one agent,
 whole-suite runs per task <= 1.2. `--tasks 200` adds 1 and 8 slow agents on 200 tasks (<= 0.2x), which
-takes about ten minutes.
+takes about ten minutes. With $CLUDE_BENCH_KEEP set to a folder, each run's .clude (events, worker logs,
+reports; not the clones) is copied there, named with its time.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from common import CLUDE, PYTHON, Figure, bench_env, report
 SUITE_TESTS, TEST_S = 40, 0.025
 AGENT_S = 2.0  # the slow agents' time per task (a model thinking, not the machine working)
 REAL_GIT = shutil.which("git") or "/usr/bin/git"
+KEEP_VAR = "CLUDE_BENCH_KEEP"  # a folder: each run's .clude (events, worker logs, reports) is copied there
 
 
 def make_project(root: Path, tasks: int) -> None:
@@ -113,6 +115,10 @@ def team(base: Path, tasks: int, agents: int, agent: str = "agent.py") -> dict:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_s = after.ru_utime - cpu.ru_utime + after.ru_stime - cpu.ru_stime
     result = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
+    if os.environ.get(KEEP_VAR):  # the run's logs kept past the temp folder, to look into an odd run
+        shutil.copytree(root / ".clude", Path(os.environ[KEEP_VAR]) / f"{root.name}-{seconds:.1f}s",
+                        ignore=shutil.ignore_patterns("work", "land", "control", "lander", "*.git"),
+                        dirs_exist_ok=True)
     whole = 0
     for verdict in root.glob(".clude/agents/*/harness*/reports/*/verdict.json"):
         command = json.loads(verdict.read_text()).get("command") or []
