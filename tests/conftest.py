@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,11 @@ def pytest_configure(config) -> None:
             terminal.write_line(line)
 
     npm_cli.show_on = show
+    # A suite started in the background of a shell without job control (`cmd &` in a script) inherits
+    # SIGINT ignored, and so would every process it starts: the tests of Ctrl-C would wait in vain. The
+    # processes the tests start get the default disposition, as from a terminal.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def project_env(**extra: str) -> dict[str, str]:
@@ -143,3 +149,20 @@ def priority_restored():
             lower_this_thread(level)
         except OSError:
             pass
+
+
+WATCHED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
+
+
+@pytest.fixture(autouse=True)
+def signals_restored(request):
+    """This process's signal handlers are put back after each test (a team worker run in process sets its
+    own for the monitor's SIGUSR1). A test that leaves one ignored fails: an ignored signal is inherited by
+    every process a later test starts (a `clude` that never stops on Ctrl-C)."""
+    before = {s: signal.getsignal(s) for s in WATCHED_SIGNALS}
+    yield
+    ignored = [signal.Signals(s).name for s, handler in before.items()
+               if signal.getsignal(s) is signal.SIG_IGN and handler is not signal.SIG_IGN]
+    for s, handler in before.items():
+        signal.signal(s, handler)
+    assert not ignored, f"{request.node.nodeid} left these signals ignored: {', '.join(ignored)}"
