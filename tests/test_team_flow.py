@@ -648,3 +648,37 @@ def test_a_claim_whose_push_landed_as_the_worker_was_stopped_is_given_back(tmp_p
         if w.lander is not None:
             w.lander.stop(timeout=30)
     assert upstream_files(upstream, "current_tasks") == [".gitkeep"]
+
+
+def test_a_release_that_fails_on_the_way_out_is_said_with_the_task_left_to_its_lease(tmp_path):
+    """The worker is stopped while its agent works, with its upstream gone meanwhile: it cannot give
+    the task back, and says so (the task waits for its lease), instead of leaving it without a word."""
+    import os
+    import signal
+    import threading
+    root, upstream = team_project(tmp_path)
+    task = add(root, upstream, title="Slow", tests="test_calc.py::test_mean")
+    agent = agent_script(tmp_path, "slow", '''
+import pathlib, time
+pathlib.Path("started.txt").write_text("yes")
+time.sleep(120)
+''')
+    gone = Path(upstream + ".gone")
+
+    def stop_when_working() -> None:
+        for _ in range(1200):
+            if any((tmp_path / "agents" / "a1").glob("work*/started.txt")):
+                Path(upstream).rename(gone)
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            threading.Event().wait(0.05)
+
+    stopper = threading.Thread(target=stop_when_working, daemon=True)
+    stopper.start()
+    worker(root, upstream, agent, tmp_path).run()
+    stopper.join()
+    gone.rename(upstream)
+    events = [json.loads(line) for line in (tmp_path / "state" / "events.jsonl").read_text().splitlines()]
+    failed = [e for e in events if e["kind"] == "release_failed"]
+    assert [e["task"] for e in failed] == [task] and "lease" in failed[0]["reason"]
+    assert f"{task}.lock" in upstream_files(upstream, "current_tasks")  # left to its lease

@@ -17,7 +17,7 @@ SIGNATURE_CHARS = 200
 KINDS = frozenset({"worker_started", "claimed", "agent_started", "agent_finished", "done", "failed_attempt",
                    "infra", "backoff", "lost", "conflict", "lease_error", "worker_blocked", "worker_done",
                    "worker_stopped", "worker_restarted", "worker_silent", "queued", "landed", "lander_error",
-                   "lander_blocked", "task_blocked"})
+                   "lander_blocked", "task_blocked", "release_failed"})
 
 class EventList(list):
     """The events read_inputs found, with the number of unreadable lines it skipped."""

@@ -393,5 +393,7 @@ class Worker(AttemptSteps):
             if self.control is not None:
                 try:
                     self.repo.release(lock)
-                except Exception:  # best effort on the way out: the lease expires anyway
-                    pass
+                except Exception as error:  # best effort on the way out: the lease expires anyway
+                    self.events.emit("release_failed", "WARNING", task=lock.task,
+                                     reason=f"{type(error).__name__}: {error}; the task waits for its lease "
+                                            f"({self.team.lease_s:g} s) to run out")
