@@ -33,6 +33,26 @@ def worker(root: Path, upstream: str, template: str, tmp_path: Path, agent: str 
                                settings=settings, sleep=sleeps.append, **options))
 
 
+def interrupted_when(ready, run, before=lambda: None) -> None:
+    """Call `run` (a worker's run, in this thread) and Ctrl-C it once `ready()` holds, `before()` first."""
+    import os
+    import signal
+    import threading
+
+    def watch() -> None:
+        for _ in range(1200):
+            if ready():
+                before()
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            threading.Event().wait(0.05)
+
+    stopper = threading.Thread(target=watch, daemon=True)
+    stopper.start()
+    run()
+    stopper.join()
+
+
 def add(root: Path, upstream: str, **fields) -> str:
     settings, _ = load_settings(root)
     task, _ = add_task(view(root, upstream), {"max_attempts": settings.team.max_attempts, **fields})
@@ -523,9 +543,6 @@ if sys.argv[1] != "TASK-001":
 def test_a_worker_stopped_with_a_task_claimed_ahead_kills_its_agent_and_gives_back_what_it_holds(tmp_path):
     """The worker is interrupted while task 2's agent, claimed ahead, runs and task 3 is reserved: that
     agent does not outlive the worker, and both tasks are open again, no lock left."""
-    import os
-    import signal
-    import threading
     root, upstream = team_project(tmp_path)
     add(root, upstream, title="Fix mean", tests="test_calc.py::test_mean", priority=2)
     second = add(root, upstream, title="Slow", tests="test_calc.py::test_add", priority=1)
@@ -549,18 +566,9 @@ if sys.argv[1] == "TASK-002":
                 found.append(int(entry.name))
         return found
 
-    def stop_when_ahead() -> None:
-        for _ in range(1200):
-            if any((tmp_path / "agents" / "a1").glob("work*/started.txt")) \
-                    and any(f"; claim {third} " in subject for subject in upstream_log(upstream)):  # reserved
-                os.kill(os.getpid(), signal.SIGINT)
-                return
-            threading.Event().wait(0.05)
-
-    stopper = threading.Thread(target=stop_when_ahead, daemon=True)
-    stopper.start()
-    worker(root, upstream, agent, tmp_path).run()
-    stopper.join()
+    interrupted_when(lambda: any((tmp_path / "agents" / "a1").glob("work*/started.txt"))
+                     and any(f"; claim {third} " in subject for subject in upstream_log(upstream)),  # reserved
+                     worker(root, upstream, agent, tmp_path).run)
     assert any((tmp_path / "agents" / "a1").glob("work*/started.txt")), "task 2's agent never started"
     assert running() == [], "the agent claimed ahead outlived its worker"
     left = [name for name in upstream_files(upstream, "current_tasks") if name != ".gitkeep"]
@@ -653,9 +661,6 @@ def test_a_claim_whose_push_landed_as_the_worker_was_stopped_is_given_back(tmp_p
 def test_a_release_that_fails_on_the_way_out_is_said_with_the_task_left_to_its_lease(tmp_path):
     """The worker is stopped while its agent works, with its upstream gone meanwhile: it cannot give
     the task back, and says so (the task waits for its lease), instead of leaving it without a word."""
-    import os
-    import signal
-    import threading
     root, upstream = team_project(tmp_path)
     task = add(root, upstream, title="Slow", tests="test_calc.py::test_mean")
     agent = agent_script(tmp_path, "slow", '''
@@ -665,18 +670,8 @@ time.sleep(120)
 ''')
     gone = Path(upstream + ".gone")
 
-    def stop_when_working() -> None:
-        for _ in range(1200):
-            if any((tmp_path / "agents" / "a1").glob("work*/started.txt")):
-                Path(upstream).rename(gone)
-                os.kill(os.getpid(), signal.SIGINT)
-                return
-            threading.Event().wait(0.05)
-
-    stopper = threading.Thread(target=stop_when_working, daemon=True)
-    stopper.start()
-    worker(root, upstream, agent, tmp_path).run()
-    stopper.join()
+    interrupted_when(lambda: any((tmp_path / "agents" / "a1").glob("work*/started.txt")),
+                     worker(root, upstream, agent, tmp_path).run, before=lambda: Path(upstream).rename(gone))
     gone.rename(upstream)
     events = [json.loads(line) for line in (tmp_path / "state" / "events.jsonl").read_text().splitlines()]
     failed = [e for e in events if e["kind"] == "release_failed"]
