@@ -170,8 +170,7 @@ def prime(root: Path, files: list[str], cache: Path, *, words: list[str] = (),
                 modules[rel] = hashlib.sha256(source.read_bytes()).hexdigest()
         except OSError:
             continue
-    missing = {rel: digest for rel, digest in modules.items()
-               if not any((store / (digest + end)).exists() for end in (".pyc", SKIP))}
+    missing = {rel: digest for rel, digest in modules.items() if not _settled(store, digest)}
     if missing:
         _rewrite_apart(root, missing, store, per_module_s, budget_s)
     put = 0
@@ -228,11 +227,15 @@ def _rewrite_apart(root: Path, modules: dict[str, str], store: Path, per_module_
                     busy.unlink()
             except OSError:
                 pass
-        todo = {rel: digest for rel, digest in todo.items()
-                if not any((store / (digest + end)).exists() for end in (".pyc", SKIP))}
+        todo = {rel: digest for rel, digest in todo.items() if not _settled(store, digest)}
         if not stopped:
             break
     _prune(store)
+
+
+def _settled(store: Path, digest: str) -> bool:
+    """Whether the store has this content's rewrite, or a mark that it is left to pytest."""
+    return any((store / (digest + end)).exists() for end in (".pyc", SKIP))
 
 
 def _prune(store: Path) -> None:
