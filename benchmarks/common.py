@@ -65,6 +65,15 @@ def medians(commands: dict[str, list[str]], cwd: Path, reps: int, warmup: int = 
             for name in commands}
 
 
+def machine_cpu_s() -> float:
+    """CPU seconds the whole machine has spent busy since it started (/proc/stat: every state but idle
+    and iowait, summed over the CPUs). A run's share is the difference across it, on an idle machine:
+    unlike RUSAGE_CHILDREN it counts every process the run starts, waited for or not."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def work_body(work_ms: float) -> str:
     """Test body lines that do roughly `work_ms` of real computation (a small hash chain)."""
     if work_ms <= 0:
