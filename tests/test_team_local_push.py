@@ -211,6 +211,20 @@ def _history(repo, steps) -> list:
     return commits
 
 
+def _holding(source, path: Path, known: list):
+    """A bare repository holding the commits `known` of `source`, whole, each at a ref (as a clone has
+    what its refs reach)."""
+    import pygit2
+
+    from clude.team.protocol.local import copy_objects
+
+    target = pygit2.init_repository(str(path), bare=True)
+    copy_objects(source, target, known)
+    for n, commit in enumerate(known):
+        target.references.create(f"refs/heads/known{n}", commit)
+    return target
+
+
 def _reachable(repo, tips) -> set:
     from pygit2.enums import ObjectType
 
@@ -248,9 +262,7 @@ def test_a_copy_brings_everything_reachable_and_a_copy_cut_short_leaves_no_objec
     known, tips = commits[:min(have, len(commits) - 1)], [commits[-1]]
 
     def target_at(name: str):
-        target = pygit2.init_repository(str(base / name), bare=True)
-        copy_objects(source, target, known)  # what the target had before
-        return target
+        return _holding(source, base / name, known)
 
     whole = target_at("whole")
     writes = copy_objects(source, whole, tips)
@@ -271,9 +283,58 @@ def test_a_copy_brings_everything_reachable_and_a_copy_cut_short_leaves_no_objec
 
         proxy = type("Target", (), {"odb": type("Odb", (), {"write": staticmethod(write)})(),
                                     "__contains__": lambda self, oid, target=target: oid in target,
-                                    "path": target.path})()
+                                    "__getitem__": lambda self, oid, target=target: target[oid],
+                                    "__getattr__": lambda self, name, target=target: getattr(target, name)})()
         with pytest.raises(Cut):
             copy_objects(source, proxy, tips)
         for oid in _reachable(source, tips):
             if oid in target:
                 assert all(part in target for part in _reachable(source, [oid])), (cut, oid)
+
+
+@given(steps=st.lists(st.tuples(st.lists(st.integers(0, 50), min_size=1, max_size=2),
+                                st.lists(st.tuples(st.integers(0, 50), st.one_of(st.none(), st.sampled_from("xyz"))),
+                                         min_size=1, max_size=4)), min_size=1, max_size=8),
+       have=st.integers(0, 8), strays=st.lists(st.integers(0, 10**6), min_size=1, max_size=6))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_copy_into_a_clone_holding_objects_without_their_parts_brings_everything_all_the_same(
+        tmp_path_factory, steps, have, strays):
+    """A `git clone` of a local upstream made while a push writes to it can hold objects that no ref of
+    the clone reaches and whose parts it lacks (a commit without its tree: git lists the object folders
+    in no order). Whatever such objects it holds, a copy leaves it every object reachable from the tips,
+    and the clone's refs are what it trusts (a copy that stopped at such a commit left the clone's
+    reads failing for good: a lander's every pass, in bench_team)."""
+    import pygit2
+
+    from clude.team.protocol.local import copy_objects
+
+    base = tmp_path_factory.mktemp("strays")
+    source = pygit2.init_repository(str(base / "source"), bare=True)
+    commits = _history(source, steps)
+    tips = [commits[-1]]
+    target = _holding(source, base / "target", commits[:min(have, len(commits) - 1)])
+    missing = sorted(oid for oid in _reachable(source, tips) if oid not in target)
+    for pick in strays:  # objects written alone, without their parts, as such a clone holds them
+        if missing:
+            oid = missing.pop(pick % len(missing))
+            target.odb.write(*source.odb.read(oid))
+    copy_objects(source, target, tips)
+    assert all(oid in target for oid in _reachable(source, tips))
+
+
+def test_a_clone_holding_a_commit_without_its_tree_reads_the_upstream_whole_after_a_fetch(tmp_path, upstream):
+    """The case bench_team met: a worker's clone made while another worker pushed holds that push's
+    commit but not its tree; the commit is then main's parent, and the next fetch must bring the tree."""
+    a = Repo.clone(str(upstream), tmp_path / "a", agent="a1")
+    b = Repo.clone(str(upstream), tmp_path / "b", agent="a2")
+    first = change(a, "a1.py", "x = 1\n")
+    assert a.push().status == "ok"
+    raw = a.objects()
+    b.objects().odb.write(*raw.odb.read(raw[first].id))  # the commit alone, as the racing clone had it
+    second = change(a, "a2.py", "x = 2\n")
+    assert a.push().status == "ok"
+    b.fetch()
+    b.reset_to_upstream()
+    assert b.rev("refs/remotes/origin/main") == second
+    assert (b.path / "src" / "a1.py").read_text() == "x = 1\n" and (b.path / "src" / "a2.py").read_text() == "x = 2\n"
+    assert git(b.path, "fsck", "--connectivity-only", "--no-dangling").returncode == 0

@@ -24,7 +24,7 @@ from clude.team.protocol.git import Repo, upstream_head
 from clude.team.board.layout import lock_path
 from clude.team.board.locks import Queued, new_lock, render_lock
 from clude.team.queue import Rejected, settle_batch
-from clude.team.queue.enqueue import enqueue
+from clude.team.queue.enqueue import CLUDE_FETCH, enqueue
 from clude.team.queue.lander import Lander, queued_entries
 from clude.team.queue.lease import LEASE_REF, holds, parse_holder
 from clude.team.protocol.sync import update_upstream
@@ -355,3 +355,47 @@ def test_merge_rules_a_change_brings_never_merge_it_past_a_conflict(tmp_path):
     assert one.pass_once() == 2
     assert landed(upstream)[1].startswith(f"release {t2}: its change does not merge")
     assert upstream_file(upstream, "notes.txt") == "one\n"
+
+
+def test_a_lander_clone_an_earlier_clude_left_without_an_object_is_made_anew_at_the_start(tmp_path):
+    """A worker's lander gets a clone of its own made anew at every start (LanderService.of_worker): one
+    left by an earlier clude without an object its main reaches (a copy that trusted a commit a racing
+    `git clone` held without its tree) failed every pass of the lander, for good."""
+    from clude.team.queue.service import LanderService
+
+    root, upstream, (t1, _, _) = project(tmp_path)
+    folder = tmp_path / "w1" / "lander"
+    Repo.clone(upstream, folder, agent="L1")
+    blob = subprocess.run(["git", "-C", str(folder), "rev-parse", f"HEAD:tasks/{t1}.md"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    loose = folder / ".git" / "objects" / blob[:2] / blob[2:]
+    assert loose.exists()
+    loose.unlink()  # the clone's main now reaches a blob it lacks
+    queue_change(upstream, tmp_path, t1, {"checks/check1.txt": "ok\n"}, passes=("checks::check1",))
+    settings, _ = load_settings(root)
+    judge = Judge(settings.test, allowed_env(dict(os.environ), settings.test.pass_env),
+                  sandbox=Sandbox.from_config(settings.sandbox), state_dir=tmp_path / "w1" / "harness-lander")
+    service = LanderService.of_worker(folder, upstream, judge, EventLog(tmp_path / "state", "L1"), agent="L1",
+                                      host=HOST, lease_s=120.0, clock=now, turn=lambda work: work())
+    assert service.lander.pass_once() == 1
+    assert landed(upstream)[0] == f"done {t1}: check 1 (agent w1)"
+
+
+def test_a_lander_whose_pass_fails_gives_the_lease_up_for_another_to_land_at_once(tmp_path):
+    """A lander keeps the lease after a pass that landed (the next pass needs no push for it). When its
+    next pass fails (here its clone lost the object of a queued lock), it gives the lease up: before,
+    every other lander waited lease_s (120 s) for a lease held by a live lander that could not land."""
+    root, upstream, (t1, t2, _) = project(tmp_path)
+    queue_change(upstream, tmp_path, t1, {"checks/check1.txt": "ok\n"}, passes=("checks::check1",))
+    first = lander(root, upstream, tmp_path, "L1")
+    assert first.pass_once() == 1 and first.lease.held
+    queue_change(upstream, tmp_path, t2, {"checks/check2.txt": "ok\n"}, agent="w2", passes=("checks::check2",))
+    first.repo.fetch(CLUDE_FETCH)
+    blob = first.repo.git("rev-parse", f"refs/remotes/origin/main:{lock_path(t2)}")
+    (first.repo.git_dir / "objects" / blob[:2] / blob[2:]).unlink()
+    with pytest.raises(KeyError):
+        first.pass_once()
+    assert not first.lease.held
+    second = lander(root, upstream, tmp_path, "L2")
+    assert second.pass_once() == 1
+    assert f"done {t2}: check 2 (agent w2)" in landed(upstream)

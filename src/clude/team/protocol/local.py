@@ -42,6 +42,10 @@ HELD = ("file exists", "failed to lock file")
 # lock only for the moment of the update, and an upstream pushed to in process runs no hook that could
 # hold it longer (direct() sends those to `git push`).
 STALE_REF_LOCK_S = 10.0
+# How far a commit's descendants may be dated before it (clocks set apart on the machines that made
+# them) for a copy to still find it in a ref's history; one dated further is copied again, no worse. The
+# look goes back this far beyond the commit's own time, across every ref (the lease's chain included).
+SKEW_S = 3600
 _pushes = 0  # in-process pushes made by this process
 
 
@@ -114,42 +118,83 @@ _RULES_SEEN: dict[tuple, bool] = {}
 
 def copy_objects(source: pygit2.Repository, target: pygit2.Repository, tips: list[pygit2.Oid]) -> int:
     """Write into `target` every object reachable from `tips` that it lacks (a commit's tree and parents,
-    a tree's entries), going no further than what it has; how many were written. Each object is written
-    after all it holds (its tree and parents, its entries): so an object in `target` always has its
-    parts there too, even after a copy cut short, and a walk may stop at any object found. A commit's
-    tree is compared with its first parent's (in `target` by then, with all its parts): only what the
-    commit changed is looked at, not every file of every folder it touched. Raises GitError when an
-    object is missing from `source` too (a clone cut short)."""
+    a tree's entries), going no further than what it has whole; how many were written. Each object is
+    written after all it holds (its tree and parents, its entries), and a commit's tree is compared
+    with its first parent's (whole in `target` by then): only what the commit changed is looked at, not
+    every file of every folder it touched. A commit is taken as whole in `target` only when one of its
+    refs reaches it (_settled): a `git clone` of a local upstream made while pushes write to it copies
+    objects no ref of the clone reaches, and may copy a commit without its tree (it lists the object
+    folders in no order), which the copy trusted before and the clone's reads then failed on for good.
+    Raises GitError when an object is missing from `source` too (a clone cut short)."""
     commits, others = _new_commits(source, target, tips)
     written = _copy_walk(source, target, others)
     for commit in commits:
         parents = commit.parent_ids
-        if parents:
-            written += _copy_changes(source, target, commit.tree_id, source[parents[0]].tree_id)
-        else:
-            written += _copy_walk(source, target, [commit.tree_id])
+        written += _copy_changes(source, target, commit.tree_id, source[parents[0]].tree_id if parents else None)
         written += _write(source, target, [commit.id])
     return written
 
 
+def _settled(target: pygit2.Repository) -> Callable[[pygit2.Oid], bool]:
+    """Whether `target` has an object whole: a commit when one of its refs points at it or at a commit
+    after it, any other object when it is there. The refs' own commits answer at once (the usual case:
+    a fetch stops at the last one fetched); any other commit is looked for in their history, newest
+    first, going no further back than its own time (SKEW_S before it): an unrelated history (the
+    lease's chain beside main) is not walked to its root."""
+    tips: list[pygit2.Oid] = []
+    for name in target.listall_references():
+        with contextlib.suppress(pygit2.GitError, KeyError, ValueError, TypeError):
+            tips.append(target.references[name].peel(pygit2.Commit).id)
+    at_tips = set(tips)
+
+    def settled(oid: pygit2.Oid) -> bool:
+        if oid in at_tips:
+            return True
+        try:
+            obj = target[oid]
+        except KeyError:
+            return False
+        if obj.type != ObjectType.COMMIT:
+            return True
+        if not tips:
+            return False
+        oldest = obj.commit_time - SKEW_S
+        try:
+            walk = target.walk(tips[0], pygit2.enums.SortMode.TIME)
+            for tip in tips[1:]:
+                walk.push(tip)
+            for commit in walk:
+                if commit.id == oid:
+                    return True
+                if commit.commit_time < oldest:
+                    return False
+        except (pygit2.GitError, KeyError, ValueError):  # a history it does not have whole: copied again
+            return False
+        return False
+    return settled
+
+
 def _new_commits(source: pygit2.Repository, target: pygit2.Repository,
                  tips: list[pygit2.Oid]) -> tuple[list[pygit2.Commit], list[pygit2.Oid]]:
-    """The commits reachable from `tips` that `target` lacks, each after its parents; and the tips that
-    are no commit (copied by _copy_walk)."""
+    """The commits reachable from `tips` that `target` lacks or may not have whole, each after its
+    parents; and the tips that are no commit (copied by _copy_walk)."""
     lacking = list(_post_order(source, target, tips, lambda obj: obj.parent_ids if obj.type == ObjectType.COMMIT
-                               else ()))
+                               else (), have=_settled(target)))
     return ([obj for obj in lacking if obj.type == ObjectType.COMMIT],
             [obj.id for obj in lacking if obj.type != ObjectType.COMMIT])
 
 
 def _copy_changes(source: pygit2.Repository, target: pygit2.Repository, tree: pygit2.Oid,
-                  base: pygit2.Oid) -> int:
-    """Copy `tree`, given that `target` has the tree `base` with all its parts: the files the diff from
-    `base` names, then the folders on their paths, deepest first, then `tree`."""
-    if tree == base or tree in target:
+                  base: pygit2.Oid | None) -> int:
+    """Copy `tree`, given that `target` has the tree `base` (None: the empty tree) with all its parts:
+    the files the diff from `base` names, then the folders on their paths, deepest first, then `tree`.
+    A `tree` that `target` has already is compared all the same: it may be one such a clone holds
+    without all its parts (what it holds is either in the diff or in `base`)."""
+    if tree == base:
         return 0
     new = source[tree]
-    diff = source[base].diff_to_tree(new, flags=pygit2.enums.DiffOption.SKIP_BINARY_CHECK)
+    flags = pygit2.enums.DiffOption.SKIP_BINARY_CHECK
+    diff = new.diff_to_tree(flags=flags, swap=True) if base is None else source[base].diff_to_tree(new, flags=flags)
     blobs: list[pygit2.Oid] = []
     folders: set[str] = set()
     for delta in diff.deltas:
@@ -187,10 +232,12 @@ def _parts(obj: pygit2.Object) -> list[pygit2.Oid]:
 
 
 def _post_order(source: pygit2.Repository, target: pygit2.Repository, tips: list[pygit2.Oid],
-                parts: Callable[[pygit2.Object], Iterable[pygit2.Oid]]) -> Iterator[pygit2.Object]:
-    """The objects reachable from `tips` through `parts` that `target` lacks (looked at when reached:
-    what the caller wrote meanwhile counts), each after its parts; the walk goes no further than an
-    object `target` has."""
+                parts: Callable[[pygit2.Object], Iterable[pygit2.Oid]],
+                have: Callable[[pygit2.Oid], bool] | None = None) -> Iterator[pygit2.Object]:
+    """The objects reachable from `tips` through `parts` that `target` lacks (`have`: is whole in it;
+    looked at when reached: what the caller wrote meanwhile counts), each after its parts; the walk goes
+    no further than an object `target` has."""
+    have = have or target.__contains__
     seen: set[pygit2.Oid] = set()
     stack: list[tuple[pygit2.Oid, pygit2.Object | None]] = [(oid, None) for oid in tips]
     while stack:
@@ -201,7 +248,7 @@ def _post_order(source: pygit2.Repository, target: pygit2.Repository, tips: list
         if oid in seen:
             continue
         seen.add(oid)
-        if oid in target:
+        if have(oid):
             continue
         obj = _read(source, target, oid)
         stack.append((oid, obj))

@@ -140,20 +140,20 @@ class Lander:
         """Land or send back what is queued, when this lander may: the number of changes settled."""
         if self.clock() < self.resting_until:
             return 0
-        main, entries = self._queue()
-        if not entries:
-            return 0
-        if not self.lease.take():
-            self.other = self.lease.current()[1]
-            return 0
-        self.other = None
-        wait = self._gathering(main, entries)
-        if wait:  # changes about to be queued join this batch instead of waiting for the next one
-            self.sleep(wait)
+        try:  # the lease may be held from the last pass: a pass that fails anywhere gives it up
             main, entries = self._queue()
             if not entries:
                 return 0
-        try:
+            if not self.lease.take():
+                self.other = self.lease.current()[1]
+                return 0
+            self.other = None
+            wait = self._gathering(main, entries)
+            if wait:  # changes about to be queued join this batch instead of waiting for the next one
+                self.sleep(wait)
+                main, entries = self._queue()
+                if not entries:
+                    return 0
             return self._pass(main, entries)
         except BaselineUnusable as error:  # not here: another lander may run the tests
             self.events.emit("lander_blocked", "ERROR", reason=str(error), queued=len(entries))
@@ -163,7 +163,9 @@ class Lander:
         except LeaseLost:
             return 0
         except BaseException:
-            self.lease.release()  # whatever went wrong here, another lander may do better
+            # whatever went wrong here, another lander may do better, at once: a lander whose every
+            # pass failed kept the lease of its last good pass, and every other waited lease_s for it
+            self.lease.release()
             raise
 
     def _pass(self, main: str, entries: list[Entry]) -> int:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from clude.gitcli import GitError
 from clude.team.protocol.git import Repo
 from clude.team.protocol.sync import UpstreamRejected
 
@@ -110,7 +111,7 @@ class LandingLease:
             if self.tip is not None:
                 try:
                     self._push(self.tip, self.clock())
-                except UpstreamRejected:
+                except (UpstreamRejected, GitError, OSError):  # out of reach, or this clone broken: it runs out
                     pass
             self.tip = self.until = None
 

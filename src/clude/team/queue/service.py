@@ -8,11 +8,17 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
-from clude.team.protocol.git import is_local_url, upstream_refs
+from clude.team.logs.events import EventLog
+from clude.team.protocol.git import Repo, is_local_url, upstream_refs
+from clude.team.protocol.objects import remove_tree
 from clude.team.board.layout import BRANCH
 from clude.team.queue.lander import Lander
 from clude.team.queue.lease import LEASE_REF, pid_alive
+from clude.team.work.verify import Judge
 
 MAIN_REF = f"refs/heads/{BRANCH}"
 LOCAL_LOOK_S = 0.05   # between looks at a local upstream's ref files (no process)
@@ -28,6 +34,19 @@ class LanderService:
         self.poke = threading.Event()     # set by the worker when it queued a change
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lander", daemon=True)
+
+    @classmethod
+    def of_worker(cls, folder: Path, url: str, judge: Judge | None, events: EventLog, *, agent: str, host: str,
+                  lease_s: float, clock: Callable[[], datetime], turn: Callable[[Callable[[], Any]], Any]
+                  ) -> LanderService:
+        """A worker's lander, on a clone of the upstream of its own (`folder`) made anew at every start:
+        nothing in it outlives a pass, and a clone that an earlier clude left without some of its
+        objects (protocol/local.py: copy_objects) is not kept."""
+        remove_tree(folder)
+        lander = Lander(Repo.clone(url, folder, agent=agent), judge, events, agent=agent, host=host,
+                        lease_s=lease_s, clock=clock, turn=turn)
+        return cls(lander, url, host=host, lease_s=lease_s, on_error=lambda e: events.emit(
+            "lander_error", "WARNING", reason=f"{type(e).__name__}: {e}"))
 
     def start(self) -> None:
         self._thread.start()

@@ -38,7 +38,6 @@ from clude.team.work.heartbeat import Heartbeat
 from clude.team.protocol.failures import unreachable
 from clude.team.protocol.git import Repo, is_local_url, upstream_head, wait_for_move
 from clude.team.board.locks import Lock
-from clude.team.queue.lander import Lander
 from clude.team.queue.service import LanderService
 from clude.team.supervision.runner import FINISH_SIGNAL
 from clude.team.protocol.repository import TeamRepository
@@ -204,14 +203,10 @@ class Worker(AttemptSteps):
         self.repo = TeamRepository(self.control, self.land, agent=self.c.agent_id, host=self.host, role=self.c.role,
                                    lease_s=self.team.lease_s, clock=self.c.clock, state_dir=self.c.state_dir,
                                    rng=self.rng, keep_apart=self.team.overlap == "apart")
-        landing = Repo.clone(self.c.upstream, self.c.workdir / "lander", agent=self.c.agent_id)
         judge = None if self.team.verify == "none" else replace(self.judge, state_dir=self.c.workdir / "harness-lander")
-        lander = Lander(landing, judge, self.events, agent=self.c.agent_id, host=self.host,
-                        lease_s=self.team.lease_s, clock=self.c.clock,
-                        turn=lambda work: in_turn(self.c.state_dir, work)[1])
-        self.lander = LanderService(lander, self.c.upstream, host=self.host, lease_s=self.team.lease_s,
-                                    on_error=lambda e: self.events.emit(
-                                        "lander_error", "WARNING", reason=f"{type(e).__name__}: {e}"))
+        self.lander = LanderService.of_worker(self.c.workdir / "lander", self.c.upstream, judge, self.events,
+                                              agent=self.c.agent_id, host=self.host, lease_s=self.team.lease_s,
+                                              clock=self.c.clock, turn=lambda work: in_turn(self.c.state_dir, work)[1])
         self.lander.start()
 
     def _idle(self) -> None:
