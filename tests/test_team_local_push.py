@@ -226,7 +226,8 @@ def _holding(source, path: Path, known: list):
 
 
 def _reachable(repo, tips) -> set:
-    from pygit2.enums import ObjectType
+    """The objects reachable from `tips` (not a nested repository's commit: no repository holds it)."""
+    from pygit2.enums import FileMode, ObjectType
 
     seen, stack = set(), list(tips)
     while stack:
@@ -238,7 +239,7 @@ def _reachable(repo, tips) -> set:
         if obj.type == ObjectType.COMMIT:
             stack += [obj.tree_id, *obj.parent_ids]
         elif obj.type == ObjectType.TREE:
-            stack += [entry.id for entry in obj]
+            stack += [entry.id for entry in obj if entry.filemode != FileMode.COMMIT]
     return seen
 
 
@@ -338,3 +339,38 @@ def test_a_clone_holding_a_commit_without_its_tree_reads_the_upstream_whole_afte
     assert b.rev("refs/remotes/origin/main") == second
     assert (b.path / "src" / "a1.py").read_text() == "x = 1\n" and (b.path / "src" / "a2.py").read_text() == "x = 2\n"
     assert git(b.path, "fsck", "--connectivity-only", "--no-dangling").returncode == 0
+
+
+def _tree(repo, spec: dict):
+    """A tree made from {name: bytes (a file) | dict (a folder) | Oid (a nested repository's commit)}."""
+    import pygit2
+    from pygit2.enums import FileMode
+
+    builder = repo.TreeBuilder()
+    for name, value in spec.items():
+        if isinstance(value, dict):
+            builder.insert(name, _tree(repo, value), FileMode.TREE)
+        elif isinstance(value, pygit2.Oid):
+            builder.insert(name, value, FileMode.COMMIT)
+        else:
+            builder.insert(name, repo.create_blob(value), FileMode.BLOB)
+    return builder.write()
+
+
+@pytest.mark.parametrize("then", ["a nested repository where a folder was", "a folder holding only an empty folder"])
+def test_a_copy_brings_trees_no_file_change_names(tmp_path, then):
+    """What a diff of files does not name: a folder that became a submodule (the commit it names is in
+    neither repository and is not copied), and a folder that holds only folders without files."""
+    import pygit2
+
+    from clude.team.protocol.local import copy_objects
+
+    sig = pygit2.Signature("t", "t@t")
+    source = pygit2.init_repository(str(tmp_path / "source"), bare=True)
+    first = source.create_commit(None, sig, sig, "one", _tree(source, {"README": b"r", "lib": {"x.c": b"x"}}), [])
+    target = _holding(source, tmp_path / "target", [first])
+    later = ({"README": b"r", "lib": pygit2.Oid(hex="ab" * 20)} if then.startswith("a nested")
+             else {"README": b"r", "lib": {"x.c": b"x"}, "empty": {"inner": {}}})
+    second = source.create_commit(None, sig, sig, "two", _tree(source, later), [first])
+    copy_objects(source, target, [second])
+    assert all(oid in target for oid in _reachable(source, [second]))

@@ -399,3 +399,15 @@ def test_a_lander_whose_pass_fails_gives_the_lease_up_for_another_to_land_at_onc
     second = lander(root, upstream, tmp_path, "L2")
     assert second.pass_once() == 1
     assert f"done {t2}: check 2 (agent w2)" in landed(upstream)
+
+
+def test_giving_the_lease_up_never_raises_over_the_error_that_ended_the_pass(tmp_path):
+    """A release is best effort: one that cannot be pushed (here the clone lost its lease's tip) leaves
+    the hold to run out, forgets it, and raises nothing that would hide why the pass failed."""
+    root, upstream, (t1, _, _) = project(tmp_path)
+    queue_change(upstream, tmp_path, t1, {"checks/check1.txt": "ok\n"}, passes=("checks::check1",))
+    one = lander(root, upstream, tmp_path, "L1")
+    assert one.pass_once() == 1 and one.lease.held
+    one.lease.tip = "ab" * 20  # a commit the clone does not have
+    one.lease.release()
+    assert not one.lease.held and one.lease.tip is None

@@ -12,6 +12,7 @@ both). Any other, and every remote one, is pushed to by `git push`, which runs i
 from __future__ import annotations
 
 import contextlib
+import heapq
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -42,6 +43,10 @@ HELD = ("file exists", "failed to lock file")
 # lock only for the moment of the update, and an upstream pushed to in process runs no hook that could
 # hold it longer (direct() sends those to `git push`).
 STALE_REF_LOCK_S = 10.0
+# The refs whose history a copy takes as whole in its target: the branches, the remote-tracking
+# branches, the team's own (queue, lease). Tags and any other ref are left out: fewer to walk from, and
+# leaving one out only copies more.
+TRUSTED_REFS = ("refs/heads/", "refs/remotes/", "refs/clude/")
 # How far a commit's descendants may be dated before it (clocks set apart on the machines that made
 # them) for a copy to still find it in a ref's history; one dated further is copied again, no worse. The
 # look goes back this far beyond the commit's own time, across every ref (the lease's chain included).
@@ -136,19 +141,24 @@ def copy_objects(source: pygit2.Repository, target: pygit2.Repository, tips: lis
 
 
 def _settled(target: pygit2.Repository) -> Callable[[pygit2.Oid], bool]:
-    """Whether `target` has an object whole: a commit when one of its refs points at it or at a commit
-    after it, any other object when it is there. The refs' own commits answer at once (the usual case:
-    a fetch stops at the last one fetched); any other commit is looked for in their history, newest
-    first, going no further back than its own time (SKEW_S before it): an unrelated history (the
-    lease's chain beside main) is not walked to its root."""
-    tips: list[pygit2.Oid] = []
+    """Whether `target` has an object whole: a commit when one of its refs (TRUSTED_REFS) points at it
+    or at a commit after it, any other object when it is there. One walk of the refs' history serves
+    every question of a copy: newest first, and only as far back as the oldest commit asked about (its
+    time less SKEW_S), so an unrelated history (the lease's chain beside main) is not walked to its
+    root. A history the target does not have whole trusts nothing but the refs' own commits."""
+    tips: set[pygit2.Oid] = set()
     for name in target.listall_references():
-        with contextlib.suppress(pygit2.GitError, KeyError, ValueError, TypeError):
-            tips.append(target.references[name].peel(pygit2.Commit).id)
-    at_tips = set(tips)
+        if name.startswith(TRUSTED_REFS):
+            with contextlib.suppress(pygit2.GitError, KeyError, ValueError, TypeError):
+                tips.add(target.references[name].peel(pygit2.Commit).id)
+    reached = set(tips)  # the commits the refs reach that the walk has come to
+    heap = [(-target[oid].commit_time, oid.raw, oid) for oid in tips]
+    heapq.heapify(heap)
+    broken = False
 
     def settled(oid: pygit2.Oid) -> bool:
-        if oid in at_tips:
+        nonlocal broken
+        if oid in tips:
             return True
         try:
             obj = target[oid]
@@ -156,21 +166,19 @@ def _settled(target: pygit2.Repository) -> Callable[[pygit2.Oid], bool]:
             return False
         if obj.type != ObjectType.COMMIT:
             return True
-        if not tips:
-            return False
         oldest = obj.commit_time - SKEW_S
-        try:
-            walk = target.walk(tips[0], pygit2.enums.SortMode.TIME)
-            for tip in tips[1:]:
-                walk.push(tip)
-            for commit in walk:
-                if commit.id == oid:
-                    return True
-                if commit.commit_time < oldest:
-                    return False
-        except (pygit2.GitError, KeyError, ValueError):  # a history it does not have whole: copied again
-            return False
-        return False
+        while oid not in reached and heap and -heap[0][0] >= oldest and not broken:
+            _, _, current = heapq.heappop(heap)
+            for parent in target[current].parent_ids:
+                if parent in reached:
+                    continue
+                try:
+                    heapq.heappush(heap, (-target[parent].commit_time, parent.raw, parent))
+                except KeyError:
+                    broken = True
+                    break
+                reached.add(parent)
+        return oid in reached and not broken
     return settled
 
 
@@ -206,11 +214,18 @@ def _copy_changes(source: pygit2.Repository, target: pygit2.Repository, tree: py
     trees: list[pygit2.Oid] = []
     for folder in sorted(folders, key=lambda f: f.count("/"), reverse=True):  # deepest first
         try:
-            trees.append(new[folder].id)
+            entry = new[folder]
         except KeyError:  # the folder is gone in `tree`
             continue
+        if entry.type == ObjectType.TREE:  # not a nested repository's commit where the folder was
+            trees.append(entry.id)
     trees.append(tree)
-    return _write(source, target, [oid for oid in [*blobs, *trees] if oid not in target])
+    todo = [oid for oid in [*blobs, *trees] if oid not in target]
+    # a folder that holds only folders without files (no diff entry names it) is copied whole
+    written = set(todo)
+    bare = [entry.id for oid in trees if oid in written for entry in source[oid]
+            if entry.type == ObjectType.TREE and entry.id not in written and entry.id not in target]
+    return _copy_walk(source, target, bare) + _write(source, target, todo)
 
 
 def _copy_walk(source: pygit2.Repository, target: pygit2.Repository, tips: list[pygit2.Oid]) -> int:

@@ -25,6 +25,7 @@ from clude.team.queue.batch import Rejected, settle_batch
 from clude.team.queue.enqueue import CLUDE_FETCH
 from clude.team.queue.lease import Holder, LandingLease
 from clude.team.board.records import append_progress, failure_record, progress_line
+from clude.team.protocol.failures import unreachable
 from clude.team.protocol.sync import UpstreamRejected, race_backoff
 from clude.team.board.tasks import TaskFileError, parse_task
 from clude.team.work.verify import UNUSABLE_BASELINE, BaselineUnusable, Judge, baseline, failure_lines
@@ -162,10 +163,12 @@ class Lander:
             return 0
         except LeaseLost:
             return 0
-        except BaseException:
+        except BaseException as error:
             # whatever went wrong here, another lander may do better, at once: a lander whose every
-            # pass failed kept the lease of its last good pass, and every other waited lease_s for it
-            self.lease.release()
+            # pass failed kept the lease of its last good pass, and every other waited lease_s for it.
+            # Not when the upstream is out of reach: the release would wait for it too, and others with it
+            if not unreachable(error):
+                self.lease.release()
             raise
 
     def _pass(self, main: str, entries: list[Entry]) -> int:

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from clude.gitcli import GitError
 from clude.team.protocol.git import Repo
 from clude.team.protocol.sync import UpstreamRejected
 
@@ -108,12 +107,13 @@ class LandingLease:
     def release(self) -> None:
         """Give the lease up (a hold that ended at once), when held; best effort."""
         with self._guard:
-            if self.tip is not None:
-                try:
+            try:
+                if self.tip is not None:
                     self._push(self.tip, self.clock())
-                except (UpstreamRejected, GitError, OSError):  # out of reach, or this clone broken: it runs out
-                    pass
-            self.tip = self.until = None
+            except Exception:  # out of reach, refused, this clone broken: the hold runs out by itself
+                pass
+            finally:
+                self.tip = self.until = None
 
     @contextmanager
     def keeping(self) -> Iterator[threading.Event]:

@@ -5,6 +5,8 @@ holder's lease ran out or its process died on this host — and otherwise sleeps
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -39,10 +41,16 @@ class LanderService:
     def of_worker(cls, folder: Path, url: str, judge: Judge | None, events: EventLog, *, agent: str, host: str,
                   lease_s: float, clock: Callable[[], datetime], turn: Callable[[Callable[[], Any]], Any]
                   ) -> LanderService:
-        """A worker's lander, on a clone of the upstream of its own (`folder`) made anew at every start:
-        nothing in it outlives a pass, and a clone that an earlier clude left without some of its
-        objects (protocol/local.py: copy_objects) is not kept."""
-        remove_tree(folder)
+        """A worker's lander, on a clone of the upstream of its own (`folder`), made anew at every start
+        when the upstream is on this machine: nothing in it outlives a pass, and a clone that an earlier
+        clude made while pushes wrote to the upstream, then left without some of its objects
+        (protocol/local.py: copy_objects), is not kept. The old clone is moved aside first (a test run
+        a killed worker left may still write in it) and removed when it can be."""
+        if is_local_url(url) and folder.exists():
+            os.rename(folder, folder.with_name(f"{folder.name}.old-{os.getpid()}-{time.time_ns()}"))
+        for old in folder.parent.glob(f"{folder.name}.old-*"):
+            with contextlib.suppress(OSError):
+                remove_tree(old)
         lander = Lander(Repo.clone(url, folder, agent=agent), judge, events, agent=agent, host=host,
                         lease_s=lease_s, clock=clock, turn=turn)
         return cls(lander, url, host=host, lease_s=lease_s, on_error=lambda e: events.emit(
