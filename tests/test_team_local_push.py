@@ -374,3 +374,29 @@ def test_a_copy_brings_trees_no_file_change_names(tmp_path, then):
     second = source.create_commit(None, sig, sig, "two", _tree(source, later), [first])
     copy_objects(source, target, [second])
     assert all(oid in target for oid in _reachable(source, [second]))
+
+
+def _lose_a_blob_of_main(clone: Path) -> None:
+    """Take away the object of a file main holds from a clone (as an earlier clude's copy could leave it)."""
+    blob = git(clone, "rev-parse", "refs/remotes/origin/main:src/a1.py").stdout.strip()
+    (clone / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
+
+
+def test_a_clone_missing_objects_of_main_is_made_anew_where_it_is_reused(tmp_path, upstream):
+    """A worker's clones are reused at its start, and the board's view clone by every command: one an
+    earlier clude left without objects main holds is made anew, not kept failing."""
+    from clude.team.protocol.admin import view
+
+    a = Repo.clone(str(upstream), tmp_path / "a", agent="a1")
+    change(a, "a1.py", "x = 1\n")
+    assert a.push().status == "ok"
+    worker = Repo.clone(str(upstream), tmp_path / "worker", agent="w1")
+    _lose_a_blob_of_main(worker.path)
+    again = Repo.clone(str(upstream), tmp_path / "worker", agent="w1", check=True)
+    again.reset_to_upstream()
+    assert (again.path / "src" / "a1.py").read_text() == "x = 1\n"
+    root = tmp_path / "project"
+    (root / ".clude").mkdir(parents=True)
+    board = view(root, str(upstream))
+    _lose_a_blob_of_main(board.path)
+    assert (view(root, str(upstream)).path / "src" / "a1.py").read_text() == "x = 1\n"

@@ -10,6 +10,7 @@ from pathlib import Path
 from clude.config.settings import Settings
 from clude.team.board.board import Board, dependency_problems, read_board
 from clude.team.protocol.git import Repo
+from clude.team.protocol.objects import ObjectError, remove_tree
 from clude.team.board.layout import TASKS_DIR, task_path
 from clude.team.protocol.sync import update_upstream
 from clude.team.board.tasks import Task, parse_task, render_task
@@ -43,9 +44,15 @@ def view(root: Path, upstream: str, name: str = VIEW_CLONE) -> Repo:
     name) while it uses the clone."""
     from clude.harness.runner import clude_dir
 
-    repo = Repo.clone(upstream, clude_dir(root) / "team" / name)
+    folder = clude_dir(root) / "team" / name
+    repo = Repo.clone(upstream, folder)
     repo.fetch()
-    repo.reset_to_upstream()
+    try:
+        repo.reset_to_upstream()
+    except ObjectError:  # objects of main missing (an earlier clude's copy, protocol/local.py): anew
+        remove_tree(folder)
+        repo = Repo.clone(upstream, folder)
+        repo.reset_to_upstream()
     return repo
 
 

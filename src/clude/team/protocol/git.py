@@ -59,10 +59,12 @@ class Repo:
         return f"Repo({str(self.path)!r}, agent={self.agent!r})"
 
     @classmethod
-    def clone(cls, url: str, path: Path, *, agent: str = "clude",
-              timeout: float = NETWORK_TIMEOUT) -> Repo:
+    def clone(cls, url: str, path: Path, *, agent: str = "clude", timeout: float = NETWORK_TIMEOUT,
+              check: bool = False) -> Repo:
         """Clone the upstream's main into path; a path that already is a clone of url is reused
-        (fetched, its files left alone). Raises GitError when path holds something else."""
+        (fetched, its files left alone), unless `check` finds objects of main missing in it (a walk of
+        main's tree: for a clone reused at a worker's start). Raises GitError when path holds something
+        else."""
         path = Path(path).absolute()
         if is_local_url(url):  # made absolute: `git -C` below would move a relative path
             url = str(Path(url).expanduser().absolute())
@@ -73,22 +75,28 @@ class Repo:
                 raise GitError(f"{path} is already a git repository, cloned from {current or 'nowhere'}"
                                f" rather than {url}: remove it or choose another folder")
             repo.fetch()
-        else:
-            if path.exists() and (not path.is_dir() or any(path.iterdir())):
-                raise GitError(f"cannot clone into {path}: it exists and is not an empty folder")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            has_main = reaching(lambda: git_text(path.parent, "ls-remote", "--heads", url,
-                                                 f"refs/heads/{BRANCH}", timeout=timeout))
-            branch = ("--branch", BRANCH) if has_main else ()
+            main = f"refs/remotes/{ORIGIN}/{BRANCH}"
+            if not check or not is_local_url(url) or repo.rev(main) is None or objects.whole(repo.objects(), main):
+                repo._exclude_local_state()
+                return repo
+            # an earlier clude's in-process fetch left this clone without some of main's objects
+            # (local.copy_objects trusted a commit a racing `git clone` held without its tree): anew
+            objects.remove_tree(path)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise GitError(f"cannot clone into {path}: it exists and is not an empty folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        has_main = reaching(lambda: git_text(path.parent, "ls-remote", "--heads", url,
+                                             f"refs/heads/{BRANCH}", timeout=timeout))
+        branch = ("--branch", BRANCH) if has_main else ()
 
-            def clone() -> None:
-                shutil.rmtree(path, ignore_errors=True)  # what a clone cut off by the network left
-                run_git(path.parent, "clone", "--quiet", "--origin", ORIGIN, *branch, url, str(path),
-                        timeout=timeout)
+        def clone() -> None:
+            shutil.rmtree(path, ignore_errors=True)  # what a clone cut off by the network left
+            run_git(path.parent, "clone", "--quiet", "--origin", ORIGIN, *branch, url, str(path),
+                    timeout=timeout)
 
-            reaching(clone)
-            if not has_main:  # an upstream without commits yet: our first commit starts main
-                repo.git("symbolic-ref", "HEAD", f"refs/heads/{BRANCH}")
+        reaching(clone)
+        if not has_main:  # an upstream without commits yet: our first commit starts main
+            repo.git("symbolic-ref", "HEAD", f"refs/heads/{BRANCH}")
         repo._exclude_local_state()
         return repo
 

@@ -85,6 +85,24 @@ def blob_ids(repo: pygit2.Repository, ref: str, paths: Iterable[str]) -> dict[st
     return found
 
 
+def whole(repo: pygit2.Repository, ref: str) -> bool:
+    """Whether every object of `ref`'s tree is in the repository (nested repositories' commits aside)."""
+    try:
+        stack = [commit_of(repo, ref).tree_id]
+        while stack:
+            tree = repo[stack.pop()]
+            for entry in tree:
+                if entry.filemode == GITLINK:
+                    continue
+                if entry.id not in repo:
+                    return False
+                if entry.type == ObjectType.TREE:
+                    stack.append(entry.id)
+    except (KeyError, GitError, pygit2.GitError):
+        return False
+    return True
+
+
 def walk(repo: pygit2.Repository, ref: str, under: str = "") -> Iterator[tuple[str, pygit2.Object]]:
     """(path, entry) of every file at ref, in tree order; only those under the folder `under`."""
     if under:

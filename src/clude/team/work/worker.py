@@ -198,8 +198,8 @@ class Worker(AttemptSteps):
             git_dir = self.c.workdir / clone / ".git"
             for stale in [*git_dir.glob("*.lock"), *git_dir.glob("refs/**/*.lock")]:
                 stale.unlink(missing_ok=True)
-        self.control = Repo.clone(self.c.upstream, self.c.workdir / "control", agent=self.c.agent_id)
-        self.land = Repo.clone(self.c.upstream, self.c.workdir / "land", agent=self.c.agent_id)
+        self.control = Repo.clone(self.c.upstream, self.c.workdir / "control", agent=self.c.agent_id, check=True)
+        self.land = Repo.clone(self.c.upstream, self.c.workdir / "land", agent=self.c.agent_id, check=True)
         self.repo = TeamRepository(self.control, self.land, agent=self.c.agent_id, host=self.host, role=self.c.role,
                                    lease_s=self.team.lease_s, clock=self.c.clock, state_dir=self.c.state_dir,
                                    rng=self.rng, keep_apart=self.team.overlap == "apart")
