@@ -216,7 +216,7 @@ def _holding(source, path: Path, known: list):
     what its refs reach)."""
     import pygit2
 
-    from clude.team.protocol.local import copy_objects
+    from clude.team.protocol.transfer import copy_objects
 
     target = pygit2.init_repository(str(path), bare=True)
     copy_objects(source, target, known)
@@ -255,7 +255,7 @@ def test_a_copy_brings_everything_reachable_and_a_copy_cut_short_leaves_no_objec
     of writes leaves no object in it whose parts are missing (the next copy may stop at any object)."""
     import pygit2
 
-    from clude.team.protocol.local import copy_objects
+    from clude.team.protocol.transfer import copy_objects
 
     base = tmp_path_factory.mktemp("copy")
     source = pygit2.init_repository(str(base / "source"), bare=True)
@@ -307,7 +307,7 @@ def test_a_copy_into_a_clone_holding_objects_without_their_parts_brings_everythi
     reads failing for good: a lander's every pass, in bench_team)."""
     import pygit2
 
-    from clude.team.protocol.local import copy_objects
+    from clude.team.protocol.transfer import copy_objects
 
     base = tmp_path_factory.mktemp("strays")
     source = pygit2.init_repository(str(base / "source"), bare=True)
@@ -363,7 +363,7 @@ def test_a_copy_brings_trees_no_file_change_names(tmp_path, then):
     neither repository and is not copied), and a folder that holds only folders without files."""
     import pygit2
 
-    from clude.team.protocol.local import copy_objects
+    from clude.team.protocol.transfer import copy_objects
 
     sig = pygit2.Signature("t", "t@t")
     source = pygit2.init_repository(str(tmp_path / "source"), bare=True)

@@ -49,7 +49,7 @@ def view(root: Path, upstream: str, name: str = VIEW_CLONE) -> Repo:
     repo.fetch()
     try:
         repo.reset_to_upstream()
-    except ObjectError:  # objects of main missing (an earlier clude's copy, protocol/local.py): anew
+    except ObjectError:  # objects of main missing (an earlier clude's copy, protocol/transfer.py): anew
         remove_tree(folder)
         repo = Repo.clone(upstream, folder)
         repo.reset_to_upstream()

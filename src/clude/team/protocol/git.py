@@ -80,7 +80,7 @@ class Repo:
                 repo._exclude_local_state()
                 return repo
             # an earlier clude's in-process fetch left this clone without some of main's objects
-            # (local.copy_objects trusted a commit a racing `git clone` held without its tree): anew
+            # (transfer.copy_objects trusted a commit a racing `git clone` held without its tree): anew
             objects.remove_tree(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise GitError(f"cannot clone into {path}: it exists and is not an empty folder")

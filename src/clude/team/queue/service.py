@@ -44,7 +44,7 @@ class LanderService:
         """A worker's lander, on a clone of the upstream of its own (`folder`), made anew at every start
         when the upstream is on this machine: nothing in it outlives a pass, and a clone that an earlier
         clude made while pushes wrote to the upstream, then left without some of its objects
-        (protocol/local.py: copy_objects), is not kept. The old clone is moved aside first (a test run
+        (protocol/transfer.py: copy_objects), is not kept. The old clone is moved aside first (a test run
         a killed worker left may still write in it) and removed when it can be."""
         if is_local_url(url) and folder.exists():
             os.rename(folder, folder.with_name(f"{folder.name}.old-{os.getpid()}-{time.time_ns()}"))
